@@ -1,0 +1,146 @@
+#include "agents/bridge.hpp"
+
+#include "core/logging.hpp"
+#include "delivery/delivery.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+namespace agentwire::agents {
+
+AgentWebSocketBridge::AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
+                                           std::vector<std::string> dependencies)
+    : Component("agent_bridge", std::move(dependencies)),
+      delivery_(delivery),
+      store_(store),
+      options_(std::move(options)),
+      log_(core::logger("agents")) {}
+
+AgentWebSocketBridge::~AgentWebSocketBridge() { stop(); }
+
+void AgentWebSocketBridge::addAgent(AgentPtr agent) {
+  auto name = agent->name();
+  agents_[name] = std::move(agent);
+}
+
+void AgentWebSocketBridge::start() {
+  if (agents_.find(options_.default_agent) == agents_.end()) {
+    throw std::runtime_error(fmt::format("default agent '{}' is not registered", options_.default_agent));
+  }
+  std::lock_guard lock(mutex_);
+  stopping_ = false;
+  accepting_ = true;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { workerLoop(); });
+  log_->info("agent bridge ready: {} workers, agents: {}", options_.workers, fmt::join(agentNames(), ", "));
+}
+
+void AgentWebSocketBridge::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+    stopping_ = true;
+    // Runs still queued or in flight end with agent_stopped: no run is left without its last event.
+    for (auto& [id, entry] : runs_) entry.second->cancel();
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+}
+
+std::unique_ptr<UserEmitter> AgentWebSocketBridge::createUserEmitter(const UserContext& ctx) {
+  return std::unique_ptr<UserEmitter>(new UserEmitter(delivery_, ctx));
+}
+
+core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx, std::string input,
+                                                         const std::string& agent_name) {
+  const std::string& name = agent_name.empty() ? options_.default_agent : agent_name;
+  auto it = agents_.find(name);
+  if (it == agents_.end()) return core::Error{"unknown_agent", fmt::format("no agent named '{}'", name)};
+  std::lock_guard lock(mutex_);
+  if (!accepting_) return core::Error{"not_ready", "the agent bridge is not running"};
+  if (queue_.size() >= options_.max_queue) {
+    return core::Error{"rate_limited", fmt::format("agent queue is full ({} runs waiting)", queue_.size())};
+  }
+  auto token = std::make_shared<CancelToken>();
+  runs_[ctx.run_id] = {ctx.user_id, token};
+  queue_.push_back(Run{ctx, std::move(input), it->second.get(), token});
+  cv_.notify_one();
+  return ctx.run_id;
+}
+
+bool AgentWebSocketBridge::stopRun(const std::string& user_id, const std::string& run_id) {
+  std::lock_guard lock(mutex_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end() || it->second.first != user_id) return false;
+  it->second.second->cancel();
+  return true;
+}
+
+std::size_t AgentWebSocketBridge::activeRuns() const {
+  std::lock_guard lock(mutex_);
+  return runs_.size();
+}
+
+std::vector<std::string> AgentWebSocketBridge::agentNames() const {
+  std::vector<std::string> out;
+  for (const auto& [n, a] : agents_) out.push_back(n);
+  return out;
+}
+
+void AgentWebSocketBridge::workerLoop() {
+  for (;;) {
+    Run run;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      run = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    execute(run);
+    std::lock_guard lock(mutex_);
+    runs_.erase(run.ctx.run_id);
+  }
+}
+
+void AgentWebSocketBridge::execute(Run& run) {
+  auto emitter = createUserEmitter(run.ctx);
+  auto t0 = std::chrono::steady_clock::now();
+  emitter->emit("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}});
+  std::string answer;
+  std::string error;
+  try {
+    if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, *emitter, *run.cancel);
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown error";
+  }
+  double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!error.empty()) {
+    log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
+                run.ctx.user_id, run.ctx.thread_id, error);
+    emitter->emit("agent_error", {{"code", "internal"}, {"message", error}});
+    return;
+  }
+  if (run.cancel->cancelled()) {
+    emitter->emit("agent_stopped", {});
+    return;
+  }
+  store::Message m;
+  m.id = run.ctx.run_id + "_answer";
+  m.thread_id = run.ctx.thread_id;
+  m.user_id = run.ctx.user_id;
+  m.role = "agent";
+  m.content = answer;
+  m.run_id = run.ctx.run_id;
+  auto stored = store_.addMessage(m);
+  if (!stored) {
+    emitter->emit("agent_error", {{"code", "internal"}, {"message", "cannot store the answer"}});
+    return;
+  }
+  emitter->emit("agent_completed", {{"message_id", m.id}, {"content", answer}, {"execution_time_ms", took}});
+}
+
+}  // namespace agentwire::agents

@@ -1,0 +1,82 @@
+#pragma once
+
+#include "agents/agent.hpp"
+#include "agents/user_emitter.hpp"
+#include "lifecycle/component.hpp"
+#include "store/store.hpp"
+
+#include <spdlog/logger.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace agentwire::delivery {
+class Delivery;
+}
+
+namespace agentwire::agents {
+
+// The AgentWebSocketBridge: hands out one emitter per user run and runs agents off the I/O
+// threads on a small worker pool with a bounded queue. A component ("agent_bridge"), healthy
+// once started; there is no global instance.
+//
+// Every run emits exactly one agent_started first and exactly one of agent_completed,
+// agent_error, agent_stopped last; the final answer is stored as a message of the thread.
+class AgentWebSocketBridge final : public lifecycle::Component {
+ public:
+  struct Options {
+    int workers = 4;
+    std::size_t max_queue = 1000;
+    std::string default_agent = "echo";
+  };
+
+  AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
+                       std::vector<std::string> dependencies);
+  ~AgentWebSocketBridge() override;
+
+  void addAgent(AgentPtr agent);  // before start()
+
+  void start() override;
+  void stop() override;
+
+  // An emitter bound to ctx's user, thread and run.
+  std::unique_ptr<UserEmitter> createUserEmitter(const UserContext& ctx);
+
+  // Queues a run. Errors: not_ready (bridge not started), rate_limited (queue full),
+  // unknown_agent. ctx.run_id must be set.
+  core::Result<std::string> startRun(const UserContext& ctx, std::string input, const std::string& agent_name);
+  // Cooperative cancel; false when the run is unknown or not the user's.
+  bool stopRun(const std::string& user_id, const std::string& run_id);
+
+  std::size_t activeRuns() const;
+  std::vector<std::string> agentNames() const;
+
+ private:
+  struct Run {
+    UserContext ctx;
+    std::string input;
+    Agent* agent = nullptr;
+    std::shared_ptr<CancelToken> cancel;
+  };
+  void workerLoop();
+  void execute(Run& run);
+
+  delivery::Delivery& delivery_;
+  store::Store& store_;
+  Options options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::map<std::string, AgentPtr> agents_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Run> queue_;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<CancelToken>>> runs_;  // run -> (user, token)
+  bool accepting_ = false;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace agentwire::agents

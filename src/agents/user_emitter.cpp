@@ -1,0 +1,11 @@
+#include "agents/user_emitter.hpp"
+
+#include "delivery/delivery.hpp"
+
+namespace agentwire::agents {
+
+core::Result<int64_t> UserEmitter::emit(const std::string& type, boost::json::object data) const {
+  return delivery_.deliver(ctx_.user_id, delivery::Event{type, ctx_.thread_id, ctx_.run_id, std::move(data)});
+}
+
+}  // namespace agentwire::agents

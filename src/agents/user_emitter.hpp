@@ -1,0 +1,39 @@
+#pragma once
+
+#include "core/result.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <string>
+
+namespace agentwire::delivery {
+class Delivery;
+}
+
+namespace agentwire::agents {
+
+// Who a run is for. Created per request, never shared between users.
+struct UserContext {
+  std::string user_id;
+  std::string thread_id;
+  std::string run_id;
+  std::string request_id;
+};
+
+// The only way agent code reaches a user: an emitter is bound at creation to one user, one
+// thread and one run, and has no way to name another. Events go through delivery, so they get
+// a seq, are stored, and wait for a user who is offline. Thread-safe.
+class UserEmitter {
+ public:
+  core::Result<int64_t> emit(const std::string& type, boost::json::object data) const;
+  const UserContext& context() const { return ctx_; }
+
+ private:
+  friend class AgentWebSocketBridge;
+  UserEmitter(delivery::Delivery& delivery, UserContext ctx) : delivery_(delivery), ctx_(std::move(ctx)) {}
+
+  delivery::Delivery& delivery_;
+  const UserContext ctx_;
+};
+
+}  // namespace agentwire::agents

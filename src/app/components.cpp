@@ -1,0 +1,32 @@
+#include "app/components.hpp"
+
+#include "core/logging.hpp"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace agentwire::app {
+
+ConfigComponent::ConfigComponent(const core::Config& config) : Component("config", {}), config_(config) {}
+
+void ConfigComponent::start() {
+  auto dir = std::filesystem::path(config_.store.path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create data directory '{}': {}", dir.string(), ec.message()));
+  auto probe = dir / ".agentwire-write-test";
+  {
+    std::ofstream f(probe);
+    if (!f) throw std::runtime_error(fmt::format("data directory '{}' is not writable", dir.string()));
+  }
+  std::filesystem::remove(probe, ec);
+  core::logger("config")->debug("effective configuration:\n{}", core::renderConfig(config_));
+}
+
+WsGateway::WsGateway(std::vector<std::string> dependencies) : Component("ws_gateway", std::move(dependencies)) {}
+
+}  // namespace agentwire::app

@@ -1,0 +1,67 @@
+// agentwire: the command line. `serve` runs the gateway; `check-config` validates and prints
+// the effective configuration with secrets masked.
+#include "app/server.hpp"
+#include "core/config.hpp"
+#include "core/logging.hpp"
+#include "core/version.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+using agentwire::core::ConfigOverride;
+
+int main(int argc, char** argv) {
+  CLI::App app{"agentwire: a real-time gateway between AI agents and the people who chat with them"};
+  app.set_version_flag("--version", agentwire::core::kVersion);
+  app.require_subcommand(1);
+
+  std::string config_path;
+  std::vector<std::string> sets;
+  std::string host, log_level, port_file;
+  int port = -1;
+  auto addCommon = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
+    cmd->add_option("--set", sets, "override a key: --set server.port=9000 (repeatable)");
+    cmd->add_option("--host", host, "listen address (server.host)");
+    cmd->add_option("-p,--port", port, "listen port, 0 = any free port (server.port)");
+    cmd->add_option("--port-file", port_file, "write the bound port to this file (server.port_file)");
+    cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error (log.level)");
+  };
+  auto* serve = app.add_subcommand("serve", "run the gateway");
+  auto* check = app.add_subcommand("check-config", "validate and print the effective configuration");
+  addCommon(serve);
+  addCommon(check);
+
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<ConfigOverride> overrides;
+  for (const auto& s : sets) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "agentwire: --set expects key=value, got '%s'\n", s.c_str());
+      return 2;
+    }
+    overrides.push_back({s.substr(0, eq), s.substr(eq + 1)});
+  }
+  if (!host.empty()) overrides.push_back({"server.host", host});
+  if (port >= 0) overrides.push_back({"server.port", std::to_string(port)});
+  if (!port_file.empty()) overrides.push_back({"server.port_file", port_file});
+  if (!log_level.empty()) overrides.push_back({"log.level", log_level});
+
+  agentwire::core::Config config;
+  try {
+    config = agentwire::core::loadConfig(config_path, agentwire::core::processEnvironment(), overrides);
+  } catch (const agentwire::core::ConfigError& e) {
+    std::fprintf(stderr, "agentwire: invalid configuration: %s\n", e.what());
+    return 2;
+  }
+
+  if (check->parsed()) {
+    std::cout << agentwire::core::renderConfig(config);
+    return 0;
+  }
+  agentwire::core::setLogLevel(config.log.level);
+  return agentwire::app::runServer(config);
+}

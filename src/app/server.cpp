@@ -1,0 +1,173 @@
+#include "app/server.hpp"
+
+#include "agents/bridge.hpp"
+#include "agents/echo_agent.hpp"
+#include "analytics/analytics_component.hpp"
+#include "app/components.hpp"
+#include "core/logging.hpp"
+#include "core/version.hpp"
+#include "delivery/delivery.hpp"
+#include "gateway/chat_handlers.hpp"
+#include "gateway/message_router.hpp"
+#include "health/probes.hpp"
+#include "health/self_check.hpp"
+#include "lifecycle/registry.hpp"
+#include "net/http_server.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+namespace agentwire::app {
+namespace {
+
+// Sends WATCHDOG=1 at half the interval systemd asked for, until stopped.
+class Watchdog {
+ public:
+  Watchdog() {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    thread_ = std::jthread([usec](std::stop_token st) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      while (!st.stop_requested()) {
+        sd_notify(0, "WATCHDOG=1");
+        cv.wait_for(lock, st, std::chrono::microseconds(usec / 2), [] { return false; });
+      }
+    });
+  }
+
+ private:
+  std::jthread thread_;
+};
+
+void writePortFile(const std::string& path, uint16_t port) {
+  if (path.empty()) return;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << port << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());  // atomic: readers never see a partial file
+}
+
+}  // namespace
+
+int runServer(const core::Config& cfg) {
+  auto log = core::logger("main");
+  // Signals are taken synchronously by this thread; every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  lifecycle::StartupTrace trace;
+  lifecycle::Registry registry(trace);
+
+  registry.add(std::make_unique<ConfigComponent>(cfg));
+  auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, std::vector<std::string>{"config"}));
+  auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, std::vector<std::string>{"store"}));
+  // The bridge is built before the router (the handlers hold a reference to it) but starts after.
+  auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
+      delivery, store,
+      agents::AgentWebSocketBridge::Options{cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue),
+                                            cfg.agents.default_agent},
+      std::vector<std::string>{"delivery", "message_handlers", "analytics"});
+  auto* bridge_ptr = bridge_owned.get();
+  auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
+      trace,
+      [&store, &delivery, bridge_ptr](gateway::MessageRouter& r) {
+        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr});
+      },
+      std::vector<std::string>{"delivery"}));
+  registry.add(std::make_unique<analytics::AnalyticsComponent>(cfg.analytics,
+                                                               std::vector<std::string>{"message_handlers"}));
+  auto& bridge = registry.add(std::move(bridge_owned));
+  bridge.addAgent(std::make_unique<agents::EchoAgent>());
+  auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
+      router, delivery, trace, std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
+      cfg.selfcheck.enabled, std::vector<std::string>{"agent_bridge"}));
+  auto& ws_gateway = registry.add(std::make_unique<WsGateway>(std::vector<std::string>{"self_check"}));
+
+  try {
+    registry.validate();
+  } catch (const lifecycle::GraphError& e) {
+    std::fprintf(stderr, "agentwire: invalid component graph: %s\n", e.what());
+    return 1;
+  }
+
+  health::Probes probes(registry);
+  net::HttpServer server(net::HttpServer::Options{cfg.server.host, static_cast<uint16_t>(cfg.server.port),
+                                                  cfg.server.threads});
+  server.route("GET", "/health/live", [&](const net::HttpRequest&) { return probes.live(); });
+  server.route("GET", "/health/ready", [&](const net::HttpRequest&) { return probes.ready(); });
+  server.route("GET", "/health/startup", [&](const net::HttpRequest&) { return probes.startup(); });
+  server.route("GET", "/health", [&](const net::HttpRequest&) { return probes.overall(); });
+  server.route("GET", "/health/selfcheck", [&](const net::HttpRequest&) {
+    if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
+    auto r = self_check.runOnce();
+    if (!r) return net::jsonError(503, "selfcheck_failed", r.error().message);
+    return net::HttpReply{200, "application/json",
+                          boost::json::serialize(boost::json::object{{"ok", true}, {"took_ms", r->took_ms}}),
+                          {}};
+  });
+  server.setUpgradeGate([&](const net::HttpRequest& req) {
+    if (req.path != "/ws") return net::jsonError(404, "not_found", "WebSocket endpoint is /ws");
+    if (!probes.isReady() || !ws_gateway.accepting()) {
+      auto r = net::jsonError(503, "not_ready", "the server is not ready");
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+    return net::HttpReply{0, {}, {}, {}};
+  });
+
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "agentwire: %s\n", e.what());
+    return 1;
+  }
+  writePortFile(cfg.server.port_file, server.port());
+  log->info("agentwire {} listening on http://{}:{} (probes answer while starting)", core::kVersion, cfg.server.host,
+            server.port());
+
+  lifecycle::StartResult started;
+  try {
+    started = registry.startAll();
+  } catch (const lifecycle::GraphError& e) {
+    started = lifecycle::StartResult{false, "registry", e.what()};
+  }
+  if (!started.ok) {
+    std::fprintf(stderr, "agentwire: startup failed: component '%s': %s\n", started.failed_component.c_str(),
+                 started.error.c_str());
+    server.stop();
+    return 1;
+  }
+  log->info("ready in {:.2f} ms", trace.sinceOriginMs());
+  sd_notify(0, "READY=1");
+  Watchdog watchdog;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  registry.beginShutdown();  // readiness is false from here on
+  sd_notify(0, "STOPPING=1");
+  if (cfg.server.shutdown_delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(cfg.server.shutdown_delay_ms));
+  }
+  server.stopAccepting();
+  registry.stopAll();
+  server.stop();
+  log->info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace agentwire::app

@@ -1,0 +1,248 @@
+#include "core/config.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <functional>
+
+extern char** environ;
+
+namespace agentwire::core {
+namespace {
+
+enum class Kind { Int, Bool, String };
+
+// One row per key: how to parse it into the Config and how to print it back.
+// A table instead of hand-written code per layer keeps TOML, env, flags and check-config in step.
+struct KeySpec {
+  const char* name;
+  Kind kind;
+  bool secret;
+  std::function<void(Config&, const std::string&)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+int parseInt(const std::string& key, const std::string& v, int lo, int hi) {
+  int out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc{} || p != v.data() + v.size()) {
+    throw ConfigError(fmt::format("configuration key '{}': '{}' is not an integer", key, v));
+  }
+  if (out < lo || out > hi) {
+    throw ConfigError(fmt::format("configuration key '{}': {} is out of range [{}, {}]", key, out, lo, hi));
+  }
+  return out;
+}
+
+bool parseBool(const std::string& key, const std::string& v) {
+  std::string l = v;
+  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (l == "true" || l == "1" || l == "yes" || l == "on") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "off") return false;
+  throw ConfigError(fmt::format("configuration key '{}': '{}' is not a boolean", key, v));
+}
+
+std::string oneOf(const std::string& key, const std::string& v, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (v == a) return v;
+  }
+  std::string list;
+  for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  throw ConfigError(fmt::format("configuration key '{}': '{}' is not one of {}", key, v, list));
+}
+
+#define AW_INT(NAME, FIELD, LO, HI)                                                             \
+  KeySpec {                                                                                     \
+    NAME, Kind::Int, false, [](Config& c, const std::string& v) { c.FIELD = parseInt(NAME, v, LO, HI); }, \
+        [](const Config& c) { return std::to_string(c.FIELD); }                                 \
+  }
+#define AW_BOOL(NAME, FIELD)                                                                     \
+  KeySpec {                                                                                      \
+    NAME, Kind::Bool, false, [](Config& c, const std::string& v) { c.FIELD = parseBool(NAME, v); }, \
+        [](const Config& c) { return std::string(c.FIELD ? "true" : "false"); }                  \
+  }
+#define AW_STR(NAME, FIELD, SECRET)                                                  \
+  KeySpec {                                                                          \
+    NAME, Kind::String, SECRET, [](Config& c, const std::string& v) { c.FIELD = v; }, \
+        [](const Config& c) { return c.FIELD; }                                      \
+  }
+
+const std::vector<KeySpec>& specs() {
+  static const std::vector<KeySpec> table = {
+      AW_STR("server.host", server.host, false),
+      AW_INT("server.port", server.port, 0, 65535),
+      AW_INT("server.threads", server.threads, 1, 64),
+      AW_INT("server.drain_timeout_ms", server.drain_timeout_ms, 0, 600000),
+      AW_INT("server.shutdown_delay_ms", server.shutdown_delay_ms, 0, 600000),
+      AW_STR("server.port_file", server.port_file, false),
+      AW_STR("server.web_dir", server.web_dir, false),
+      KeySpec{"log.level", Kind::String, false,
+              [](Config& c, const std::string& v) {
+                c.log.level = oneOf("log.level", v, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+              },
+              [](const Config& c) { return c.log.level; }},
+      AW_STR("store.path", store.path, false),
+      AW_STR("auth.secret", auth.secret, true),
+      KeySpec{"auth.dev_mode", Kind::String, false,
+              [](Config& c, const std::string& v) { c.auth.dev_mode = oneOf("auth.dev_mode", v, {"auto", "on", "off"}); },
+              [](const Config& c) { return c.auth.dev_mode; }},
+      AW_BOOL("analytics.enabled", analytics.enabled),
+      AW_BOOL("analytics.required", analytics.required),
+      AW_STR("analytics.url", analytics.url, false),
+      AW_INT("analytics.connect_timeout_ms", analytics.connect_timeout_ms, 1, 600000),
+      AW_INT("agents.workers", agents.workers, 1, 256),
+      AW_INT("agents.max_queue", agents.max_queue, 1, 1000000),
+      AW_STR("agents.default", agents.default_agent, false),
+      AW_BOOL("selfcheck.enabled", selfcheck.enabled),
+      AW_INT("selfcheck.timeout_ms", selfcheck.timeout_ms, 1, 600000),
+  };
+  return table;
+}
+
+#undef AW_INT
+#undef AW_BOOL
+#undef AW_STR
+
+const KeySpec* findSpec(const std::string& key) {
+  for (const auto& s : specs()) {
+    if (key == s.name) return &s;
+  }
+  return nullptr;
+}
+
+void apply(Config& c, const std::string& key, const std::string& value, const std::string& origin) {
+  const KeySpec* spec = findSpec(key);
+  if (spec == nullptr) throw ConfigError(fmt::format("unknown configuration key '{}' ({})", key, origin));
+  spec->set(c, value);
+}
+
+std::string nodeToString(const std::string& key, const toml::node& node, Kind kind) {
+  switch (kind) {
+    case Kind::Int:
+      if (auto v = node.value<int64_t>(); v && node.is_integer()) return std::to_string(*v);
+      break;
+    case Kind::Bool:
+      if (auto v = node.value<bool>(); v && node.is_boolean()) return *v ? "true" : "false";
+      break;
+    case Kind::String:
+      if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
+      break;
+  }
+  const char* want = kind == Kind::Int ? "an integer" : kind == Kind::Bool ? "a boolean" : "a string";
+  throw ConfigError(fmt::format("configuration key '{}': expected {}", key, want));
+}
+
+void applyToml(Config& c, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("cannot load configuration file '{}': {} (line {})", path, e.description(),
+                                  e.source().begin.line));
+  }
+  for (const auto& [section, node] : root) {
+    const auto* table = node.as_table();
+    if (table == nullptr) {
+      throw ConfigError(fmt::format("unknown configuration key '{}' in {}", section.str(), path));
+    }
+    for (const auto& [name, value] : *table) {
+      std::string key = std::string(section.str()) + "." + std::string(name.str());
+      const KeySpec* spec = findSpec(key);
+      if (spec == nullptr) throw ConfigError(fmt::format("unknown configuration key '{}' in {}", key, path));
+      spec->set(c, nodeToString(key, value, spec->kind));
+    }
+  }
+}
+
+bool isLoopbackHost(const std::string& h) {
+  return h == "localhost" || h == "::1" || h == "[::1]" || h.rfind("127.", 0) == 0;
+}
+
+void validate(const Config& c) {
+  if (!isLoopbackHost(c.server.host) && c.auth.secret.empty()) {
+    throw ConfigError(fmt::format(
+        "configuration key 'auth.secret': required when server.host ({}) is not a loopback address", c.server.host));
+  }
+  if (!isLoopbackHost(c.server.host) && c.auth.dev_mode == "on") {
+    throw ConfigError(fmt::format(
+        "configuration key 'auth.dev_mode': dev mode is refused when server.host ({}) is not a loopback address",
+        c.server.host));
+  }
+  if (c.store.path.empty()) throw ConfigError("configuration key 'store.path': must not be empty");
+}
+
+}  // namespace
+
+bool Config::boundToLoopback() const { return isLoopbackHost(server.host); }
+
+bool Config::devModeEnabled() const {
+  if (auth.dev_mode == "on") return boundToLoopback();
+  if (auth.dev_mode == "off") return false;
+  return boundToLoopback();
+}
+
+std::string envNameFor(const std::string& key) {
+  std::string out = "AGENTWIRE_";
+  for (char ch : key) out += ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::vector<std::string> configKeys() {
+  std::vector<std::string> out;
+  for (const auto& s : specs()) out.emplace_back(s.name);
+  return out;
+}
+
+std::map<std::string, std::string> processEnvironment() {
+  std::map<std::string, std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) out.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return out;
+}
+
+Config loadConfig(const std::string& toml_path, const std::map<std::string, std::string>& env,
+                  const std::vector<ConfigOverride>& overrides) {
+  Config c;
+  if (!toml_path.empty()) applyToml(c, toml_path);
+
+  std::map<std::string, std::string> env_to_key;
+  for (const auto& s : specs()) env_to_key.emplace(envNameFor(s.name), s.name);
+  for (const auto& [name, value] : env) {
+    if (name.rfind("AGENTWIRE_", 0) != 0) continue;
+    auto it = env_to_key.find(name);
+    if (it == env_to_key.end()) {
+      throw ConfigError(fmt::format("unknown configuration key in environment variable '{}'", name));
+    }
+    apply(c, it->second, value, "environment variable " + name);
+  }
+  for (const auto& o : overrides) apply(c, o.key, o.value, "command line");
+  validate(c);
+  return c;
+}
+
+std::string renderConfig(const Config& c) {
+  std::string out;
+  std::string section;
+  for (const auto& s : specs()) {
+    std::string key = s.name;
+    auto dot = key.find('.');
+    std::string sec = key.substr(0, dot);
+    if (sec != section) {
+      out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", sec);
+      section = sec;
+    }
+    std::string v = s.get(c);
+    if (s.secret && !v.empty()) v = "********";
+    if (s.kind == Kind::String) v = fmt::format("\"{}\"", v);
+    out += fmt::format("{} = {}\n", key.substr(dot + 1), v);
+  }
+  return out;
+}
+
+}  // namespace agentwire::core

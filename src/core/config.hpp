@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace agentwire::core {
+
+// Raised while loading configuration; the message names the offending key.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The one configuration object. Loaded in layers: defaults, then an optional TOML file,
+// then AGENTWIRE_* environment variables, then command-line overrides. Immutable once loaded.
+struct Config {
+  struct Server {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int threads = 2;
+    int drain_timeout_ms = 5000;
+    int shutdown_delay_ms = 0;  // readiness is false this long before the listener closes
+    std::string port_file;  // when set, the bound port is written here once listening
+    std::string web_dir;    // static files for / and /status; empty = built-in location
+  } server;
+  struct Log {
+    std::string level = "info";
+  } log;
+  struct Store {
+    std::string path = "var/agentwire.db";
+  } store;
+  struct Auth {
+    std::string secret;             // HS256 secret; empty = generated per process (dev only)
+    std::string dev_mode = "auto";  // auto (on iff loopback), on, off
+  } auth;
+  struct Analytics {
+    bool enabled = false;
+    bool required = false;
+    std::string url = "http://127.0.0.1:8123";
+    int connect_timeout_ms = 1000;
+  } analytics;
+  struct Agents {
+    int workers = 4;
+    int max_queue = 1000;
+    std::string default_agent = "echo";
+  } agents;
+  struct SelfCheck {
+    bool enabled = true;
+    int timeout_ms = 2000;
+  } selfcheck;
+
+  // True when server.host is a loopback address (127.0.0.0/8, ::1, localhost).
+  bool boundToLoopback() const;
+  // Dev mode after resolving "auto".
+  bool devModeEnabled() const;
+};
+
+// A setting as the user spells it: "server.port".
+struct ConfigOverride {
+  std::string key;
+  std::string value;
+};
+
+// Loads the layers described above. `environ` is the process environment (name -> value).
+// Throws ConfigError naming the key for unknown keys, wrong types and invalid values.
+Config loadConfig(const std::string& toml_path, const std::map<std::string, std::string>& environ,
+                  const std::vector<ConfigOverride>& overrides);
+
+// The process environment as a map.
+std::map<std::string, std::string> processEnvironment();
+
+// The effective configuration as TOML, secrets masked. Used by `agentwire check-config`.
+std::string renderConfig(const Config& config);
+
+// Every known key ("server.port", ...), for help texts and tests.
+std::vector<std::string> configKeys();
+
+// The environment variable that sets a key: server.port -> AGENTWIRE_SERVER_PORT.
+std::string envNameFor(const std::string& key);
+
+}  // namespace agentwire::core

@@ -1,0 +1,100 @@
+#pragma once
+
+#include "core/result.hpp"
+#include "delivery/connection.hpp"
+#include "lifecycle/component.hpp"
+#include "store/store.hpp"
+
+#include <boost/json/object.hpp>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+
+namespace agentwire::delivery {
+
+struct Event {
+  std::string type;
+  std::string thread_id;
+  std::string run_id;
+  boost::json::object data;
+};
+
+// Counters read by health, metrics and the status page.
+struct DeliveryStats {
+  std::atomic<uint64_t> appended{0};
+  std::atomic<uint64_t> sent{0};        // frames queued to a live connection
+  std::atomic<uint64_t> replayed{0};    // frames sent by resume / catch-up
+  std::atomic<uint64_t> failures{0};    // refused deliveries (unknown thread, foreign thread, store error)
+};
+
+// The per-user delivery model. Every event for a thread goes to the thread's owner: it is
+// appended to the owner's durable stream (next seq, no gaps) and then sent, in seq order, to every
+// live connection of that user. A user without connections is not an error: the event waits in
+// the stream until the user resumes.
+//
+// Thread-safe. Appends and fan-out for one user are serialized by that user's lock, which is what
+// keeps seq order equal to send order on every connection; different users never contend.
+class Delivery final : public lifecycle::Component {
+ public:
+  Delivery(store::Store& store, std::vector<std::string> dependencies);
+
+  void start() override;
+  void stop() override;
+
+  // Registers a connection. `live` connections receive events appended from now on; a held
+  // connection (live=false) receives nothing until resume() or goLive().
+  // Returns the user's stream info at the moment of attaching.
+  store::StreamInfo attach(const ConnectionPtr& conn, bool live);
+  void detach(const Connection& conn);
+
+  // Sends, in order, every event with seq > last_seq, then makes the connection live.
+  // Fails with `resync_required` when the epoch differs or those events are no longer retained.
+  struct ResumeOutcome {
+    int64_t from_seq = 0;
+    int64_t to_seq = 0;
+  };
+  core::Result<ResumeOutcome> resume(const Connection& conn, int64_t last_seq, const std::string& epoch);
+  // Makes a held connection live, first sending what was appended while it was held.
+  void goLive(const Connection& conn);
+
+  // Delivers an event of a thread on behalf of `user_id`. The thread must exist and belong to
+  // the user; otherwise the event is refused (thread_not_found / forbidden), counted and logged.
+  core::Result<int64_t> deliver(const std::string& user_id, Event event);
+
+  void ack(const std::string& user_id, int64_t seq);
+
+  std::size_t connectionCount() const;
+  std::size_t userCount() const;  // users with at least one live connection
+  std::size_t connectionsOf(const std::string& user_id) const;
+  const DeliveryStats& stats() const { return stats_; }
+
+ private:
+  struct Entry {
+    std::weak_ptr<Connection> conn;
+    const Connection* raw = nullptr;
+    int64_t next_seq = 1;
+    bool live = false;
+  };
+  struct UserState {
+    std::mutex mutex;  // serializes append + fan-out for this user
+    std::vector<Entry> entries;
+  };
+
+  std::shared_ptr<UserState> userState(const std::string& user_id, bool create);
+  void releaseIfEmpty(const std::string& user_id, const std::shared_ptr<UserState>& us);
+  // Sends stored events [entry.next_seq, upto] to one connection. Caller holds the user lock.
+  bool catchUp(Entry& e, const std::string& user_id, int64_t upto);
+  static std::shared_ptr<const std::string> frameOf(const store::StoredEvent& ev);
+
+  store::Store& store_;
+  std::shared_ptr<spdlog::logger> log_;
+  mutable std::shared_mutex users_mutex_;
+  std::map<std::string, std::shared_ptr<UserState>> users_;
+  std::atomic<std::size_t> connections_{0};
+  DeliveryStats stats_;
+};
+
+}  // namespace agentwire::delivery

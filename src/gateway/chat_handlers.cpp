@@ -1,0 +1,146 @@
+#include "gateway/chat_handlers.hpp"
+
+#include "agents/bridge.hpp"
+#include "core/ids.hpp"
+#include "delivery/delivery.hpp"
+#include "store/store.hpp"
+
+#include <boost/json.hpp>
+
+namespace agentwire::gateway {
+namespace {
+
+namespace json = boost::json;
+
+std::string stringField(const json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
+}
+
+std::optional<int64_t> intField(const json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
+  if (v->is_double()) return static_cast<int64_t>(v->as_double());
+  return std::nullopt;
+}
+
+json::object threadJson(const store::Thread& t) {
+  return {{"thread_id", t.id}, {"title", t.title}, {"created_at", t.created_ms}};
+}
+
+json::object messageJson(const store::Message& m) {
+  json::object o{{"message_id", m.id}, {"role", m.role}, {"content", m.content}, {"created_at", m.created_ms}};
+  if (!m.run_id.empty()) o["run_id"] = m.run_id;
+  return o;
+}
+
+// Resolves a thread the user may touch; sends the error frame and returns nullopt otherwise.
+std::optional<store::Thread> ownedThread(store::Store& store, const ClientContext& ctx, const Frame& f,
+                                         const std::string& thread_id) {
+  auto t = store.findThread(thread_id);
+  if (!t) {
+    sendError(*ctx.conn, "thread_not_found", "no thread '" + thread_id + "'", f.id);
+    return std::nullopt;
+  }
+  if (t->user_id != ctx.user_id) {
+    // Same wording as not-found would leak less, but the protocol names `forbidden` explicitly.
+    sendError(*ctx.conn, "forbidden", "thread '" + thread_id + "' belongs to another user", f.id);
+    return std::nullopt;
+  }
+  return t;
+}
+
+}  // namespace
+
+void registerChatHandlers(MessageRouter& router, ChatServices s) {
+  router.addHandler("ping", [](const ClientContext& ctx, const Frame& f) {
+    sendReply(*ctx.conn, "pong", f.id, {{"ts", core::nowMs()}});
+  });
+
+  router.addHandler("create_thread", [s](const ClientContext& ctx, const Frame& f) {
+    auto t = s.store.createThread(ctx.user_id, stringField(f.data, "title"), ctx.user_id == kSystemUser);
+    if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
+    sendReply(*ctx.conn, "thread_created", f.id, threadJson(t.value()));
+  });
+
+  router.addHandler("list_threads", [s](const ClientContext& ctx, const Frame& f) {
+    json::array threads;
+    for (const auto& t : s.store.listThreads(ctx.user_id)) threads.emplace_back(threadJson(t));
+    sendReply(*ctx.conn, "threads", f.id, {{"threads", std::move(threads)}});
+  });
+
+  router.addHandler("get_thread_history", [s](const ClientContext& ctx, const Frame& f) {
+    auto thread_id = stringField(f.data, "thread_id");
+    if (thread_id.empty()) return sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
+    if (!ownedThread(s.store, ctx, f, thread_id)) return;
+    int limit = static_cast<int>(std::clamp<int64_t>(intField(f.data, "limit").value_or(100), 1, 1000));
+    json::array messages;
+    for (const auto& m : s.store.listMessages(thread_id, limit, intField(f.data, "before").value_or(0))) {
+      messages.emplace_back(messageJson(m));
+    }
+    sendReply(*ctx.conn, "thread_history", f.id, {{"thread_id", thread_id}, {"messages", std::move(messages)}});
+  });
+
+  router.addHandler("user_message", [s](const ClientContext& ctx, const Frame& f) {
+    auto* content_v = f.data.if_contains("content");
+    if (content_v == nullptr || !content_v->is_string()) {
+      return sendError(*ctx.conn, "missing_field", "data.content (a string) is required", f.id);
+    }
+    std::string content(content_v->as_string());
+    std::string thread_id = stringField(f.data, "thread_id");
+    if (thread_id.empty()) {
+      auto t = s.store.createThread(ctx.user_id, content.substr(0, 60), ctx.user_id == kSystemUser);
+      if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
+      thread_id = t->id;
+    } else if (!ownedThread(s.store, ctx, f, thread_id)) {
+      return;
+    }
+    store::Message m;
+    m.thread_id = thread_id;
+    m.user_id = ctx.user_id;
+    m.role = "user";
+    m.content = content;
+    auto stored = s.store.addMessage(m);
+    if (!stored) return sendError(*ctx.conn, "internal", stored.error().message, f.id);
+
+    agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
+    sendReply(*ctx.conn, "ack",
+              f.id, {{"thread_id", thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
+    auto run = s.bridge.startRun(run_ctx, content, stringField(f.data, "agent"));
+    if (!run) sendError(*ctx.conn, run.error().code, run.error().message, f.id);
+  });
+
+  router.addHandler("resume", [s](const ClientContext& ctx, const Frame& f) {
+    auto last_seq = intField(f.data, "last_seq");
+    if (!last_seq) return sendError(*ctx.conn, "missing_field", "data.last_seq is required", f.id);
+    auto r = s.delivery.resume(*ctx.conn, *last_seq, stringField(f.data, "epoch"));
+    if (!r) {
+      if (r.error().code == "resync_required") {
+        auto info = s.store.streamInfo(ctx.user_id);
+        return sendReply(*ctx.conn, "resync_required", f.id,
+                         {{"epoch", info.epoch}, {"last_seq", info.last_seq}, {"reason", r.error().message}});
+      }
+      return sendError(*ctx.conn, r.error().code, r.error().message, f.id);
+    }
+    sendReply(*ctx.conn, "resume_complete", f.id, {{"from_seq", r->from_seq}, {"to_seq", r->to_seq}});
+  });
+
+  router.addHandler("ack_events", [s](const ClientContext& ctx, const Frame& f) {
+    auto seq = intField(f.data, "seq");
+    if (!seq) return sendError(*ctx.conn, "missing_field", "data.seq is required", f.id);
+    s.delivery.ack(ctx.user_id, *seq);
+  });
+
+  router.addHandler("stop_agent", [s](const ClientContext& ctx, const Frame& f) {
+    auto run_id = stringField(f.data, "run_id");
+    if (run_id.empty()) return sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
+    if (!s.bridge.stopRun(ctx.user_id, run_id)) {
+      return sendError(*ctx.conn, "run_not_found", "no active run '" + run_id + "' of this user", f.id);
+    }
+    sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", run_id}});
+  });
+}
+
+}  // namespace agentwire::gateway

@@ -1,0 +1,36 @@
+#pragma once
+
+#include "core/result.hpp"
+#include "delivery/connection.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace agentwire::gateway {
+
+// One client -> server frame after parsing and alias resolution.
+struct Frame {
+  std::string type;
+  std::string id;  // client-chosen, echoed back in replies; may be empty
+  boost::json::object data;
+};
+
+// Parses a text frame. Accepts the Python service's aliases: `payload` for `data`, `user` and
+// `chat_message` for `user_message`. Errors: invalid_json, missing_field (no `type`).
+core::Result<Frame> parseFrame(std::string_view text);
+
+// The connection a frame came from, and whose it is. Made per connection; never shared between users.
+struct ClientContext {
+  delivery::ConnectionPtr conn;
+  std::string user_id;
+};
+
+// Server -> client frames that are replies to one connection, not part of the user's stream.
+void sendReply(delivery::Connection& conn, const std::string& type, const std::string& id,
+               boost::json::object data);
+void sendError(delivery::Connection& conn, const std::string& code, const std::string& message,
+               const std::string& ref);
+
+}  // namespace agentwire::gateway

@@ -1,0 +1,151 @@
+#include "health/self_check.hpp"
+
+#include "core/ids.hpp"
+#include "core/logging.hpp"
+#include "delivery/delivery.hpp"
+#include "gateway/chat_handlers.hpp"
+#include "gateway/message_router.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+namespace agentwire::health {
+namespace {
+
+// An in-process connection that records every frame it is sent.
+class LoopbackConnection final : public delivery::Connection {
+ public:
+  explicit LoopbackConnection(std::string user) : id_(core::newId("selfcheck")), user_(std::move(user)) {}
+  const std::string& id() const override { return id_; }
+  const std::string& userId() const override { return user_; }
+  bool send(std::shared_ptr<const std::string> frame) override {
+    std::lock_guard lock(mutex_);
+    frames_.push_back(std::move(frame));
+    cv_.notify_all();
+    return true;
+  }
+  // Next frame, or nullptr at the deadline.
+  std::shared_ptr<const std::string> next(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_until(lock, deadline, [&] { return !frames_.empty(); })) return nullptr;
+    auto f = std::move(frames_.front());
+    frames_.pop_front();
+    return f;
+  }
+
+ private:
+  std::string id_;
+  std::string user_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<const std::string>> frames_;
+};
+
+// Which hop produces each expected frame, to name it when the frame does not come.
+const char* hopFor(const std::string& expected) {
+  if (expected == "ack") return "router -> user_message handler";
+  if (expected == "agent_started") return "handler -> agent bridge";
+  if (expected == "agent_completed") return "agent -> bridge (run did not complete)";
+  return "agent -> emitter -> delivery";
+}
+
+}  // namespace
+
+SelfCheck::SelfCheck(gateway::MessageRouter& router, delivery::Delivery& delivery, lifecycle::StartupTrace& trace,
+                     std::chrono::milliseconds timeout, bool enabled, std::vector<std::string> dependencies)
+    : Component("self_check", std::move(dependencies)),
+      router_(router),
+      delivery_(delivery),
+      trace_(trace),
+      timeout_(timeout),
+      enabled_(enabled),
+      log_(core::logger("selfcheck")) {}
+
+void SelfCheck::start() {
+  auto handlers = router_.handlerCount();
+  trace_.recordEvent(name(), fmt::format("handlers_counted count={}", handlers));
+  if (handlers == 0) {
+    log_->warn("zero handlers registered when the self-check ran");
+    throw std::runtime_error("hop router: zero message handlers registered");
+  }
+  if (!enabled_) {
+    setHealth(lifecycle::HealthState::Healthy, "routing check disabled by configuration");
+    return;
+  }
+  auto r = runOnce();
+  if (!r) throw std::runtime_error(r.error().message);
+  trace_.recordEvent(name(), fmt::format("routing_ok frames={} took_ms={:.2f}", r->frames.size(), r->took_ms));
+  log_->info("routing self-check passed: {} frames in {:.2f} ms", r->frames.size(), r->took_ms);
+}
+
+core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
+  auto t0 = std::chrono::steady_clock::now();
+  auto deadline = t0 + timeout_;
+  auto conn = std::make_shared<LoopbackConnection>(gateway::kSystemUser);
+  delivery_.attach(conn, true);
+  struct Detach {
+    delivery::Delivery& d;
+    const delivery::Connection& c;
+    ~Detach() { d.detach(c); }
+  } detach{delivery_, *conn};
+
+  std::string ref = core::newId("selfcheck");
+  boost::json::object msg{{"type", "user_message"},
+                          {"id", ref},
+                          {"data", boost::json::object{{"content", "agentwire routing self-check"}, {"agent", "echo"}}}};
+  router_.route(gateway::ClientContext{conn, gateway::kSystemUser}, boost::json::serialize(msg));
+
+  const std::vector<std::string> expected = {"ack",           "agent_started",  "agent_thinking",
+                                             "tool_executing", "tool_completed", "agent_response_chunk",
+                                             "agent_completed"};
+  Report report;
+  std::size_t want = 0;
+  int64_t last_seq = 0;
+  std::string run_id;
+  while (want < expected.size()) {
+    auto frame = conn->next(deadline);
+    if (!frame) {
+      return core::Error{"selfcheck_failed",
+                         fmt::format("hop {}: no '{}' within {} ms (received: {})", hopFor(expected[want]),
+                                     expected[want], timeout_.count(), fmt::join(report.frames, ", "))};
+    }
+    boost::system::error_code ec;
+    auto v = boost::json::parse(*frame, ec);
+    if (ec || !v.is_object()) return core::Error{"selfcheck_failed", "hop delivery: a frame is not a JSON object"};
+    auto& o = v.as_object();
+    std::string type(o.at("type").as_string());
+    report.frames.push_back(type);
+    if (type == "error" || type == "agent_error") {
+      return core::Error{"selfcheck_failed",
+                         fmt::format("hop {}: got {} {}", hopFor(expected[want]), type, boost::json::serialize(o))};
+    }
+    if (type == "ack") {
+      run_id = std::string(o.at("data").as_object().at("run_id").as_string());
+    } else {
+      // Stream events: seq strictly increasing by one, all of this run.
+      int64_t seq = o.at("seq").as_int64();
+      if (last_seq != 0 && seq != last_seq + 1) {
+        return core::Error{"selfcheck_failed", fmt::format("hop delivery: seq {} after {}", seq, last_seq)};
+      }
+      last_seq = seq;
+      auto* rid = o.if_contains("run_id");
+      if (rid == nullptr || !rid->is_string() || rid->as_string() != run_id) {
+        return core::Error{"selfcheck_failed", "hop delivery: event of another run"};
+      }
+    }
+    if (type == expected[want]) {
+      ++want;
+    } else if (!(type == "agent_response_chunk" && want == expected.size() - 1)) {
+      return core::Error{"selfcheck_failed", fmt::format("hop {}: expected '{}', got '{}'", hopFor(expected[want]),
+                                                         expected[want], type)};
+    }
+  }
+  report.took_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+}  // namespace agentwire::health

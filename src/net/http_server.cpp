@@ -1,0 +1,234 @@
+#include "net/http_server.hpp"
+
+#include "core/logging.hpp"
+#include "net/beast.hpp"
+
+#include <boost/url/parse.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <set>
+
+namespace agentwire::net {
+namespace {
+
+struct Route {
+  std::string method;
+  std::string path;
+  bool prefix;
+  HttpHandler handler;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+class Session;
+
+struct HttpServer::Impl {
+  Options options;
+  asio::io_context ioc;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  tcp::acceptor acceptor{ioc};
+  std::vector<Route> routes;
+  UpgradeGate upgrade_gate;
+  std::vector<std::thread> threads;
+  std::shared_ptr<spdlog::logger> log = core::logger("http");
+  mutable std::mutex sessions_mutex;
+  std::set<std::shared_ptr<Session>> sessions;  // closed on stop()
+
+  explicit Impl(Options o) : options(std::move(o)) {}
+
+  HttpReply dispatch(const HttpRequest& req) const;
+  void doAccept();
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpServer::Impl& server) : stream_(std::move(socket)), server_(server) {}
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::doRead, shared_from_this()));
+  }
+
+  void close() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->stream_.close();
+    });
+  }
+
+ private:
+  void doRead() {
+    parser_.emplace();
+    parser_->body_limit(server_.options.max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(60));
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::onRead, shared_from_this()));
+  }
+
+  void onRead(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::eof) {
+      return finish();
+    }
+    if (ec) {
+      // A malformed request gets a 400 rather than a silent close.
+      if (ec == http::error::body_limit) {
+        return writeReply(jsonError(413, "too_large", "request body too large"), false);
+      }
+      server_.log->debug("http read error: {}", ec.message());
+      return writeReply(jsonError(400, "bad_request", ec.message()), false);
+    }
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    for (const auto& f : msg) req.headers[lower(std::string(f.name_string()))] = std::string(f.value());
+    req.body = std::move(msg.body());
+    auto url = boost::urls::parse_origin_form(req.target);
+    if (!url) return writeReply(jsonError(400, "bad_request", "malformed request target"), false);
+    req.path = std::string(url->path());
+    for (auto p : url->params()) req.query[std::string(p.key)] = std::string(p.value);
+
+    if (websocket::is_upgrade(msg)) {
+      HttpReply refusal = server_.upgrade_gate ? server_.upgrade_gate(req)
+                                               : jsonError(404, "not_found", "no WebSocket endpoint");
+      if (refusal.status != 0) return writeReply(std::move(refusal), false);
+      return writeReply(jsonError(501, "not_implemented", "WebSocket gateway not available"), false);
+    }
+    writeReply(server_.dispatch(req), msg.keep_alive());
+  }
+
+  void writeReply(HttpReply r, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "agentwire");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+                        if (ec || !keep_alive) return self->finish();
+                        self->doRead();
+                      });
+  }
+
+  void finish() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::lock_guard lock(server_.sessions_mutex);
+    server_.sessions.erase(shared_from_this());
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  HttpServer::Impl& server_;
+};
+
+HttpReply HttpServer::Impl::dispatch(const HttpRequest& req) const {
+  const Route* best = nullptr;
+  bool path_known = false;
+  for (const auto& r : routes) {
+    bool match = r.prefix ? req.path.rfind(r.path, 0) == 0 : req.path == r.path;
+    if (!match) continue;
+    path_known = true;
+    if (r.method != req.method && !(r.method == "GET" && req.method == "HEAD")) continue;
+    if (best == nullptr || r.path.size() > best->path.size()) best = &r;
+  }
+  if (best == nullptr) {
+    return path_known ? jsonError(405, "method_not_allowed", "method not allowed")
+                      : jsonError(404, "not_found", "no such endpoint: " + req.path);
+  }
+  try {
+    return best->handler(req);
+  } catch (const std::exception& e) {
+    log->error("handler for {} {} threw: {}", req.method, req.path, e.what());
+    return jsonError(500, "internal", "internal error");
+  }
+}
+
+void HttpServer::Impl::doAccept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) {
+      auto s = std::make_shared<Session>(std::move(socket), *this);
+      {
+        std::lock_guard lock(sessions_mutex);
+        sessions.insert(s);
+      }
+      s->run();
+    } else {
+      log->warn("accept failed: {}", ec.message());
+    }
+    doAccept();
+  });
+}
+
+HttpServer::HttpServer(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler, bool prefix) {
+  impl_->routes.push_back(Route{method, path, prefix, std::move(handler)});
+}
+
+void HttpServer::setUpgradeGate(UpgradeGate gate) { impl_->upgrade_gate = std::move(gate); }
+
+void HttpServer::start() {
+  auto& im = *impl_;
+  beast::error_code ec;
+  auto address = asio::ip::make_address(im.options.host == "localhost" ? "127.0.0.1" : im.options.host, ec);
+  if (ec) throw std::runtime_error(fmt::format("invalid listen address '{}': {}", im.options.host, ec.message()));
+  tcp::endpoint ep{address, im.options.port};
+  im.acceptor.open(ep.protocol(), ec);
+  if (!ec) im.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) im.acceptor.bind(ep, ec);
+  if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", im.options.host, im.options.port, ec.message()));
+  }
+  bound_port_ = im.acceptor.local_endpoint().port();
+  im.work.emplace(im.ioc.get_executor());
+  im.doAccept();
+  for (int i = 0; i < im.options.threads; ++i) im.threads.emplace_back([&im] { im.ioc.run(); });
+}
+
+void HttpServer::stopAccepting() {
+  asio::post(impl_->ioc, [&im = *impl_] {
+    beast::error_code ec;
+    im.acceptor.close(ec);
+  });
+}
+
+std::size_t HttpServer::openConnections() const {
+  std::lock_guard lock(impl_->sessions_mutex);
+  return impl_->sessions.size();
+}
+
+void HttpServer::stop() {
+  auto& im = *impl_;
+  if (im.threads.empty()) return;
+  stopAccepting();
+  {
+    std::lock_guard lock(im.sessions_mutex);
+    for (const auto& s : im.sessions) s->close();
+  }
+  im.work.reset();
+  im.ioc.stop();
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+  std::lock_guard lock(im.sessions_mutex);
+  im.sessions.clear();
+}
+
+}  // namespace agentwire::net

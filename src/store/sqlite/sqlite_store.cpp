@@ -1,0 +1,240 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include "core/ids.hpp"
+#include "core/logging.hpp"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace agentwire::store {
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS threads (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, system INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS threads_by_user ON threads(user_id, created_ms);
+CREATE TABLE IF NOT EXISTS messages (
+  id TEXT PRIMARY KEY, thread_id TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,
+  content TEXT NOT NULL, run_id TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_by_thread ON messages(thread_id, created_ms);
+CREATE TABLE IF NOT EXISTS streams (
+  user_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL, acked_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  user_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, thread_id TEXT NOT NULL,
+  run_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+)sql";
+
+// RAII prepared statement with bind helpers; errors surface through sqlite3_errmsg.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(fmt::format("sqlite prepare failed: {}", sqlite3_errmsg(db)));
+    }
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(fmt::format("sqlite step failed: {}", sqlite3_errmsg(db_)));
+  }
+  std::string text(int i) const {
+    auto p = sqlite3_column_text(s_, i);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i)) : std::string{};
+  }
+  int64_t integer(int i) const { return sqlite3_column_int64(s_, i); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+Thread readThread(const Stmt& s) {
+  return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0};
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(std::string path, std::vector<std::string> dependencies)
+    : Component("store", std::move(dependencies)), path_(std::move(path)), log_(core::logger("store")) {}
+
+SqliteStore::~SqliteStore() { stop(); }
+
+void SqliteStore::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw std::runtime_error(fmt::format("sqlite: {}", msg));
+  }
+}
+
+void SqliteStore::start() {
+  std::lock_guard lock(mutex_);
+  auto parent = std::filesystem::path(path_).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error(fmt::format("cannot open SQLite database '{}': {}", path_, msg));
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  // One transaction: one sync for the whole schema instead of one per statement.
+  exec("BEGIN");
+  exec(kSchema);
+  exec("COMMIT");
+  log_->info("opened SQLite store at {}", path_);
+}
+
+void SqliteStore::stop() {
+  std::lock_guard lock(mutex_);
+  if (db_ != nullptr) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+  }
+}
+
+core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const std::string& title, bool system) {
+  Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system};
+  std::lock_guard lock(mutex_);
+  try {
+    Stmt s(db_, "INSERT INTO threads(id, user_id, title, created_ms, system) VALUES (?,?,?,?,?)");
+    s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.created_ms).bind(5, int64_t{system});
+    s.step();
+  } catch (const std::exception& e) {
+    return core::Error{"internal", e.what()};
+  }
+  return t;
+}
+
+std::optional<Thread> SqliteStore::findThread(const std::string& thread_id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "SELECT id, user_id, title, created_ms, system FROM threads WHERE id = ?");
+  s.bind(1, thread_id);
+  if (!s.step()) return std::nullopt;
+  return readThread(s);
+}
+
+std::vector<Thread> SqliteStore::listThreads(const std::string& user_id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_,
+         "SELECT id, user_id, title, created_ms, system FROM threads WHERE user_id = ? AND system = 0 "
+         "ORDER BY created_ms DESC, id DESC");
+  s.bind(1, user_id);
+  std::vector<Thread> out;
+  while (s.step()) out.push_back(readThread(s));
+  return out;
+}
+
+core::Result<Message> SqliteStore::addMessage(const Message& m) {
+  Message out = m;
+  if (out.id.empty()) out.id = core::newId("msg");
+  if (out.created_ms == 0) out.created_ms = core::nowMs();
+  std::lock_guard lock(mutex_);
+  try {
+    Stmt s(db_,
+           "INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) VALUES (?,?,?,?,?,?,?)");
+    s.bind(1, out.id).bind(2, out.thread_id).bind(3, out.user_id).bind(4, out.role).bind(5, out.content);
+    s.bind(6, out.run_id).bind(7, out.created_ms);
+    s.step();
+  } catch (const std::exception& e) {
+    return core::Error{"internal", e.what()};
+  }
+  return out;
+}
+
+std::vector<Message> SqliteStore::listMessages(const std::string& thread_id, int limit, int64_t before_ms) {
+  std::lock_guard lock(mutex_);
+  // Newest `limit` before the bound, returned oldest first.
+  Stmt s(db_,
+         "SELECT id, thread_id, user_id, role, content, run_id, created_ms FROM ("
+         " SELECT * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
+         " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rowid ASC");
+  s.bind(1, thread_id).bind(2, before_ms).bind(3, before_ms).bind(4, int64_t{limit});
+  std::vector<Message> out;
+  while (s.step()) {
+    out.push_back(Message{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)});
+  }
+  return out;
+}
+
+StreamInfo SqliteStore::streamInfoLocked(const std::string& user_id) {
+  Stmt s(db_, "SELECT epoch, last_seq, first_seq, acked_seq FROM streams WHERE user_id = ?");
+  s.bind(1, user_id);
+  if (s.step()) return StreamInfo{s.text(0), s.integer(1), s.integer(2), s.integer(3)};
+  StreamInfo info{core::newId("ep"), 0, 1, 0};
+  Stmt ins(db_, "INSERT INTO streams(user_id, epoch, last_seq, first_seq, acked_seq) VALUES (?,?,0,1,0)");
+  ins.bind(1, user_id).bind(2, info.epoch);
+  ins.step();
+  return info;
+}
+
+StreamInfo SqliteStore::streamInfo(const std::string& user_id) {
+  std::lock_guard lock(mutex_);
+  return streamInfoLocked(user_id);
+}
+
+core::Result<StoredEvent> SqliteStore::appendEvent(StoredEvent e) {
+  std::lock_guard lock(mutex_);
+  try {
+    exec("BEGIN IMMEDIATE");
+    StreamInfo info = streamInfoLocked(e.user_id);
+    e.seq = info.last_seq + 1;
+    if (e.ts_ms == 0) e.ts_ms = core::nowMs();
+    Stmt ins(db_, "INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)");
+    ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
+    ins.bind(6, e.ts_ms).bind(7, e.data_json);
+    ins.step();
+    Stmt up(db_, "UPDATE streams SET last_seq = ? WHERE user_id = ?");
+    up.bind(1, e.seq).bind(2, e.user_id);
+    up.step();
+    exec("COMMIT");
+  } catch (const std::exception& ex) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return core::Error{"internal", ex.what()};
+  }
+  return e;
+}
+
+std::vector<StoredEvent> SqliteStore::eventsAfter(const std::string& user_id, int64_t after_seq, int limit) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_,
+         "SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND seq > ? "
+         "ORDER BY seq LIMIT ?");
+  s.bind(1, user_id).bind(2, after_seq).bind(3, int64_t{limit});
+  std::vector<StoredEvent> out;
+  while (s.step()) {
+    out.push_back(StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6)});
+  }
+  return out;
+}
+
+void SqliteStore::ackEvents(const std::string& user_id, int64_t seq) {
+  std::lock_guard lock(mutex_);
+  streamInfoLocked(user_id);
+  Stmt s(db_, "UPDATE streams SET acked_seq = MAX(acked_seq, MIN(?, last_seq)) WHERE user_id = ?");
+  s.bind(1, seq).bind(2, user_id);
+  s.step();
+}
+
+}  // namespace agentwire::store

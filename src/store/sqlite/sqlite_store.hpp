@@ -1,0 +1,45 @@
+#pragma once
+
+#include "lifecycle/component.hpp"
+#include "store/store.hpp"
+
+#include <spdlog/logger.h>
+
+#include <mutex>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace agentwire::store {
+
+// The embedded default store: one SQLite file in WAL mode, one connection guarded by a mutex.
+// A component: start() opens the file and creates the schema (idempotent); stop() closes it.
+class SqliteStore final : public Store, public lifecycle::Component {
+ public:
+  SqliteStore(std::string path, std::vector<std::string> dependencies);
+  ~SqliteStore() override;
+
+  void start() override;
+  void stop() override;
+
+  core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system) override;
+  std::optional<Thread> findThread(const std::string& thread_id) override;
+  std::vector<Thread> listThreads(const std::string& user_id) override;
+  core::Result<Message> addMessage(const Message& m) override;
+  std::vector<Message> listMessages(const std::string& thread_id, int limit, int64_t before_ms) override;
+  core::Result<StoredEvent> appendEvent(StoredEvent e) override;
+  std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
+  StreamInfo streamInfo(const std::string& user_id) override;
+  void ackEvents(const std::string& user_id, int64_t seq) override;
+
+ private:
+  void exec(const char* sql);
+  StreamInfo streamInfoLocked(const std::string& user_id);
+
+  std::string path_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::mutex mutex_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace agentwire::store
