@@ -1,24 +1,19 @@
 #include "app/server.hpp"
 
-#include "agents/bridge.hpp"
-#include "agents/echo_agent.hpp"
-#include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
+#include "app/wiring.hpp"
 #include "core/logging.hpp"
 #include "core/version.hpp"
-#include "delivery/delivery.hpp"
-#include "gateway/chat_handlers.hpp"
-#include "gateway/message_router.hpp"
 #include "health/probes.hpp"
 #include "health/self_check.hpp"
 #include "lifecycle/registry.hpp"
 #include "net/http_server.hpp"
-#include "store/sqlite/sqlite_store.hpp"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -72,30 +67,7 @@ int runServer(const core::Config& cfg) {
   lifecycle::StartupTrace trace;
   lifecycle::Registry registry(trace);
 
-  registry.add(std::make_unique<ConfigComponent>(cfg));
-  auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, std::vector<std::string>{"config"}));
-  auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, std::vector<std::string>{"store"}));
-  // The bridge is built before the router (the handlers hold a reference to it) but starts after.
-  auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
-      delivery, store,
-      agents::AgentWebSocketBridge::Options{cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue),
-                                            cfg.agents.default_agent},
-      std::vector<std::string>{"delivery", "message_handlers", "analytics"});
-  auto* bridge_ptr = bridge_owned.get();
-  auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
-      trace,
-      [&store, &delivery, bridge_ptr](gateway::MessageRouter& r) {
-        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr});
-      },
-      std::vector<std::string>{"delivery"}));
-  registry.add(std::make_unique<analytics::AnalyticsComponent>(cfg.analytics,
-                                                               std::vector<std::string>{"message_handlers"}));
-  auto& bridge = registry.add(std::move(bridge_owned));
-  bridge.addAgent(std::make_unique<agents::EchoAgent>());
-  auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
-      router, delivery, trace, std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
-      cfg.selfcheck.enabled, std::vector<std::string>{"agent_bridge"}));
-  auto& ws_gateway = registry.add(std::make_unique<WsGateway>(std::vector<std::string>{"self_check"}));
+  auto c = buildDefaultGraph(registry, cfg);
 
   try {
     registry.validate();
@@ -113,7 +85,7 @@ int runServer(const core::Config& cfg) {
   server.route("GET", "/health", [&](const net::HttpRequest&) { return probes.overall(); });
   server.route("GET", "/health/selfcheck", [&](const net::HttpRequest&) {
     if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
-    auto r = self_check.runOnce();
+    auto r = c.self_check.runOnce();
     if (!r) return net::jsonError(503, "selfcheck_failed", r.error().message);
     return net::HttpReply{200, "application/json",
                           boost::json::serialize(boost::json::object{{"ok", true}, {"took_ms", r->took_ms}}),
@@ -121,7 +93,7 @@ int runServer(const core::Config& cfg) {
   });
   server.setUpgradeGate([&](const net::HttpRequest& req) {
     if (req.path != "/ws") return net::jsonError(404, "not_found", "WebSocket endpoint is /ws");
-    if (!probes.isReady() || !ws_gateway.accepting()) {
+    if (!probes.isReady() || !c.ws_gateway.accepting()) {
       auto r = net::jsonError(503, "not_ready", "the server is not ready");
       r.headers.emplace_back("Retry-After", "1");
       return r;

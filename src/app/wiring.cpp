@@ -1,0 +1,44 @@
+#include "app/wiring.hpp"
+
+#include "agents/bridge.hpp"
+#include "agents/echo_agent.hpp"
+#include "analytics/analytics_component.hpp"
+#include "app/components.hpp"
+#include "delivery/delivery.hpp"
+#include "gateway/chat_handlers.hpp"
+#include "gateway/message_router.hpp"
+#include "health/self_check.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace agentwire::app {
+
+using Deps = std::vector<std::string>;
+
+Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& cfg) {
+  registry.add(std::make_unique<ConfigComponent>(cfg));
+  auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
+  auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
+  // The bridge is built before the router (the handlers hold a reference to it) but starts after.
+  auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
+      delivery, store,
+      agents::AgentWebSocketBridge::Options{cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue),
+                                            cfg.agents.default_agent},
+      Deps{"delivery", "message_handlers", "analytics"});
+  auto* bridge_ptr = bridge_owned.get();
+  auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
+      registry.trace(),
+      [&store, &delivery, bridge_ptr](gateway::MessageRouter& r) {
+        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr});
+      },
+      Deps{"delivery"}));
+  registry.add(std::make_unique<analytics::AnalyticsComponent>(cfg.analytics, Deps{"message_handlers"}));
+  auto& bridge = registry.add(std::move(bridge_owned));
+  bridge.addAgent(std::make_unique<agents::EchoAgent>());
+  auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
+      router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
+      cfg.selfcheck.enabled, Deps{"agent_bridge"}));
+  auto& ws_gateway = registry.add(std::make_unique<WsGateway>(Deps{"self_check"}));
+  return Components{store, delivery, router, bridge, self_check, ws_gateway};
+}
+
+}  // namespace agentwire::app

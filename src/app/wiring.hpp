@@ -1,0 +1,41 @@
+#pragma once
+
+#include "core/config.hpp"
+#include "lifecycle/registry.hpp"
+
+namespace agentwire::store {
+class SqliteStore;
+}
+namespace agentwire::delivery {
+class Delivery;
+}
+namespace agentwire::gateway {
+class MessageRouter;
+}
+namespace agentwire::agents {
+class AgentWebSocketBridge;
+}
+namespace agentwire::health {
+class SelfCheck;
+}
+
+namespace agentwire::app {
+
+class WsGateway;
+
+// The components of a gateway, owned by the registry; references for wiring the HTTP routes.
+struct Components {
+  store::SqliteStore& store;
+  delivery::Delivery& delivery;
+  gateway::MessageRouter& router;
+  agents::AgentWebSocketBridge& bridge;
+  health::SelfCheck& self_check;
+  WsGateway& ws_gateway;
+};
+
+// Registers the default component graph, which realises the expected working state:
+//   config -> store -> delivery -> message_handlers -> analytics -> agent_bridge -> self_check -> ws_gateway
+// Handlers are registered (message_handlers.start) before anything counts them (self_check).
+Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& config);
+
+}  // namespace agentwire::app

@@ -1,0 +1,105 @@
+#include "core/config.hpp"
+
+#include "testing/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace agentwire::core {
+namespace {
+
+std::string writeToml(const testing::TempDir& dir, const std::string& text) {
+  auto p = dir.file("agentwire.toml");
+  std::ofstream(p) << text;
+  return p;
+}
+
+TEST(ConfigTest, DefaultsAreEmbeddedAndLoopback) {
+  auto c = loadConfig("", {}, {});
+  EXPECT_EQ(c.server.host, "127.0.0.1");
+  EXPECT_EQ(c.server.port, 8080);
+  EXPECT_EQ(c.store.path, "var/agentwire.db");
+  EXPECT_FALSE(c.analytics.enabled);
+  EXPECT_TRUE(c.devModeEnabled());
+}
+
+TEST(ConfigTest, LayersApplyInOrderFileThenEnvThenFlags) {
+  testing::TempDir dir;
+  auto path = writeToml(dir, "[server]\nport = 9000\nthreads = 3\n[log]\nlevel = \"debug\"\n");
+  auto c = loadConfig(path, {{"AGENTWIRE_SERVER_PORT", "9100"}, {"AGENTWIRE_LOG_LEVEL", "warn"}, {"HOME", "/root"}},
+                      {{"server.port", "9200"}});
+  EXPECT_EQ(c.server.port, 9200);  // flag beats env beats file
+  EXPECT_EQ(c.server.threads, 3);  // file only
+  EXPECT_EQ(c.log.level, "warn");  // env beats file
+}
+
+TEST(ConfigTest, UnknownKeysAreErrorsNamingTheKey) {
+  testing::TempDir dir;
+  try {
+    loadConfig(writeToml(dir, "[server]\nprot = 1\n"), {}, {});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'server.prot'"), std::string::npos) << e.what();
+  }
+  try {
+    loadConfig("", {{"AGENTWIRE_SERVER_PROT", "1"}}, {});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("AGENTWIRE_SERVER_PROT"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(loadConfig("", {}, {{"nope.key", "1"}}), ConfigError);
+}
+
+TEST(ConfigTest, BadValuesAreErrorsNamingTheKey) {
+  testing::TempDir dir;
+  auto expectError = [](auto fn, const std::string& needle) {
+    try {
+      fn();
+      FAIL() << "accepted: " << needle;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expectError([] { loadConfig("", {}, {{"server.port", "80000"}}); }, "'server.port'");
+  expectError([] { loadConfig("", {}, {{"server.port", "12ab"}}); }, "'server.port'");
+  expectError([] { loadConfig("", {}, {{"analytics.enabled", "maybe"}}); }, "'analytics.enabled'");
+  expectError([] { loadConfig("", {}, {{"log.level", "loud"}}); }, "'log.level'");
+  expectError([&] { loadConfig(writeToml(dir, "[server]\nport = \"80\"\n"), {}, {}); }, "'server.port'");
+  expectError([&] { loadConfig(writeToml(dir, "[server\n"), {}, {}); }, "cannot load configuration file");
+}
+
+TEST(ConfigTest, NonLoopbackWithoutSecretIsRefused) {
+  try {
+    loadConfig("", {}, {{"server.host", "0.0.0.0"}});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'auth.secret'"), std::string::npos) << e.what();
+  }
+  auto c = loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", "s3cret"}});
+  EXPECT_FALSE(c.devModeEnabled()) << "dev mode must never be on off loopback";
+  EXPECT_THROW(loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", "x"}, {"auth.dev_mode", "on"}}),
+               ConfigError);
+}
+
+TEST(ConfigTest, RenderMasksSecretsAndRoundTrips) {
+  testing::TempDir dir;
+  auto c = loadConfig("", {}, {{"auth.secret", "hunter2"}, {"server.port", "9001"}});
+  auto text = renderConfig(c);
+  EXPECT_EQ(text.find("hunter2"), std::string::npos);
+  EXPECT_NE(text.find("secret = \"********\""), std::string::npos) << text;
+  // The rendered file loads back to the same settings (with the mask as the secret).
+  auto again = loadConfig(writeToml(dir, text), {}, {});
+  EXPECT_EQ(again.server.port, 9001);
+}
+
+TEST(ConfigTest, EveryKeyHasAnEnvironmentName) {
+  for (const auto& k : configKeys()) {
+    auto env = envNameFor(k);
+    EXPECT_EQ(env.rfind("AGENTWIRE_", 0), 0u);
+  }
+  EXPECT_EQ(envNameFor("server.drain_timeout_ms"), "AGENTWIRE_SERVER_DRAIN_TIMEOUT_MS");
+}
+
+}  // namespace
+}  // namespace agentwire::core

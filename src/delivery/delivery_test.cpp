@@ -1,0 +1,148 @@
+#include "delivery/delivery.hpp"
+
+#include "store/sqlite/sqlite_store.hpp"
+#include "testing/recording_connection.hpp"
+#include "testing/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace agentwire::delivery {
+namespace {
+
+using testing::RecordingConnection;
+
+class DeliveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_.start(); }
+  void TearDown() override { store_.stop(); }
+
+  std::string threadOf(const std::string& user) { return store_.createThread(user, "t", false)->id; }
+  Event event(const std::string& thread, const std::string& type = "agent_thinking") {
+    return Event{type, thread, "run_1", {{"step", 1}}};
+  }
+
+  testing::TempDir dir_;
+  store::SqliteStore store_{dir_.file("agentwire.db"), {}};
+  Delivery delivery_{store_, {}};
+};
+
+// The seed's "thread connection consistency" test.
+TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
+  auto thread = threadOf("alice");
+  auto seq = delivery_.deliver("alice", event(thread));
+  ASSERT_TRUE(seq.ok()) << seq.error().message;
+  EXPECT_EQ(seq.value(), 1);
+  EXPECT_EQ(delivery_.stats().failures.load(), 0u);
+
+  auto conn = std::make_shared<RecordingConnection>("c1", "alice");
+  auto info = delivery_.attach(conn, false);
+  EXPECT_EQ(info.last_seq, 1);
+  auto r = delivery_.resume(*conn, 0, info.epoch);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(conn->seqs(), std::vector<int64_t>{1});
+  delivery_.deliver("alice", event(thread));
+  EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2})) << "received once, then live";
+}
+
+TEST_F(DeliveryTest, EveryConnectionOfAUserReceivesEveryEventInSeqOrder) {
+  auto thread = threadOf("bob");
+  auto a = std::make_shared<RecordingConnection>("a", "bob");
+  auto b = std::make_shared<RecordingConnection>("b", "bob");
+  delivery_.attach(a, true);
+  delivery_.attach(b, true);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(delivery_.deliver("bob", event(thread)).ok());
+  std::vector<int64_t> want(20);
+  for (int i = 0; i < 20; ++i) want[i] = i + 1;
+  EXPECT_EQ(a->seqs(), want);
+  EXPECT_EQ(b->seqs(), want);
+  EXPECT_EQ(delivery_.connectionsOf("bob"), 2u);
+  EXPECT_EQ(delivery_.userCount(), 1u);
+}
+
+TEST_F(DeliveryTest, ForeignThreadIsRefusedAndCounted) {
+  auto thread = threadOf("alice");
+  auto mallory = std::make_shared<RecordingConnection>("m", "mallory");
+  delivery_.attach(mallory, true);
+  auto r = delivery_.deliver("mallory", event(thread));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "forbidden");
+  EXPECT_NE(r.error().message.find(thread), std::string::npos);
+  EXPECT_NE(r.error().message.find("mallory"), std::string::npos);
+  EXPECT_NE(r.error().message.find("1 active connections"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(mallory->frames().empty());
+  EXPECT_EQ(store_.streamInfo("alice").last_seq, 0);
+  auto missing = delivery_.deliver("alice", event("thr_nope"));
+  EXPECT_EQ(missing.error().code, "thread_not_found");
+  EXPECT_EQ(delivery_.stats().failures.load(), 2u);
+}
+
+TEST_F(DeliveryTest, HeldConnectionReceivesNothingUntilResumeThenAllInOrder) {
+  auto thread = threadOf("carol");
+  delivery_.deliver("carol", event(thread));
+  auto conn = std::make_shared<RecordingConnection>("c", "carol");
+  auto info = delivery_.attach(conn, false);
+  delivery_.deliver("carol", event(thread));  // arrives while held
+  EXPECT_TRUE(conn->frames().empty());
+  ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch).ok());
+  delivery_.deliver("carol", event(thread));
+  EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST_F(DeliveryTest, GoLiveSendsWhatArrivedWhileHeld) {
+  auto thread = threadOf("dan");
+  auto conn = std::make_shared<RecordingConnection>("c", "dan");
+  delivery_.attach(conn, false);
+  delivery_.deliver("dan", event(thread));
+  delivery_.goLive(*conn);
+  delivery_.deliver("dan", event(thread));
+  EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2}));
+}
+
+TEST_F(DeliveryTest, ResumeWithWrongEpochOrFutureSeqRequiresResync) {
+  auto thread = threadOf("erin");
+  delivery_.deliver("erin", event(thread));
+  auto conn = std::make_shared<RecordingConnection>("c", "erin");
+  auto info = delivery_.attach(conn, false);
+  EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other").error().code, "resync_required");
+  EXPECT_EQ(delivery_.resume(*conn, 99, info.epoch).error().code, "resync_required");
+}
+
+TEST_F(DeliveryTest, ConcurrentDeliveriesKeepSeqGaplessAndOrderedPerConnection) {
+  auto thread = threadOf("fay");
+  auto conn = std::make_shared<RecordingConnection>("c", "fay");
+  delivery_.attach(conn, true);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) ASSERT_TRUE(delivery_.deliver("fay", event(thread)).ok());
+    });
+  }
+  for (auto& t : ts) t.join();
+  auto seqs = conn->seqs();
+  ASSERT_EQ(seqs.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(seqs[i], i + 1);
+}
+
+TEST_F(DeliveryTest, AcksNeverMoveBackwards) {
+  auto thread = threadOf("gus");
+  for (int i = 0; i < 5; ++i) delivery_.deliver("gus", event(thread));
+  delivery_.ack("gus", 4);
+  delivery_.ack("gus", 2);
+  EXPECT_EQ(store_.streamInfo("gus").acked_seq, 4);
+  delivery_.ack("gus", 100);
+  EXPECT_EQ(store_.streamInfo("gus").acked_seq, 5) << "an ack cannot pass the last appended seq";
+}
+
+TEST_F(DeliveryTest, DetachForgetsTheUserWhenLastConnectionLeaves) {
+  auto a = std::make_shared<RecordingConnection>("a", "hal");
+  delivery_.attach(a, true);
+  EXPECT_EQ(delivery_.userCount(), 1u);
+  delivery_.detach(*a);
+  EXPECT_EQ(delivery_.userCount(), 0u);
+  EXPECT_EQ(delivery_.connectionCount(), 0u);
+}
+
+}  // namespace
+}  // namespace agentwire::delivery

@@ -1,0 +1,19 @@
+#include "testing/temp_dir.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace agentwire::testing {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "agentwire-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace agentwire::testing

@@ -1,0 +1,159 @@
+"""Starts the real agentwire binary on a free loopback port and talks to it as a client would.
+
+Standard library only (plus Debian's python3-websockets for the WebSocket tests), so the
+tests run under /usr/bin/python3 on a fresh Debian 12 machine.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BIN = os.environ.get("AW_BIN", os.path.join(os.path.dirname(__file__), "..", "build", "agentwire"))
+TMP_ROOT = os.environ.get("AW_TEST_TMP", tempfile.gettempdir())
+
+
+class Server:
+    """One agentwire process with its own data directory."""
+
+    def __init__(self, *args, data_dir=None, env=None):
+        os.makedirs(TMP_ROOT, exist_ok=True)
+        self.dir = data_dir or tempfile.mkdtemp(prefix="aw-", dir=TMP_ROOT)
+        self.port_file = os.path.join(self.dir, "port")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.args = [BIN, "serve", "--port", "0", "--port-file", self.port_file,
+                     "--set", "store.path=" + os.path.join(self.dir, "agentwire.db"), *args]
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.port = None
+
+    def start(self, wait_ready=True, timeout=20):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                with open(self.port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    self.port = int(text)
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.005)
+        else:
+            raise AssertionError("server did not write its port file\n" + self.logs())
+        if wait_ready:
+            self.wait_ready(timeout=deadline - time.time())
+        return self
+
+    def wait_ready(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                status, _ = self.get("/health/ready")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise AssertionError("server never became ready\n" + self.logs())
+
+    def get(self, path, headers=None, conn=None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        body = r.read()
+        if conn is None:
+            c.close()
+        ctype = r.getheader("Content-Type", "")
+        parsed = json.loads(body) if body and "json" in ctype else body.decode("utf-8", "replace")
+        return r.status, parsed
+
+    def request(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        data = json.dumps(body).encode() if body is not None else None
+        h = {"Content-Type": "application/json", **(headers or {})}
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+        c.close()
+        try:
+            return r.status, json.loads(raw) if raw else None, dict(r.getheaders())
+        except ValueError:
+            return r.status, raw.decode("utf-8", "replace"), dict(r.getheaders())
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=20):
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and not self.log.closed:
+            self.log.close()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+def run_cli(*args, env=None, timeout=30):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+class Blackhole:
+    """A TCP listener that accepts connections and never answers: a dependency that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+def raw_upgrade(port, path="/ws", headers=None):
+    """Sends a WebSocket upgrade request by hand and returns (status, headers, body)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    h = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", **(headers or {})}
+    c.request("GET", path, headers=h)
+    r = c.getresponse()
+    body = r.read() if r.status != 101 else b""
+    c.close()
+    return r.status, dict(r.getheaders()), body
+
+
+def main():
+    unittest.main(verbosity=2)
