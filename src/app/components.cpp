@@ -27,6 +27,4 @@ void ConfigComponent::start() {
   core::logger("config")->debug("effective configuration:\n{}", core::renderConfig(config_));
 }
 
-WsGateway::WsGateway(std::vector<std::string> dependencies) : Component("ws_gateway", std::move(dependencies)) {}
-
 }  // namespace agentwire::app

@@ -20,17 +20,4 @@ class ConfigComponent final : public lifecycle::Component {
   const core::Config& config_;
 };
 
-// "ws_gateway": the last component. When it has started, every critical component before it is
-// up, and the upgrade gate lets WebSocket upgrades through (while the process is ready).
-class WsGateway final : public lifecycle::Component {
- public:
-  explicit WsGateway(std::vector<std::string> dependencies);
-  void start() override { accepting_ = true; }
-  void stop() override { accepting_ = false; }
-  bool accepting() const { return accepting_.load(); }
-
- private:
-  std::atomic<bool> accepting_{false};
-};
-
 }  // namespace agentwire::app

@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
-#include "app/components.hpp"
+#include "gateway/http_api.hpp"
+#include "gateway/ws_gateway.hpp"
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
 #include "core/version.hpp"
@@ -100,6 +101,10 @@ int runServer(const core::Config& cfg) {
     }
     return net::HttpReply{0, {}, {}, {}};
   });
+
+  server.setWsHandler(&c.ws_gateway, c.ws_gateway.limits());
+  gateway::registerHttpApi(server, c.router, c.ws_gateway, cfg.devModeEnabled(), cfg.auth.dev_token_ttl_s,
+                           [&probes] { return probes.isReady(); });
 
   try {
     server.start();

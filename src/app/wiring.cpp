@@ -4,6 +4,7 @@
 #include "agents/echo_agent.hpp"
 #include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
+#include "gateway/ws_gateway.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/chat_handlers.hpp"
 #include "gateway/message_router.hpp"
@@ -37,7 +38,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
       router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
       cfg.selfcheck.enabled, Deps{"agent_bridge"}));
-  auto& ws_gateway = registry.add(std::make_unique<WsGateway>(Deps{"self_check"}));
+  auto& ws_gateway = registry.add(std::make_unique<gateway::WsGateway>(cfg, router, delivery, Deps{"self_check"}));
   return Components{store, delivery, router, bridge, self_check, ws_gateway};
 }
 

@@ -11,6 +11,7 @@ class Delivery;
 }
 namespace agentwire::gateway {
 class MessageRouter;
+class WsGateway;
 }
 namespace agentwire::agents {
 class AgentWebSocketBridge;
@@ -21,8 +22,6 @@ class SelfCheck;
 
 namespace agentwire::app {
 
-class WsGateway;
-
 // The components of a gateway, owned by the registry; references for wiring the HTTP routes.
 struct Components {
   store::SqliteStore& store;
@@ -30,7 +29,7 @@ struct Components {
   gateway::MessageRouter& router;
   agents::AgentWebSocketBridge& bridge;
   health::SelfCheck& self_check;
-  WsGateway& ws_gateway;
+  gateway::WsGateway& ws_gateway;
 };
 
 // Registers the default component graph, which realises the expected working state:

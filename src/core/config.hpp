@@ -33,9 +33,19 @@ struct Config {
     std::string path = "var/agentwire.db";
   } store;
   struct Auth {
-    std::string secret;             // HS256 secret; empty = generated per process (dev only)
+    std::string secret;             // HS256 secret; empty = dev secret kept beside the store (dev only)
     std::string dev_mode = "auto";  // auto (on iff loopback), on, off
+    int dev_token_ttl_s = 86400;
   } auth;
+  struct Ws {
+    int max_message_bytes = 64 * 1024;
+    int max_queue_messages = 1024;
+    int max_queue_bytes = 4 * 1024 * 1024;
+    int idle_timeout_ms = 30000;
+    int max_messages_per_second = 50;
+    int max_connections_per_user = 16;
+    int resume_window_ms = 1000;
+  } ws;
   struct Analytics {
     bool enabled = false;
     bool required = false;

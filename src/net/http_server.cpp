@@ -2,6 +2,7 @@
 
 #include "core/logging.hpp"
 #include "net/beast.hpp"
+#include "net/ws_session.hpp"
 
 #include <boost/url/parse.hpp>
 
@@ -38,6 +39,8 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{ioc};
   std::vector<Route> routes;
   UpgradeGate upgrade_gate;
+  WsHandler* ws_handler = nullptr;
+  WsLimits ws_limits;
   std::vector<std::thread> threads;
   std::shared_ptr<spdlog::logger> log = core::logger("http");
   mutable std::mutex sessions_mutex;
@@ -101,7 +104,17 @@ class Session : public std::enable_shared_from_this<Session> {
       HttpReply refusal = server_.upgrade_gate ? server_.upgrade_gate(req)
                                                : jsonError(404, "not_found", "no WebSocket endpoint");
       if (refusal.status != 0) return writeReply(std::move(refusal), false);
-      return writeReply(jsonError(501, "not_implemented", "WebSocket gateway not available"), false);
+      if (server_.ws_handler == nullptr) {
+        return writeReply(jsonError(501, "not_implemented", "WebSocket gateway not available"), false);
+      }
+      WsAdmission admission = server_.ws_handler->admit(req);
+      {
+        std::lock_guard lock(server_.sessions_mutex);
+        server_.sessions.erase(shared_from_this());
+      }
+      startWsSession(std::move(stream_), parser_->release(), std::move(admission), *server_.ws_handler,
+                     server_.ws_limits);
+      return;
     }
     writeReply(server_.dispatch(req), msg.keep_alive());
   }
@@ -183,6 +196,11 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
 }
 
 void HttpServer::setUpgradeGate(UpgradeGate gate) { impl_->upgrade_gate = std::move(gate); }
+
+void HttpServer::setWsHandler(WsHandler* handler, WsLimits limits) {
+  impl_->ws_handler = handler;
+  impl_->ws_limits = limits;
+}
 
 void HttpServer::start() {
   auto& im = *impl_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "net/http_types.hpp"
+#include "net/websocket.hpp"
 
 #include <spdlog/logger.h>
 
@@ -39,6 +40,8 @@ class HttpServer {
   // Routes must be added before start(). Path "/api/threads/" with prefix=true matches below it.
   void route(const std::string& method, const std::string& path, HttpHandler handler, bool prefix = false);
   void setUpgradeGate(UpgradeGate gate);
+  // The handler of upgrades that pass the gate; it must outlive the server's I/O threads.
+  void setWsHandler(WsHandler* handler, WsLimits limits);
 
   // Binds and starts the I/O threads; throws std::runtime_error naming the address on failure.
   void start();

@@ -1,0 +1,217 @@
+#include "gateway/ws_gateway.hpp"
+
+#include "core/logging.hpp"
+#include "core/version.hpp"
+#include "delivery/delivery.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <optional>
+#include <filesystem>
+
+namespace agentwire::gateway {
+
+// Per-connection state, touched on the connection's strand (rate bucket) or atomically (held).
+struct WsGateway::ConnState {
+  std::string user_id;
+  std::optional<int64_t> resume_from;  // from /ws?last_seq=N&epoch=E
+  std::string resume_epoch;
+  std::atomic<bool> held{true};
+  double tokens = 0;
+  std::chrono::steady_clock::time_point refilled = std::chrono::steady_clock::now();
+};
+
+WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery::Delivery& delivery,
+                     std::vector<std::string> dependencies)
+    : Component("ws_gateway", std::move(dependencies)),
+      config_(config),
+      router_(router),
+      delivery_(delivery),
+      log_(core::logger("ws")) {}
+
+WsGateway::~WsGateway() { stop(); }
+
+net::WsLimits WsGateway::limits() const {
+  return net::WsLimits{static_cast<std::size_t>(config_.ws.max_message_bytes),
+                       static_cast<std::size_t>(config_.ws.max_queue_messages),
+                       static_cast<std::size_t>(config_.ws.max_queue_bytes), config_.ws.idle_timeout_ms};
+}
+
+void WsGateway::start() {
+  std::string secret = config_.auth.secret;
+  if (secret.empty()) {
+    // Config validation guarantees we are on loopback here.
+    auto dir = std::filesystem::path(config_.store.path).parent_path();
+    secret = loadOrCreateDevSecret(((dir.empty() ? std::filesystem::path(".") : dir) / "dev-secret").string());
+    log_->warn("auth.secret is not set: using a development secret kept beside the store (loopback only)");
+  }
+  authority_ = std::make_unique<TokenAuthority>(secret);
+  {
+    std::lock_guard lock(mutex_);
+    sweeping_ = true;
+  }
+  sweeper_ = std::thread([this] { sweepLoop(); });
+  accepting_ = true;
+}
+
+void WsGateway::stop() {
+  if (!accepting_.exchange(false) && !sweeper_.joinable()) return;
+  std::vector<std::shared_ptr<net::WsConnection>> open;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, w] : sessions_) {
+      if (auto c = w.lock()) open.push_back(std::move(c));
+    }
+  }
+  for (auto& c : open) c->closeAfterFlush(net::close_code::kServiceRestart, "service restart");
+  open.clear();
+  std::unique_lock lock(mutex_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.server.drain_timeout_ms);
+  bool drained = cv_.wait_until(lock, deadline, [&] { return sessions_.empty(); });
+  if (!drained) log_->warn("{} connections still open after the drain timeout", sessions_.size());
+  sweeping_ = false;
+  lock.unlock();
+  cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+std::size_t WsGateway::openConnections() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
+net::WsAdmission WsGateway::admit(const net::HttpRequest& req) {
+  net::WsAdmission a;
+  if (!accepting_.load() || !authority_) {
+    a.close_code = net::close_code::kServiceRestart;
+    a.close_reason = "not_ready";
+    return a;
+  }
+  auto token = extractToken(req);
+  if (!token) {
+    a.close_reason = "missing_token: send Authorization: Bearer <jwt> or subprotocol jwt.<jwt>";
+    return a;
+  }
+  if (token->via_subprotocol) {
+    // Browsers fail the handshake unless the answer is one of the offered protocols: answer
+    // "jwt-auth" when offered (the documented way), else echo the token's own entry.
+    auto offered = req.header("sec-websocket-protocol");
+    a.subprotocol = offered.find("jwt-auth") != std::string::npos ? "jwt-auth" : "jwt." + token->token;
+  }
+  auto user = authority_->verify(token->token);
+  if (!user) {
+    a.close_reason = user.error().code + ": " + user.error().message;
+    return a;
+  }
+  if (delivery_.connectionsOf(user.value()) >= static_cast<std::size_t>(config_.ws.max_connections_per_user)) {
+    a.close_code = net::close_code::kConnectionLimit;
+    a.close_reason = fmt::format("connection_limit: at most {} connections per user", config_.ws.max_connections_per_user);
+    return a;
+  }
+  a.accepted = true;
+  a.user_id = user.value();
+  auto state = std::make_shared<ConnState>();
+  state->user_id = user.value();
+  state->tokens = config_.ws.max_messages_per_second;
+  // Resume at connect time: /ws?last_seq=N&epoch=E
+  if (auto it = req.query.find("last_seq"); it != req.query.end()) {
+    int64_t v = -1;
+    auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    if (ec == std::errc{} && p == it->second.data() + it->second.size()) state->resume_from = v;
+    if (auto e = req.query.find("epoch"); e != req.query.end()) state->resume_epoch = e->second;
+  }
+  a.attachment = std::move(state);
+  return a;
+}
+
+void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
+  auto* state = conn->attachment<ConnState>();
+  auto info = delivery_.attach(conn, false);
+  {
+    std::lock_guard lock(mutex_);
+    sessions_[conn->id()] = conn;
+    if (!state->resume_from) {
+      held_[conn->id()] = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.ws.resume_window_ms);
+    }
+  }
+  boost::json::object data{{"user_id", conn->userId()},       {"connection_id", conn->id()},
+                           {"epoch", info.epoch},             {"last_seq", info.last_seq},
+                           {"server_version", core::kVersion}, {"resume_window_ms", config_.ws.resume_window_ms}};
+  sendReply(*conn, "connection_established", "", std::move(data));
+  if (state->resume_from && state->held.exchange(false)) {
+    // Same frames as a `resume` frame, before anything else can reach this connection.
+    router_.dispatch(ClientContext{conn, state->user_id},
+                     Frame{"resume", "connect", {{"last_seq", *state->resume_from}, {"epoch", state->resume_epoch}}});
+  }
+  log_->debug("connection '{}' of user '{}' opened (last_seq {})", conn->id(), conn->userId(), info.last_seq);
+}
+
+void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) {
+  auto* state = conn->attachment<ConnState>();
+  if (!is_text) return sendError(*conn, "invalid_json", "binary frames are not supported; send JSON text", "");
+  auto frame = parseFrame(payload);
+  std::string ref = frame ? frame->id : std::string{};
+
+  // Token bucket: max_messages_per_second, with a burst of the same size.
+  auto now = std::chrono::steady_clock::now();
+  double rate = config_.ws.max_messages_per_second;
+  state->tokens = std::min(rate, state->tokens + rate * std::chrono::duration<double>(now - state->refilled).count());
+  state->refilled = now;
+  if (state->tokens < 1.0) {
+    return sendError(*conn, "rate_limited",
+                     fmt::format("more than {} messages per second; this message was not processed",
+                                 config_.ws.max_messages_per_second),
+                     ref);
+  }
+  state->tokens -= 1.0;
+  if (!frame) return sendError(*conn, frame.error().code, frame.error().message, "");
+
+  if (state->held.exchange(false)) {
+    {
+      std::lock_guard lock(mutex_);
+      held_.erase(conn->id());
+    }
+    if (frame->type != "resume") delivery_.goLive(*conn);
+  }
+  router_.dispatch(ClientContext{conn, state->user_id}, frame.value());
+}
+
+void WsGateway::onClose(net::WsConnection& conn, int code) {
+  delivery_.detach(conn);
+  {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(conn.id());
+    held_.erase(conn.id());
+  }
+  cv_.notify_all();
+  log_->debug("connection '{}' of user '{}' closed ({})", conn.id(), conn.userId(), code);
+}
+
+void WsGateway::sweepLoop() {
+  std::unique_lock lock(mutex_);
+  while (sweeping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(50));
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<net::WsConnection>> due;
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      auto s = sessions_.find(it->first);
+      if (s != sessions_.end()) {
+        if (auto c = s->second.lock()) due.push_back(std::move(c));
+      }
+      it = held_.erase(it);
+    }
+    lock.unlock();
+    for (auto& c : due) {
+      if (c->attachment<ConnState>()->held.exchange(false)) delivery_.goLive(*c);
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace agentwire::gateway

@@ -1,0 +1,72 @@
+#pragma once
+
+#include "core/config.hpp"
+#include "gateway/auth.hpp"
+#include "gateway/message_router.hpp"
+#include "lifecycle/component.hpp"
+#include "net/websocket.hpp"
+
+#include <spdlog/logger.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace agentwire::delivery {
+class Delivery;
+}
+
+namespace agentwire::gateway {
+
+// The WebSocket side of the gateway and the last component to start ("ws_gateway"): once it
+// has started, upgrades on /ws are authenticated (JWT), attached to delivery and routed.
+//
+// Each connection starts *held*: it receives `connection_established` and then no stream events
+// until its first frame (a `resume` replays from the client's last seq; anything else goes live
+// from the seq announced in connection_established) or until ws.resume_window_ms passes. That
+// is what keeps replayed and live events from interleaving. `/ws?last_seq=N&epoch=E` resumes at
+// connect time instead.
+//
+// stop() drains: every connection is closed with 1012 after its queued frames are written,
+// waiting up to server.drain_timeout_ms.
+class WsGateway final : public lifecycle::Component, public net::WsHandler {
+ public:
+  WsGateway(const core::Config& config, MessageRouter& router, delivery::Delivery& delivery,
+            std::vector<std::string> dependencies);
+  ~WsGateway() override;
+
+  void start() override;
+  void stop() override;
+  bool accepting() const { return accepting_.load(); }
+
+  // Valid after start(); null before.
+  const TokenAuthority* authority() const { return authority_.get(); }
+  net::WsLimits limits() const;
+  std::size_t openConnections() const;
+
+  net::WsAdmission admit(const net::HttpRequest& req) override;
+  void onOpen(const std::shared_ptr<net::WsConnection>& conn) override;
+  void onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) override;
+  void onClose(net::WsConnection& conn, int code) override;
+
+ private:
+  struct ConnState;
+  void sweepLoop();
+
+  const core::Config& config_;
+  MessageRouter& router_;
+  delivery::Delivery& delivery_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<TokenAuthority> authority_;
+  std::atomic<bool> accepting_{false};
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<std::string, std::weak_ptr<net::WsConnection>> sessions_;
+  std::map<std::string, std::chrono::steady_clock::time_point> held_;  // connection id -> go-live deadline
+  bool sweeping_ = false;
+  std::thread sweeper_;
+};
+
+}  // namespace agentwire::gateway
