@@ -19,6 +19,9 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   registry.add(std::make_unique<ConfigComponent>(cfg));
   auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
   auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
+  // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
+  delivery.setReplayBudget({std::max<std::size_t>(1, cfg.ws.max_queue_messages / 2),
+                            std::max<std::size_t>(1, cfg.ws.max_queue_bytes / 2)});
   // The bridge is built before the router (the handlers hold a reference to it) but starts after.
   auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
       delivery, store,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,10 @@ class Connection {
   virtual const std::string& id() const = 0;
   virtual const std::string& userId() const = 0;
   virtual bool send(std::shared_ptr<const std::string> frame) = 0;
+
+  // Set by Delivery while this connection replays stored events in budgeted batches. The
+  // transport calls Delivery::pump() when its send queue drains and this is set.
+  std::atomic<bool> replaying{false};
 };
 
 using ConnectionPtr = std::shared_ptr<Connection>;

@@ -53,7 +53,12 @@ store::StreamInfo Delivery::attach(const ConnectionPtr& conn, bool live) {
   auto us = userState(conn->userId(), true);
   std::lock_guard lock(us->mutex);
   auto info = store_.streamInfo(conn->userId());
-  us->entries.push_back(Entry{conn, conn.get(), info.last_seq + 1, live});
+  Entry e;
+  e.conn = conn;
+  e.raw = conn.get();
+  e.next_seq = info.last_seq + 1;
+  e.mode = live ? Mode::Live : Mode::Held;
+  us->entries.push_back(std::move(e));
   ++connections_;
   return info;
 }
@@ -80,54 +85,95 @@ void Delivery::releaseIfEmpty(const std::string& user_id, const std::shared_ptr<
   }
 }
 
-bool Delivery::catchUp(Entry& e, const std::string& user_id, int64_t upto) {
+Delivery::Entry* Delivery::findEntry(UserState& us, const Connection& conn) {
+  for (auto& e : us.entries) {
+    if (e.raw == &conn) return &e;
+  }
+  return nullptr;
+}
+
+bool Delivery::catchUp(Entry& e, const std::string& user_id) {
   auto conn = e.conn.lock();
   if (!conn) return false;
-  while (e.next_seq <= upto) {
-    auto batch = store_.eventsAfter(user_id, e.next_seq - 1, kCatchUpBatch);
+  e.mode = Mode::CatchingUp;
+  std::size_t frames = 0;
+  std::size_t bytes = 0;
+  for (;;) {
+    // Budget first: a step that used its budget ends here, even at the head, so the switch to
+    // live (and resume_complete) never lands on a backlog already at the budget.
+    if (frames >= budget_.frames || bytes >= budget_.bytes) {
+      conn->replaying = true;  // pump() continues when the connection's queue drains
+      return true;
+    }
+    int64_t head = store_.streamInfo(user_id).last_seq;
+    if (e.next_seq > head) break;
+    int limit = static_cast<int>(std::min<std::size_t>(kCatchUpBatch, budget_.frames - frames));
+    auto batch = store_.eventsAfter(user_id, e.next_seq - 1, limit);
     if (batch.empty()) break;
     for (const auto& ev : batch) {
-      if (ev.seq > upto) break;
-      if (!conn->send(frameOf(ev))) return false;
+      auto frame = frameOf(ev);
+      bytes += frame->size();
+      ++frames;
+      if (!conn->send(std::move(frame))) return false;
       ++stats_.replayed;
       e.next_seq = ev.seq + 1;
+      if (bytes >= budget_.bytes) break;
     }
+  }
+  // At the head: everything older went out on this connection; from here on it is live.
+  e.mode = Mode::Live;
+  conn->replaying = false;
+  if (e.resume_pending) {
+    e.resume_pending = false;
+    boost::json::object o{{"type", "resume_complete"},
+                          {"data", boost::json::object{{"from_seq", e.resume_from}, {"to_seq", e.next_seq - 1}}}};
+    if (!e.resume_ref.empty()) o["id"] = e.resume_ref;
+    conn->send(std::make_shared<const std::string>(boost::json::serialize(o)));
   }
   return true;
 }
 
-core::Result<Delivery::ResumeOutcome> Delivery::resume(const Connection& conn, int64_t last_seq,
-                                                       const std::string& epoch) {
+core::Result<bool> Delivery::resume(Connection& conn, int64_t last_seq, const std::string& epoch,
+                                    const std::string& ref) {
   auto us = userState(conn.userId(), false);
   if (!us) return core::Error{"internal", "connection is not attached"};
   std::lock_guard lock(us->mutex);
-  auto it = std::find_if(us->entries.begin(), us->entries.end(), [&](const Entry& e) { return e.raw == &conn; });
-  if (it == us->entries.end()) return core::Error{"internal", "connection is not attached"};
+  Entry* e = findEntry(*us, conn);
+  if (e == nullptr) return core::Error{"internal", "connection is not attached"};
   auto info = store_.streamInfo(conn.userId());
   if ((!epoch.empty() && epoch != info.epoch) || last_seq < 0 || last_seq + 1 < info.first_seq ||
       last_seq > info.last_seq) {
     // The client's view cannot be continued; it reloads history and continues live from here.
-    it->next_seq = info.last_seq + 1;
-    it->live = true;
+    e->next_seq = info.last_seq + 1;
+    e->mode = Mode::Live;
+    conn.replaying = false;
     return core::Error{"resync_required",
                        fmt::format("cannot resume from seq {} of epoch '{}' (stream epoch '{}', retained {}..{})",
                                    last_seq, epoch, info.epoch, info.first_seq, info.last_seq)};
   }
-  it->next_seq = last_seq + 1;
-  catchUp(*it, conn.userId(), info.last_seq);
-  it->live = true;
-  return ResumeOutcome{last_seq + 1, info.last_seq};
+  e->next_seq = last_seq + 1;
+  e->resume_pending = true;
+  e->resume_from = last_seq + 1;
+  e->resume_ref = ref;
+  catchUp(*e, conn.userId());
+  return e->mode == Mode::CatchingUp;
 }
 
-void Delivery::goLive(const Connection& conn) {
+void Delivery::goLive(Connection& conn) {
   auto us = userState(conn.userId(), false);
   if (!us) return;
   std::lock_guard lock(us->mutex);
-  for (auto& e : us->entries) {
-    if (e.raw != &conn || e.live) continue;
-    catchUp(e, conn.userId(), store_.streamInfo(conn.userId()).last_seq);
-    e.live = true;
-  }
+  Entry* e = findEntry(*us, conn);
+  if (e != nullptr && e->mode == Mode::Held) catchUp(*e, conn.userId());
+}
+
+void Delivery::pump(Connection& conn) {
+  if (!conn.replaying.load()) return;
+  auto us = userState(conn.userId(), false);
+  if (!us) return;
+  std::lock_guard lock(us->mutex);
+  Entry* e = findEntry(*us, conn);
+  if (e != nullptr && e->mode == Mode::CatchingUp) catchUp(*e, conn.userId());
 }
 
 core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event) {
@@ -165,8 +211,12 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
   const auto& ev = appended.value();
   std::shared_ptr<const std::string> frame;
   for (auto& e : us->entries) {
-    if (!e.live) continue;
-    if (e.next_seq < ev.seq && !catchUp(e, user_id, ev.seq - 1)) continue;
+    // Held and catching-up connections pull this event from the store when their turn comes.
+    if (e.mode != Mode::Live) continue;
+    if (e.next_seq < ev.seq) {
+      catchUp(e, user_id);
+      continue;
+    }
     auto conn = e.conn.lock();
     if (!conn) continue;
     if (!frame) frame = frameOf(ev);

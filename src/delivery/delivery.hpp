@@ -39,7 +39,15 @@ struct DeliveryStats {
 // keeps seq order equal to send order on every connection; different users never contend.
 class Delivery final : public lifecycle::Component {
  public:
+  // How much one catch-up step may queue on a connection. Replays larger than this continue
+  // when the connection's queue drains (pump()), so a resume never overflows the send bound.
+  struct ReplayBudget {
+    std::size_t frames = SIZE_MAX;
+    std::size_t bytes = SIZE_MAX;
+  };
+
   Delivery(store::Store& store, std::vector<std::string> dependencies);
+  void setReplayBudget(ReplayBudget b) { budget_ = b; }  // before start()
 
   void start() override;
   void stop() override;
@@ -50,15 +58,15 @@ class Delivery final : public lifecycle::Component {
   store::StreamInfo attach(const ConnectionPtr& conn, bool live);
   void detach(const Connection& conn);
 
-  // Sends, in order, every event with seq > last_seq, then makes the connection live.
-  // Fails with `resync_required` when the epoch differs or those events are no longer retained.
-  struct ResumeOutcome {
-    int64_t from_seq = 0;
-    int64_t to_seq = 0;
-  };
-  core::Result<ResumeOutcome> resume(const Connection& conn, int64_t last_seq, const std::string& epoch);
+  // Sends, in order, every event with seq > last_seq, then `resume_complete {from_seq, to_seq}`
+  // (with id `ref`), then makes the connection live. Large replays go out in budgeted batches.
+  // Fails with `resync_required` when the epoch differs or those events are no longer retained;
+  // the connection is then live from the stream's head.
+  core::Result<bool> resume(Connection& conn, int64_t last_seq, const std::string& epoch, const std::string& ref);
   // Makes a held connection live, first sending what was appended while it was held.
-  void goLive(const Connection& conn);
+  void goLive(Connection& conn);
+  // Continues a replay on a connection whose queue drained. Cheap no-op when not replaying.
+  void pump(Connection& conn);
 
   // Delivers an event of a thread on behalf of `user_id`. The thread must exist and belong to
   // the user; otherwise the event is refused (thread_not_found / forbidden), counted and logged.
@@ -72,11 +80,15 @@ class Delivery final : public lifecycle::Component {
   const DeliveryStats& stats() const { return stats_; }
 
  private:
+  enum class Mode { Held, CatchingUp, Live };
   struct Entry {
     std::weak_ptr<Connection> conn;
     const Connection* raw = nullptr;
     int64_t next_seq = 1;
-    bool live = false;
+    Mode mode = Mode::Held;
+    bool resume_pending = false;  // send resume_complete when the catch-up reaches the head
+    int64_t resume_from = 0;
+    std::string resume_ref;
   };
   struct UserState {
     std::mutex mutex;  // serializes append + fan-out for this user
@@ -85,8 +97,10 @@ class Delivery final : public lifecycle::Component {
 
   std::shared_ptr<UserState> userState(const std::string& user_id, bool create);
   void releaseIfEmpty(const std::string& user_id, const std::shared_ptr<UserState>& us);
-  // Sends stored events [entry.next_seq, upto] to one connection. Caller holds the user lock.
-  bool catchUp(Entry& e, const std::string& user_id, int64_t upto);
+  // Sends stored events from entry.next_seq on, within the budget; at the stream's head the
+  // entry turns live. Caller holds the user lock. False when the connection is gone.
+  bool catchUp(Entry& e, const std::string& user_id);
+  Entry* findEntry(UserState& us, const Connection& conn);
   static std::shared_ptr<const std::string> frameOf(const store::StoredEvent& ev);
 
   store::Store& store_;
@@ -95,6 +109,7 @@ class Delivery final : public lifecycle::Component {
   std::map<std::string, std::shared_ptr<UserState>> users_;
   std::atomic<std::size_t> connections_{0};
   DeliveryStats stats_;
+  ReplayBudget budget_;
 };
 
 }  // namespace agentwire::delivery

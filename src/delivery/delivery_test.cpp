@@ -39,7 +39,7 @@ TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
   auto conn = std::make_shared<RecordingConnection>("c1", "alice");
   auto info = delivery_.attach(conn, false);
   EXPECT_EQ(info.last_seq, 1);
-  auto r = delivery_.resume(*conn, 0, info.epoch);
+  auto r = delivery_.resume(*conn, 0, info.epoch, "r");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(conn->seqs(), std::vector<int64_t>{1});
   delivery_.deliver("alice", event(thread));
@@ -85,9 +85,35 @@ TEST_F(DeliveryTest, HeldConnectionReceivesNothingUntilResumeThenAllInOrder) {
   auto info = delivery_.attach(conn, false);
   delivery_.deliver("carol", event(thread));  // arrives while held
   EXPECT_TRUE(conn->frames().empty());
-  ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch).ok());
+  ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch, "r").ok());
   delivery_.deliver("carol", event(thread));
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
+  delivery_.setReplayBudget({3, SIZE_MAX});
+  auto thread = threadOf("ivy");
+  for (int i = 0; i < 10; ++i) delivery_.deliver("ivy", event(thread));
+  auto conn = std::make_shared<RecordingConnection>("c", "ivy");
+  auto info = delivery_.attach(conn, false);
+  auto r = delivery_.resume(*conn, 0, info.epoch, "r1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value()) << "still catching up";
+  EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_TRUE(conn->replaying.load());
+  // A live event during the replay is not sent ahead of older ones.
+  delivery_.deliver("ivy", event(thread));
+  EXPECT_EQ(conn->seqs().size(), 3u);
+  while (conn->replaying.load()) delivery_.pump(*conn);
+  std::vector<int64_t> want;
+  for (int i = 1; i <= 11; ++i) want.push_back(i);
+  EXPECT_EQ(conn->seqs(), want);
+  auto frames = conn->frames();
+  EXPECT_EQ(frames.back().at("type").as_string(), "resume_complete");
+  EXPECT_EQ(frames.back().at("id").as_string(), "r1");
+  EXPECT_EQ(frames.back().at("data").at("to_seq").as_int64(), 11);
+  delivery_.deliver("ivy", event(thread));
+  EXPECT_EQ(conn->seqs().back(), 12) << "live after the replay";
 }
 
 TEST_F(DeliveryTest, GoLiveSendsWhatArrivedWhileHeld) {
@@ -105,8 +131,8 @@ TEST_F(DeliveryTest, ResumeWithWrongEpochOrFutureSeqRequiresResync) {
   delivery_.deliver("erin", event(thread));
   auto conn = std::make_shared<RecordingConnection>("c", "erin");
   auto info = delivery_.attach(conn, false);
-  EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other").error().code, "resync_required");
-  EXPECT_EQ(delivery_.resume(*conn, 99, info.epoch).error().code, "resync_required");
+  EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other", "r").error().code, "resync_required");
+  EXPECT_EQ(delivery_.resume(*conn, 99, info.epoch, "r").error().code, "resync_required");
 }
 
 TEST_F(DeliveryTest, ConcurrentDeliveriesKeepSeqGaplessAndOrderedPerConnection) {

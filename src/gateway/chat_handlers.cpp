@@ -115,7 +115,8 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   router.addHandler("resume", [s](const ClientContext& ctx, const Frame& f) {
     auto last_seq = intField(f.data, "last_seq");
     if (!last_seq) return sendError(*ctx.conn, "missing_field", "data.last_seq is required", f.id);
-    auto r = s.delivery.resume(*ctx.conn, *last_seq, stringField(f.data, "epoch"));
+    // On success delivery sends the replay and then resume_complete itself, in order.
+    auto r = s.delivery.resume(*ctx.conn, *last_seq, stringField(f.data, "epoch"), f.id);
     if (!r) {
       if (r.error().code == "resync_required") {
         auto info = s.store.streamInfo(ctx.user_id);
@@ -124,7 +125,6 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
       }
       return sendError(*ctx.conn, r.error().code, r.error().message, f.id);
     }
-    sendReply(*ctx.conn, "resume_complete", f.id, {{"from_seq", r->from_seq}, {"to_seq", r->to_seq}});
   });
 
   router.addHandler("ack_events", [s](const ClientContext& ctx, const Frame& f) {

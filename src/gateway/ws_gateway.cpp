@@ -178,6 +178,8 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
   router_.dispatch(ClientContext{conn, state->user_id}, frame.value());
 }
 
+void WsGateway::onDrain(const std::shared_ptr<net::WsConnection>& conn) { delivery_.pump(*conn); }
+
 void WsGateway::onClose(net::WsConnection& conn, int code) {
   delivery_.detach(conn);
   {

@@ -48,6 +48,7 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   net::WsAdmission admit(const net::HttpRequest& req) override;
   void onOpen(const std::shared_ptr<net::WsConnection>& conn) override;
   void onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) override;
+  void onDrain(const std::shared_ptr<net::WsConnection>& conn) override;
   void onClose(net::WsConnection& conn, int code) override;
 
  private:

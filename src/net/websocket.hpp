@@ -69,6 +69,8 @@ class WsHandler {
   virtual WsAdmission admit(const HttpRequest& req) = 0;
   virtual void onOpen(const std::shared_ptr<WsConnection>& conn) = 0;
   virtual void onMessage(const std::shared_ptr<WsConnection>& conn, std::string_view payload, bool is_text) = 0;
+  // The connection's send queue has just emptied (on its strand).
+  virtual void onDrain(const std::shared_ptr<WsConnection>& conn) = 0;
   // Called once, whatever ended the connection.
   virtual void onClose(WsConnection& conn, int code) = 0;
 };

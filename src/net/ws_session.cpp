@@ -88,9 +88,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
   void enqueue(std::shared_ptr<const std::string> frame) {
     if (close_requested_ || !open_.load()) return;
-    queued_bytes_ += frame->size();
-    queue_.push_back(std::move(frame));
-    if (queue_.size() > limits_.max_queue_messages || queued_bytes_ > limits_.max_queue_bytes) {
+    // A frame is accepted when the backlog in front of it is within the bound, so a backlog never
+    // exceeds the bound by more than one frame and one large frame can always go out alone.
+    if (!queue_.empty() && (queue_.size() >= limits_.max_queue_messages || queued_bytes_ >= limits_.max_queue_bytes)) {
       core::logger("ws")->warn("connection '{}' of user '{}' fell behind ({} frames, {} bytes queued); closing 4001",
                                id_, admission_.user_id, queue_.size(), queued_bytes_);
       // Keep only the frame in flight; the rest are in the user's stream for resume.
@@ -98,7 +98,6 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
         queued_bytes_ -= queue_.back()->size();
         queue_.pop_back();
       }
-      slow_ = true;
       close_requested_ = true;
       close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(close_code::kSlowConsumer),
                                               "slow_consumer");
@@ -106,6 +105,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
       if (!writing_) doClose();
       return;
     }
+    queued_bytes_ += frame->size();
+    queue_.push_back(std::move(frame));
     if (!writing_) doWrite();
   }
 
@@ -121,7 +122,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     queued_bytes_ -= queue_.front()->size();
     queue_.pop_front();
     if (!queue_.empty()) return doWrite();
-    if (close_requested_) doClose();
+    if (close_requested_) return doClose();
+    if (replaying.load()) handler_.onDrain(std::static_pointer_cast<WsConnection>(shared_from_this()));
   }
 
   void doClose() {
@@ -160,7 +162,6 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool writing_ = false;
   bool close_requested_ = false;
   bool close_sent_ = false;
-  bool slow_ = false;
   bool finished_ = false;
   websocket::close_reason close_reason_;
   std::unique_ptr<asio::steady_timer> timer_;

@@ -168,8 +168,8 @@ std::vector<Message> SqliteStore::listMessages(const std::string& thread_id, int
   // Newest `limit` before the bound, returned oldest first.
   Stmt s(db_,
          "SELECT id, thread_id, user_id, role, content, run_id, created_ms FROM ("
-         " SELECT * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
-         " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rowid ASC");
+         " SELECT rowid AS rid, * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
+         " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rid ASC");
   s.bind(1, thread_id).bind(2, before_ms).bind(3, before_ms).bind(4, int64_t{limit});
   std::vector<Message> out;
   while (s.step()) {
