@@ -1,5 +1,6 @@
 #include "delivery/delivery.hpp"
 
+#include "core/ids.hpp"
 #include "core/logging.hpp"
 
 #include <boost/json.hpp>
@@ -15,12 +16,57 @@ constexpr int kCatchUpBatch = 500;
 Delivery::Delivery(store::Store& store, std::vector<std::string> dependencies)
     : Component("delivery", std::move(dependencies)), store_(store), log_(core::logger("delivery")) {}
 
-void Delivery::start() {}
+void Delivery::start() {
+  std::lock_guard lock(wq_mutex_);
+  writer_stop_ = false;
+  writer_running_ = true;
+  writer_ = std::thread([this] { writerLoop(); });
+}
 
 void Delivery::stop() {
+  {
+    std::lock_guard lock(wq_mutex_);
+    if (!writer_running_) return;
+    writer_stop_ = true;  // the writer drains the queue before it exits: nothing queued is lost
+  }
+  wq_cv_.notify_all();
+  writer_.join();
+  {
+    std::lock_guard lock(wq_mutex_);
+    writer_running_ = false;
+  }
   std::unique_lock lock(users_mutex_);
   users_.clear();
   connections_ = 0;
+  users_connected_ = 0;
+}
+
+void Delivery::flush() {
+  std::unique_lock lock(wq_mutex_);
+  room_cv_.wait(lock, [&] { return in_flight_ == 0; });
+}
+
+std::pair<std::shared_ptr<Delivery::UserState>, std::unique_lock<std::mutex>> Delivery::lockUser(
+    const std::string& user_id) {
+  for (;;) {
+    auto us = userState(user_id, true);
+    std::unique_lock lock(us->mutex);
+    if (!us->detached) return {std::move(us), std::move(lock)};
+  }
+}
+
+std::optional<std::string> Delivery::ownerOf(const std::string& thread_id) {
+  {
+    std::shared_lock lock(owners_mutex_);
+    auto it = owners_.find(thread_id);
+    if (it != owners_.end()) return it->second;
+  }
+  auto t = store_.findThread(thread_id);
+  if (!t) return std::nullopt;
+  std::unique_lock lock(owners_mutex_);
+  if (owners_.size() > 200000) owners_.clear();  // a bounded cache; owners are re-read on a miss
+  owners_.emplace(thread_id, t->user_id);
+  return t->user_id;
 }
 
 std::shared_ptr<Delivery::UserState> Delivery::userState(const std::string& user_id, bool create) {
@@ -50,8 +96,7 @@ std::shared_ptr<const std::string> Delivery::frameOf(const store::StoredEvent& e
 }
 
 store::StreamInfo Delivery::attach(const ConnectionPtr& conn, bool live) {
-  auto us = userState(conn->userId(), true);
-  std::lock_guard lock(us->mutex);
+  auto [us, lock] = lockUser(conn->userId());
   auto info = store_.streamInfo(conn->userId());
   Entry e;
   e.conn = conn;
@@ -59,6 +104,7 @@ store::StreamInfo Delivery::attach(const ConnectionPtr& conn, bool live) {
   e.next_seq = info.last_seq + 1;
   e.mode = live ? Mode::Live : Mode::Held;
   us->entries.push_back(std::move(e));
+  if (us->entries.size() == 1) ++users_connected_;
   ++connections_;
   return info;
 }
@@ -71,6 +117,7 @@ void Delivery::detach(const Connection& conn) {
     auto before = us->entries.size();
     std::erase_if(us->entries, [&](const Entry& e) { return e.raw == &conn; });
     connections_ -= before - us->entries.size();
+    if (before > 0 && us->entries.empty()) --users_connected_;
   }
   releaseIfEmpty(conn.userId(), us);
 }
@@ -81,7 +128,10 @@ void Delivery::releaseIfEmpty(const std::string& user_id, const std::shared_ptr<
   // Checked under both locks: another connection of the user may have attached meanwhile.
   if (it != users_.end() && it->second == us) {
     std::lock_guard ulock(us->mutex);
-    if (us->entries.empty()) users_.erase(it);
+    if (us->entries.empty() && us->pending == 0) {
+      us->detached = true;
+      users_.erase(it);
+    }
   }
 }
 
@@ -177,44 +227,105 @@ void Delivery::pump(Connection& conn) {
 }
 
 core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event) {
-  auto thread = store_.findThread(event.thread_id);
-  if (!thread || thread->user_id != user_id) {
+  auto owner = ownerOf(event.thread_id);
+  if (!owner || *owner != user_id) {
     ++stats_.failures;
-    const char* code = thread ? "forbidden" : "thread_not_found";
+    const char* code = owner ? "forbidden" : "thread_not_found";
     std::string msg = fmt::format(
         "MessageDeliveryError: cannot deliver '{}' to thread '{}' for user '{}': {} (user has {} active "
         "connections; {} users connected)",
-        event.type, event.thread_id, user_id, thread ? "the thread belongs to another user" : "no such thread",
+        event.type, event.thread_id, user_id, owner ? "the thread belongs to another user" : "no such thread",
         connectionsOf(user_id), userCount());
     log_->error("{}", msg);
     return core::Error{code, msg};
   }
-  const std::string thread_id = event.thread_id;
   store::StoredEvent stored;
   stored.user_id = user_id;
   stored.type = std::move(event.type);
   stored.thread_id = std::move(event.thread_id);
   stored.run_id = std::move(event.run_id);
   stored.data_json = boost::json::serialize(event.data);
+  stored.ts_ms = core::nowMs();
 
-  // The user lock is taken even for users without connections: a connection attaching
-  // concurrently must see either the event in its starting seq or receive it live.
-  auto us = userState(user_id, true);
-  std::unique_lock lock(us->mutex);
-  auto appended = store_.appendEvent(std::move(stored));
-  if (!appended) {
-    ++stats_.failures;
-    log_->error("cannot append event for user '{}' thread '{}': {}", user_id, thread_id, appended.error().message);
-    return appended.error();
+  {
+    // Room first, and never while holding a user lock: the writer needs user locks to drain.
+    std::unique_lock lock(wq_mutex_);
+    if (!writer_running_ || writer_stop_) return core::Error{"not_ready", "delivery is not running"};
+    room_cv_.wait(lock, [&] { return wq_.size() < kMaxPending || writer_stop_; });
   }
-  ++stats_.appended;
-  const auto& ev = appended.value();
+  auto [us, ulock] = lockUser(user_id);
+  if (us->last_seq < 0) us->last_seq = store_.streamInfo(user_id).last_seq;
+  stored.seq = ++us->last_seq;
+  ++us->pending;
+  int64_t seq = stored.seq;
+  {
+    // Queued under the user lock, so the writer sees each user's events in seq order.
+    std::lock_guard lock(wq_mutex_);
+    wq_.push_back(Pending{us, std::move(stored)});
+    ++in_flight_;
+  }
+  wq_cv_.notify_one();
+  return seq;
+}
+
+void Delivery::writerLoop() {
+  std::vector<Pending> batch;
+  std::vector<store::StoredEvent> events;
+  for (;;) {
+    {
+      std::unique_lock lock(wq_mutex_);
+      wq_cv_.wait(lock, [&] { return !wq_.empty() || writer_stop_; });
+      if (wq_.empty()) return;  // stopping, and everything queued was written
+      while (!wq_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(wq_.front()));
+        wq_.pop_front();
+      }
+    }
+    room_cv_.notify_all();
+    events.clear();
+    for (const auto& p : batch) events.push_back(p.ev);
+    auto committed = store_.appendEvents(events);
+    if (committed) {
+      stats_.appended += batch.size();
+      if (failing_) log_->info("event stream writes recovered");
+      failing_ = false;
+    } else {
+      stats_.failures += batch.size();
+      if (!failing_) {
+        log_->error("cannot commit {} events: {}; they are not delivered (counted as failures)", batch.size(),
+                    committed.error().message);
+      }
+      failing_ = true;
+    }
+    for (auto& p : batch) {
+      std::unique_lock lock(p.us->mutex);
+      if (committed) {
+        fanOut(*p.us, p.ev);
+      } else {
+        p.us->last_seq = -1;  // re-read the committed head before assigning the next seq
+      }
+      --p.us->pending;
+      bool idle = p.us->entries.empty() && p.us->pending == 0;
+      lock.unlock();
+      if (idle) releaseIfEmpty(p.ev.user_id, p.us);
+    }
+    {
+      std::lock_guard lock(wq_mutex_);
+      in_flight_ -= batch.size();
+    }
+    room_cv_.notify_all();
+    batch.clear();
+  }
+}
+
+void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
   std::shared_ptr<const std::string> frame;
-  for (auto& e : us->entries) {
-    // Held and catching-up connections pull this event from the store when their turn comes.
-    if (e.mode != Mode::Live) continue;
+  for (auto& e : us.entries) {
+    // Held and catching-up connections pull this event from the store when their turn comes;
+    // a connection whose replay already covered it has moved past it.
+    if (e.mode != Mode::Live || e.next_seq > ev.seq) continue;
     if (e.next_seq < ev.seq) {
-      catchUp(e, user_id);
+      catchUp(e, ev.user_id);
       continue;
     }
     auto conn = e.conn.lock();
@@ -225,21 +336,13 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
       e.next_seq = ev.seq + 1;
     }
   }
-  int64_t seq = ev.seq;
-  bool empty = us->entries.empty();
-  lock.unlock();
-  if (empty) releaseIfEmpty(user_id, us);
-  return seq;
 }
 
 void Delivery::ack(const std::string& user_id, int64_t seq) { store_.ackEvents(user_id, seq); }
 
 std::size_t Delivery::connectionCount() const { return connections_.load(); }
 
-std::size_t Delivery::userCount() const {
-  std::shared_lock lock(users_mutex_);
-  return users_.size();
-}
+std::size_t Delivery::userCount() const { return users_connected_.load(); }
 
 std::size_t Delivery::connectionsOf(const std::string& user_id) const {
   std::shared_lock lock(users_mutex_);

@@ -6,12 +6,18 @@
 #include "store/store.hpp"
 
 #include <boost/json/object.hpp>
+
+#include <optional>
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
+#include <unordered_map>
 
 namespace agentwire::delivery {
 
@@ -35,8 +41,11 @@ struct DeliveryStats {
 // live connection of that user. A user without connections is not an error: the event waits in
 // the stream until the user resumes.
 //
-// Thread-safe. Appends and fan-out for one user are serialized by that user's lock, which is what
-// keeps seq order equal to send order on every connection; different users never contend.
+// Thread-safe. deliver() assigns the seq in memory under the user's lock and queues the event
+// for the writer thread, which commits queued events in one transaction (group commit) and only
+// then sends them, in seq order, to the user's live connections: nothing is sent that is not
+// durable, and no caller waits on the disk. The queue is bounded (kMaxPending): when full,
+// deliver() waits for room, which slows the agents producing events, never the I/O threads.
 class Delivery final : public lifecycle::Component {
  public:
   // How much one catch-up step may queue on a connection. Replays larger than this continue
@@ -70,7 +79,10 @@ class Delivery final : public lifecycle::Component {
 
   // Delivers an event of a thread on behalf of `user_id`. The thread must exist and belong to
   // the user; otherwise the event is refused (thread_not_found / forbidden), counted and logged.
+  // Returns the event's seq; the event is committed and sent shortly after, by the writer.
   core::Result<int64_t> deliver(const std::string& user_id, Event event);
+  // Waits until every event queued so far is committed and sent. For tests and shutdown.
+  void flush();
 
   void ack(const std::string& user_id, int64_t seq);
 
@@ -91,11 +103,25 @@ class Delivery final : public lifecycle::Component {
     std::string resume_ref;
   };
   struct UserState {
-    std::mutex mutex;  // serializes append + fan-out for this user
+    std::mutex mutex;  // serializes seq assignment, fan-out and connection changes for this user
     std::vector<Entry> entries;
+    int64_t last_seq = -1;  // last seq assigned (committed or queued); -1 = load from the store
+    std::size_t pending = 0;  // events queued for the writer; the state is kept while > 0
+    bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
+  struct Pending {
+    std::shared_ptr<UserState> us;
+    store::StoredEvent ev;
+  };
+  static constexpr std::size_t kMaxPending = 65536;
+  static constexpr std::size_t kMaxBatch = 1024;
 
   std::shared_ptr<UserState> userState(const std::string& user_id, bool create);
+  // The user's current (not detached) state, locked.
+  std::pair<std::shared_ptr<UserState>, std::unique_lock<std::mutex>> lockUser(const std::string& user_id);
+  void fanOut(UserState& us, const store::StoredEvent& ev);
+  void writerLoop();
+  std::optional<std::string> ownerOf(const std::string& thread_id);
   void releaseIfEmpty(const std::string& user_id, const std::shared_ptr<UserState>& us);
   // Sends stored events from entry.next_seq on, within the budget; at the stream's head the
   // entry turns live. Caller holds the user lock. False when the connection is gone.
@@ -108,8 +134,22 @@ class Delivery final : public lifecycle::Component {
   mutable std::shared_mutex users_mutex_;
   std::map<std::string, std::shared_ptr<UserState>> users_;
   std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> users_connected_{0};
   DeliveryStats stats_;
   ReplayBudget budget_;
+
+  std::shared_mutex owners_mutex_;
+  std::unordered_map<std::string, std::string> owners_;  // thread -> user; owners never change
+
+  std::mutex wq_mutex_;
+  std::condition_variable wq_cv_;     // writer: work arrived / stop
+  std::condition_variable room_cv_;   // producers: room in the queue; flush(): queue drained
+  std::deque<Pending> wq_;
+  std::size_t in_flight_ = 0;  // queued + being committed/sent
+  bool writer_running_ = false;
+  bool writer_stop_ = false;
+  bool failing_ = false;  // logging once per episode of commit failures
+  std::thread writer_;
 };
 
 }  // namespace agentwire::delivery

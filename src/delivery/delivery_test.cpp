@@ -15,8 +15,20 @@ using testing::RecordingConnection;
 
 class DeliveryTest : public ::testing::Test {
  protected:
-  void SetUp() override { store_.start(); }
-  void TearDown() override { store_.stop(); }
+  void SetUp() override {
+    store_.start();
+    delivery_.start();
+  }
+  void TearDown() override {
+    delivery_.stop();
+    store_.stop();
+  }
+  // Delivery is asynchronous (group commit); tests look at the result once it has happened.
+  core::Result<int64_t> deliverSync(const std::string& user, Event ev) {
+    auto r = delivery_.deliver(user, std::move(ev));
+    delivery_.flush();
+    return r;
+  }
 
   std::string threadOf(const std::string& user) { return store_.createThread(user, "t", false)->id; }
   Event event(const std::string& thread, const std::string& type = "agent_thinking") {
@@ -31,7 +43,7 @@ class DeliveryTest : public ::testing::Test {
 // The seed's "thread connection consistency" test.
 TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
   auto thread = threadOf("alice");
-  auto seq = delivery_.deliver("alice", event(thread));
+  auto seq = deliverSync("alice", event(thread));
   ASSERT_TRUE(seq.ok()) << seq.error().message;
   EXPECT_EQ(seq.value(), 1);
   EXPECT_EQ(delivery_.stats().failures.load(), 0u);
@@ -42,7 +54,7 @@ TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
   auto r = delivery_.resume(*conn, 0, info.epoch, "r");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(conn->seqs(), std::vector<int64_t>{1});
-  delivery_.deliver("alice", event(thread));
+  deliverSync("alice", event(thread));
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2})) << "received once, then live";
 }
 
@@ -52,7 +64,7 @@ TEST_F(DeliveryTest, EveryConnectionOfAUserReceivesEveryEventInSeqOrder) {
   auto b = std::make_shared<RecordingConnection>("b", "bob");
   delivery_.attach(a, true);
   delivery_.attach(b, true);
-  for (int i = 0; i < 20; ++i) ASSERT_TRUE(delivery_.deliver("bob", event(thread)).ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(deliverSync("bob", event(thread)).ok());
   std::vector<int64_t> want(20);
   for (int i = 0; i < 20; ++i) want[i] = i + 1;
   EXPECT_EQ(a->seqs(), want);
@@ -65,7 +77,7 @@ TEST_F(DeliveryTest, ForeignThreadIsRefusedAndCounted) {
   auto thread = threadOf("alice");
   auto mallory = std::make_shared<RecordingConnection>("m", "mallory");
   delivery_.attach(mallory, true);
-  auto r = delivery_.deliver("mallory", event(thread));
+  auto r = deliverSync("mallory", event(thread));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, "forbidden");
   EXPECT_NE(r.error().message.find(thread), std::string::npos);
@@ -73,27 +85,27 @@ TEST_F(DeliveryTest, ForeignThreadIsRefusedAndCounted) {
   EXPECT_NE(r.error().message.find("1 active connections"), std::string::npos) << r.error().message;
   EXPECT_TRUE(mallory->frames().empty());
   EXPECT_EQ(store_.streamInfo("alice").last_seq, 0);
-  auto missing = delivery_.deliver("alice", event("thr_nope"));
+  auto missing = deliverSync("alice", event("thr_nope"));
   EXPECT_EQ(missing.error().code, "thread_not_found");
   EXPECT_EQ(delivery_.stats().failures.load(), 2u);
 }
 
 TEST_F(DeliveryTest, HeldConnectionReceivesNothingUntilResumeThenAllInOrder) {
   auto thread = threadOf("carol");
-  delivery_.deliver("carol", event(thread));
+  deliverSync("carol", event(thread));
   auto conn = std::make_shared<RecordingConnection>("c", "carol");
   auto info = delivery_.attach(conn, false);
-  delivery_.deliver("carol", event(thread));  // arrives while held
+  deliverSync("carol", event(thread));  // arrives while held
   EXPECT_TRUE(conn->frames().empty());
   ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch, "r").ok());
-  delivery_.deliver("carol", event(thread));
+  deliverSync("carol", event(thread));
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
 }
 
 TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
   delivery_.setReplayBudget({3, SIZE_MAX});
   auto thread = threadOf("ivy");
-  for (int i = 0; i < 10; ++i) delivery_.deliver("ivy", event(thread));
+  for (int i = 0; i < 10; ++i) deliverSync("ivy", event(thread));
   auto conn = std::make_shared<RecordingConnection>("c", "ivy");
   auto info = delivery_.attach(conn, false);
   auto r = delivery_.resume(*conn, 0, info.epoch, "r1");
@@ -102,7 +114,7 @@ TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_TRUE(conn->replaying.load());
   // A live event during the replay is not sent ahead of older ones.
-  delivery_.deliver("ivy", event(thread));
+  deliverSync("ivy", event(thread));
   EXPECT_EQ(conn->seqs().size(), 3u);
   while (conn->replaying.load()) delivery_.pump(*conn);
   std::vector<int64_t> want;
@@ -112,7 +124,7 @@ TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
   EXPECT_EQ(frames.back().at("type").as_string(), "resume_complete");
   EXPECT_EQ(frames.back().at("id").as_string(), "r1");
   EXPECT_EQ(frames.back().at("data").at("to_seq").as_int64(), 11);
-  delivery_.deliver("ivy", event(thread));
+  deliverSync("ivy", event(thread));
   EXPECT_EQ(conn->seqs().back(), 12) << "live after the replay";
 }
 
@@ -120,15 +132,15 @@ TEST_F(DeliveryTest, GoLiveSendsWhatArrivedWhileHeld) {
   auto thread = threadOf("dan");
   auto conn = std::make_shared<RecordingConnection>("c", "dan");
   delivery_.attach(conn, false);
-  delivery_.deliver("dan", event(thread));
+  deliverSync("dan", event(thread));
   delivery_.goLive(*conn);
-  delivery_.deliver("dan", event(thread));
+  deliverSync("dan", event(thread));
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2}));
 }
 
 TEST_F(DeliveryTest, ResumeWithWrongEpochOrFutureSeqRequiresResync) {
   auto thread = threadOf("erin");
-  delivery_.deliver("erin", event(thread));
+  deliverSync("erin", event(thread));
   auto conn = std::make_shared<RecordingConnection>("c", "erin");
   auto info = delivery_.attach(conn, false);
   EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other", "r").error().code, "resync_required");
@@ -142,10 +154,11 @@ TEST_F(DeliveryTest, ConcurrentDeliveriesKeepSeqGaplessAndOrderedPerConnection) 
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t) {
     ts.emplace_back([&] {
-      for (int i = 0; i < 50; ++i) ASSERT_TRUE(delivery_.deliver("fay", event(thread)).ok());
+      for (int i = 0; i < 50; ++i) ASSERT_TRUE(deliverSync("fay", event(thread)).ok());
     });
   }
   for (auto& t : ts) t.join();
+  delivery_.flush();
   auto seqs = conn->seqs();
   ASSERT_EQ(seqs.size(), 200u);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(seqs[i], i + 1);
@@ -153,12 +166,33 @@ TEST_F(DeliveryTest, ConcurrentDeliveriesKeepSeqGaplessAndOrderedPerConnection) 
 
 TEST_F(DeliveryTest, AcksNeverMoveBackwards) {
   auto thread = threadOf("gus");
-  for (int i = 0; i < 5; ++i) delivery_.deliver("gus", event(thread));
+  for (int i = 0; i < 5; ++i) deliverSync("gus", event(thread));
   delivery_.ack("gus", 4);
   delivery_.ack("gus", 2);
   EXPECT_EQ(store_.streamInfo("gus").acked_seq, 4);
   delivery_.ack("gus", 100);
   EXPECT_EQ(store_.streamInfo("gus").acked_seq, 5) << "an ack cannot pass the last appended seq";
+}
+
+TEST_F(DeliveryTest, ManyQueuedEventsAreCommittedInGroupsAndArriveInOrder) {
+  auto thread = threadOf("jo");
+  auto conn = std::make_shared<RecordingConnection>("c", "jo");
+  delivery_.attach(conn, true);
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(delivery_.deliver("jo", event(thread)).value(), i + 1);
+  delivery_.flush();
+  auto seqs = conn->seqs();
+  ASSERT_EQ(seqs.size(), 3000u);
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(seqs[i], i + 1);
+  EXPECT_EQ(store_.streamInfo("jo").last_seq, 3000);
+  EXPECT_EQ(delivery_.stats().appended.load(), 3000u);
+}
+
+TEST_F(DeliveryTest, StopCommitsEverythingQueued) {
+  auto thread = threadOf("kim");
+  for (int i = 0; i < 500; ++i) delivery_.deliver("kim", event(thread));
+  delivery_.stop();
+  EXPECT_EQ(store_.streamInfo("kim").last_seq, 500);
+  EXPECT_EQ(deliverSync("kim", event(thread)).error().code, "not_ready");
 }
 
 TEST_F(DeliveryTest, DetachForgetsTheUserWhenLastConnectionLeaves) {

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 namespace agentwire::store {
@@ -60,6 +61,10 @@ class Stmt {
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i)) : std::string{};
   }
   int64_t integer(int i) const { return sqlite3_column_int64(s_, i); }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
 
  private:
   sqlite3* db_;
@@ -214,6 +219,38 @@ core::Result<StoredEvent> SqliteStore::appendEvent(StoredEvent e) {
     return core::Error{"internal", ex.what()};
   }
   return e;
+}
+
+core::Result<std::size_t> SqliteStore::appendEvents(const std::vector<StoredEvent>& events) {
+  std::lock_guard lock(mutex_);
+  try {
+    exec("BEGIN IMMEDIATE");
+    std::map<std::string, int64_t> heads;
+    Stmt ins(db_, "INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)");
+    for (const auto& e : events) {
+      auto [it, fresh] = heads.try_emplace(e.user_id, 0);
+      if (fresh) it->second = streamInfoLocked(e.user_id).last_seq;
+      if (e.seq != it->second + 1) {
+        throw std::runtime_error(fmt::format("seq {} for user '{}' does not follow {}", e.seq, e.user_id, it->second));
+      }
+      it->second = e.seq;
+      ins.reset();
+      ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
+      ins.bind(6, e.ts_ms).bind(7, e.data_json);
+      ins.step();
+    }
+    Stmt up(db_, "UPDATE streams SET last_seq = ? WHERE user_id = ?");
+    for (const auto& [user, seq] : heads) {
+      up.reset();
+      up.bind(1, seq).bind(2, user);
+      up.step();
+    }
+    exec("COMMIT");
+  } catch (const std::exception& ex) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return core::Error{"internal", ex.what()};
+  }
+  return events.size();
 }
 
 std::vector<StoredEvent> SqliteStore::eventsAfter(const std::string& user_id, int64_t after_seq, int limit) {
