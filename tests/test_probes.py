@@ -132,6 +132,25 @@ class ProbeTest(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_external_probe_command(self):
+        srv = harness.Server().start()
+        try:
+            r = harness.run_cli("probe", f"ws://127.0.0.1:{srv.port}")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("agent_completed", r.stdout)
+            with open(os.path.join(srv.dir, "dev-secret")) as f:
+                secret = f.readline().strip()
+            r = harness.run_cli("probe", f"ws://127.0.0.1:{srv.port}", "--secret", secret, "--user", "ops")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = harness.run_cli("probe", f"ws://127.0.0.1:{srv.port}", "--secret", "wrong-secret")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("invalid_token", r.stderr)
+        finally:
+            srv.stop()
+        r = harness.run_cli("probe", f"ws://127.0.0.1:{srv.port}", "--timeout-ms", "500")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("probe FAILED", r.stderr)
+
     def test_unknown_path_and_method(self):
         srv = harness.Server().start()
         try:

@@ -1,5 +1,6 @@
 // agentwire: the command line. `serve` runs the gateway; `check-config` validates and prints
 // the effective configuration with secrets masked.
+#include "app/probe.hpp"
 #include "app/server.hpp"
 #include "core/config.hpp"
 #include "core/logging.hpp"
@@ -33,8 +34,16 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate and print the effective configuration");
   addCommon(serve);
   addCommon(check);
+  agentwire::app::ProbeOptions probe_opts;
+  auto* probe = app.add_subcommand("probe", "run the routing self-check against a running server; exit 0/1");
+  probe->add_option("url", probe_opts.url, "ws://host:port")->required();
+  probe->add_option("--token", probe_opts.token, "JWT to connect with");
+  probe->add_option("--secret", probe_opts.secret, "HS256 secret to sign a probe token with");
+  probe->add_option("--user", probe_opts.user, "user id of the probe (default agentwire-probe)");
+  probe->add_option("--timeout-ms", probe_opts.timeout_ms, "per-step timeout");
 
   CLI11_PARSE(app, argc, argv);
+  if (probe->parsed()) return agentwire::app::runProbe(probe_opts);
 
   std::vector<ConfigOverride> overrides;
   for (const auto& s : sets) {

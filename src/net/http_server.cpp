@@ -174,6 +174,9 @@ void HttpServer::Impl::doAccept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
+      // Small frames must not wait for Nagle + delayed ACK (a 40 ms stall per burst).
+      beast::error_code opt_ec;
+      socket.set_option(tcp::no_delay(true), opt_ec);
       auto s = std::make_shared<Session>(std::move(socket), *this);
       {
         std::lock_guard lock(sessions_mutex);
