@@ -6,12 +6,12 @@
 #include <benchmark/benchmark.h>
 
 #include <arpa/inet.h>
-#include <csignal>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <chrono>
 #include <cstdlib>
@@ -79,8 +79,8 @@ void BM_StartupToReady(benchmark::State& state) {
     std::filesystem::create_directories(dir);
     std::string port_file = (dir / "port").string();
     auto t0 = std::chrono::steady_clock::now();
-    pid_t pid = spawn({AGENTWIRE_BIN, "serve", "--port", "0", "--port-file", port_file, "--log-level", "warn",
-                       "--set", "store.path=" + (dir / "agentwire.db").string()});
+    pid_t pid = spawn({AGENTWIRE_BIN, "serve", "--port", "0", "--port-file", port_file, "--log-level", "warn", "--set",
+                       "store.path=" + (dir / "agentwire.db").string()});
     int port = 0;
     while ((port = readPort(port_file)) == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
     while (httpStatus(port, "/health/ready") != 200) std::this_thread::sleep_for(std::chrono::microseconds(100));

@@ -1,6 +1,7 @@
 #include "agents/bridge.hpp"
 
 #include "core/logging.hpp"
+#include "core/thread_name.hpp"
 #include "delivery/delivery.hpp"
 
 #include <fmt/format.h>
@@ -17,7 +18,9 @@ AgentWebSocketBridge::AgentWebSocketBridge(delivery::Delivery& delivery, store::
       options_(std::move(options)),
       log_(core::logger("agents")) {}
 
-AgentWebSocketBridge::~AgentWebSocketBridge() { stop(); }
+AgentWebSocketBridge::~AgentWebSocketBridge() {
+  stop();
+}
 
 void AgentWebSocketBridge::addAgent(AgentPtr agent) {
   auto name = agent->name();
@@ -31,7 +34,12 @@ void AgentWebSocketBridge::start() {
   std::lock_guard lock(mutex_);
   stopping_ = false;
   accepting_ = true;
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { workerLoop(); });
+  for (int i = 0; i < options_.workers; ++i) {
+    workers_.emplace_back([this, i] {
+      core::setThreadName("aw-agent-" + std::to_string(i));
+      workerLoop();
+    });
+  }
   log_->info("agent bridge ready: {} workers, agents: {}", options_.workers, fmt::join(agentNames(), ", "));
 }
 

@@ -30,9 +30,9 @@ std::string EchoAgent::run(const RunInput& input, UserEmitter& emitter, const Ca
   if (cancel.cancelled()) return {};
 
   std::string call_id = core::newId("call");
-  emitter.emit("tool_executing", {{"tool_call_id", call_id},
-                                  {"tool_name", "word_count"},
-                                  {"args", boost::json::object{{"text", input.content}}}});
+  emitter.emit(
+      "tool_executing",
+      {{"tool_call_id", call_id}, {"tool_name", "word_count"}, {"args", boost::json::object{{"text", input.content}}}});
   auto t0 = std::chrono::steady_clock::now();
   int64_t words = wordCount(input.content);
   double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

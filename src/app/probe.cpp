@@ -3,9 +3,9 @@
 #include "gateway/auth.hpp"
 #include "net/ws_client.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-#include <fmt/format.h>
 
 #include <chrono>
 #include <cstdio>
@@ -53,8 +53,8 @@ int runProbe(const ProbeOptions& o) {
                           {"data", boost::json::object{{"content", "agentwire probe"}, {"agent", "echo"}}}};
   if (auto s = ws.send(boost::json::serialize(msg), timeout); !s) return fail("hop send: " + s.error().message);
 
-  const std::vector<std::string> expected = {"ack",           "agent_started",  "agent_thinking", "tool_executing",
-                                             "tool_completed", "agent_completed"};
+  const std::vector<std::string> expected = {
+      "ack", "agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"};
   std::size_t want = 0;
   std::string run_id;
   std::vector<std::string> timings;

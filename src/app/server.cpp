@@ -1,18 +1,18 @@
 #include "app/server.hpp"
 
-#include "gateway/http_api.hpp"
-#include "gateway/ws_gateway.hpp"
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
 #include "core/version.hpp"
+#include "gateway/http_api.hpp"
+#include "gateway/ws_gateway.hpp"
 #include "health/probes.hpp"
 #include "health/self_check.hpp"
 #include "lifecycle/registry.hpp"
 #include "net/http_server.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
+#include <boost/json.hpp>
 
 #include <condition_variable>
 #include <csignal>
@@ -78,8 +78,8 @@ int runServer(const core::Config& cfg) {
   }
 
   health::Probes probes(registry);
-  net::HttpServer server(net::HttpServer::Options{cfg.server.host, static_cast<uint16_t>(cfg.server.port),
-                                                  cfg.server.threads});
+  net::HttpServer server(
+      net::HttpServer::Options{cfg.server.host, static_cast<uint16_t>(cfg.server.port), cfg.server.threads});
   server.route("GET", "/health/live", [&](const net::HttpRequest&) { return probes.live(); });
   server.route("GET", "/health/ready", [&](const net::HttpRequest&) { return probes.ready(); });
   server.route("GET", "/health/startup", [&](const net::HttpRequest&) { return probes.startup(); });
@@ -88,7 +88,8 @@ int runServer(const core::Config& cfg) {
     if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
     auto r = c.self_check.runOnce();
     if (!r) return net::jsonError(503, "selfcheck_failed", r.error().message);
-    return net::HttpReply{200, "application/json",
+    return net::HttpReply{200,
+                          "application/json",
                           boost::json::serialize(boost::json::object{{"ok", true}, {"took_ms", r->took_ms}}),
                           {}};
   });

@@ -4,10 +4,10 @@
 #include "agents/echo_agent.hpp"
 #include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
-#include "gateway/ws_gateway.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/chat_handlers.hpp"
 #include "gateway/message_router.hpp"
+#include "gateway/ws_gateway.hpp"
 #include "health/self_check.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -20,8 +20,9 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
   auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
   // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
-  delivery.setReplayBudget({std::max<std::size_t>(1, cfg.ws.max_queue_messages / 2),
-                            std::max<std::size_t>(1, cfg.ws.max_queue_bytes / 2)});
+  delivery.setRetention({cfg.store.retention_events, int64_t{cfg.store.retention_age_s} * 1000});
+  delivery.setReplayBudget(
+      {std::max<std::size_t>(1, cfg.ws.max_queue_messages / 2), std::max<std::size_t>(1, cfg.ws.max_queue_bytes / 2)});
   // The bridge is built before the router (the handlers hold a reference to it) but starts after.
   auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
       delivery, store,
@@ -39,8 +40,8 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& bridge = registry.add(std::move(bridge_owned));
   bridge.addAgent(std::make_unique<agents::EchoAgent>());
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
-      router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
-      cfg.selfcheck.enabled, Deps{"agent_bridge"}));
+      router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms), cfg.selfcheck.enabled,
+      Deps{"agent_bridge"}));
   auto& ws_gateway = registry.add(std::make_unique<gateway::WsGateway>(cfg, router, delivery, Deps{"self_check"}));
   return Components{store, delivery, router, bridge, self_check, ws_gateway};
 }

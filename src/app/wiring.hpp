@@ -12,7 +12,7 @@ class Delivery;
 namespace agentwire::gateway {
 class MessageRouter;
 class WsGateway;
-}
+}  // namespace agentwire::gateway
 namespace agentwire::agents {
 class AgentWebSocketBridge;
 }

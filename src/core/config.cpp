@@ -54,20 +54,20 @@ std::string oneOf(const std::string& key, const std::string& v, std::initializer
   throw ConfigError(fmt::format("configuration key '{}': '{}' is not one of {}", key, v, list));
 }
 
-#define AW_INT(NAME, FIELD, LO, HI)                                                             \
-  KeySpec {                                                                                     \
+#define AW_INT(NAME, FIELD, LO, HI)                                                                       \
+  KeySpec {                                                                                               \
     NAME, Kind::Int, false, [](Config& c, const std::string& v) { c.FIELD = parseInt(NAME, v, LO, HI); }, \
-        [](const Config& c) { return std::to_string(c.FIELD); }                                 \
+        [](const Config& c) { return std::to_string(c.FIELD); }                                           \
   }
-#define AW_BOOL(NAME, FIELD)                                                                     \
-  KeySpec {                                                                                      \
+#define AW_BOOL(NAME, FIELD)                                                                        \
+  KeySpec {                                                                                         \
     NAME, Kind::Bool, false, [](Config& c, const std::string& v) { c.FIELD = parseBool(NAME, v); }, \
-        [](const Config& c) { return std::string(c.FIELD ? "true" : "false"); }                  \
+        [](const Config& c) { return std::string(c.FIELD ? "true" : "false"); }                     \
   }
-#define AW_STR(NAME, FIELD, SECRET)                                                  \
-  KeySpec {                                                                          \
+#define AW_STR(NAME, FIELD, SECRET)                                                   \
+  KeySpec {                                                                           \
     NAME, Kind::String, SECRET, [](Config& c, const std::string& v) { c.FIELD = v; }, \
-        [](const Config& c) { return c.FIELD; }                                      \
+        [](const Config& c) { return c.FIELD; }                                       \
   }
 
 const std::vector<KeySpec>& specs() {
@@ -85,9 +85,13 @@ const std::vector<KeySpec>& specs() {
               },
               [](const Config& c) { return c.log.level; }},
       AW_STR("store.path", store.path, false),
+      AW_INT("store.retention_events", store.retention_events, 1, 1000000000),
+      AW_INT("store.retention_age_s", store.retention_age_s, 0, 20 * 365 * 86400),
       AW_STR("auth.secret", auth.secret, true),
       KeySpec{"auth.dev_mode", Kind::String, false,
-              [](Config& c, const std::string& v) { c.auth.dev_mode = oneOf("auth.dev_mode", v, {"auto", "on", "off"}); },
+              [](Config& c, const std::string& v) {
+                c.auth.dev_mode = oneOf("auth.dev_mode", v, {"auto", "on", "off"});
+              },
               [](const Config& c) { return c.auth.dev_mode; }},
       AW_INT("auth.dev_token_ttl_s", auth.dev_token_ttl_s, 1, 365 * 86400),
       AW_INT("ws.max_message_bytes", ws.max_message_bytes, 256, 64 * 1024 * 1024),
@@ -148,8 +152,8 @@ void applyToml(Config& c, const std::string& path) {
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    throw ConfigError(fmt::format("cannot load configuration file '{}': {} (line {})", path, e.description(),
-                                  e.source().begin.line));
+    throw ConfigError(
+        fmt::format("cannot load configuration file '{}': {} (line {})", path, e.description(), e.source().begin.line));
   }
   for (const auto& [section, node] : root) {
     const auto* table = node.as_table();
@@ -184,7 +188,9 @@ void validate(const Config& c) {
 
 }  // namespace
 
-bool Config::boundToLoopback() const { return isLoopbackHost(server.host); }
+bool Config::boundToLoopback() const {
+  return isLoopbackHost(server.host);
+}
 
 bool Config::devModeEnabled() const {
   if (auth.dev_mode == "on") return boundToLoopback();

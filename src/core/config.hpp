@@ -23,14 +23,16 @@ struct Config {
     int threads = 2;
     int drain_timeout_ms = 5000;
     int shutdown_delay_ms = 0;  // readiness is false this long before the listener closes
-    std::string port_file;  // when set, the bound port is written here once listening
-    std::string web_dir;    // static files for / and /status; empty = built-in location
+    std::string port_file;      // when set, the bound port is written here once listening
+    std::string web_dir;        // static files for / and /status; empty = built-in location
   } server;
   struct Log {
     std::string level = "info";
   } log;
   struct Store {
     std::string path = "var/agentwire.db";
+    int retention_events = 10000;     // per user: older events are deleted
+    int retention_age_s = 7 * 86400;  // per user: events older than this are deleted (0 = no bound)
   } store;
   struct Auth {
     std::string secret;             // HS256 secret; empty = dev secret kept beside the store (dev only)

@@ -7,8 +7,8 @@
 
 #include <boost/json/object.hpp>
 
-#include <optional>
 #include <spdlog/logger.h>
+#include <optional>
 
 #include <atomic>
 #include <condition_variable>
@@ -31,9 +31,9 @@ struct Event {
 // Counters read by health, metrics and the status page.
 struct DeliveryStats {
   std::atomic<uint64_t> appended{0};
-  std::atomic<uint64_t> sent{0};        // frames queued to a live connection
-  std::atomic<uint64_t> replayed{0};    // frames sent by resume / catch-up
-  std::atomic<uint64_t> failures{0};    // refused deliveries (unknown thread, foreign thread, store error)
+  std::atomic<uint64_t> sent{0};      // frames queued to a live connection
+  std::atomic<uint64_t> replayed{0};  // frames sent by resume / catch-up
+  std::atomic<uint64_t> failures{0};  // refused deliveries (unknown thread, foreign thread, store error)
 };
 
 // The per-user delivery model. Every event for a thread goes to the thread's owner: it is
@@ -55,8 +55,15 @@ class Delivery final : public lifecycle::Component {
     std::size_t bytes = SIZE_MAX;
   };
 
+  // How much of each user's stream is kept; a resume from before it gets resync_required.
+  struct Retention {
+    int64_t events = 10000;
+    int64_t age_ms = 0;  // 0 = no age bound
+  };
+
   Delivery(store::Store& store, std::vector<std::string> dependencies);
   void setReplayBudget(ReplayBudget b) { budget_ = b; }  // before start()
+  void setRetention(Retention r) { retention_ = r; }     // before start()
 
   void start() override;
   void stop() override;
@@ -105,8 +112,9 @@ class Delivery final : public lifecycle::Component {
   struct UserState {
     std::mutex mutex;  // serializes seq assignment, fan-out and connection changes for this user
     std::vector<Entry> entries;
-    int64_t last_seq = -1;  // last seq assigned (committed or queued); -1 = load from the store
+    int64_t last_seq = -1;    // last seq assigned (committed or queued); -1 = load from the store
     std::size_t pending = 0;  // events queued for the writer; the state is kept while > 0
+    int64_t since_prune = 0;  // events committed since retention last ran for this user
     bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
   struct Pending {
@@ -137,13 +145,14 @@ class Delivery final : public lifecycle::Component {
   std::atomic<std::size_t> users_connected_{0};
   DeliveryStats stats_;
   ReplayBudget budget_;
+  Retention retention_;
 
   std::shared_mutex owners_mutex_;
   std::unordered_map<std::string, std::string> owners_;  // thread -> user; owners never change
 
   std::mutex wq_mutex_;
-  std::condition_variable wq_cv_;     // writer: work arrived / stop
-  std::condition_variable room_cv_;   // producers: room in the queue; flush(): queue drained
+  std::condition_variable wq_cv_;    // writer: work arrived / stop
+  std::condition_variable room_cv_;  // producers: room in the queue; flush(): queue drained
   std::deque<Pending> wq_;
   std::size_t in_flight_ = 0;  // queued + being committed/sent
   bool writer_running_ = false;

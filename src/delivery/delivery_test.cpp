@@ -1,5 +1,6 @@
 #include "delivery/delivery.hpp"
 
+#include "core/ids.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "testing/recording_connection.hpp"
 #include "testing/temp_dir.hpp"
@@ -193,6 +194,47 @@ TEST_F(DeliveryTest, StopCommitsEverythingQueued) {
   delivery_.stop();
   EXPECT_EQ(store_.streamInfo("kim").last_seq, 500);
   EXPECT_EQ(deliverSync("kim", event(thread)).error().code, "not_ready");
+}
+
+TEST_F(DeliveryTest, FramesAreValidJsonWhateverTheFieldsContain) {
+  auto thread = threadOf("lee");
+  auto conn = std::make_shared<RecordingConnection>("c", "lee");
+  delivery_.attach(conn, true);
+  ASSERT_TRUE(deliverSync("lee", Event{"odd\"type\\\n", thread, "run\t1", {{"text", "quote \" and \u0001"}}}).ok());
+  auto f = conn->frames().at(0);  // RecordingConnection parses every frame
+  EXPECT_EQ(f.at("type").as_string(), "odd\"type\\\n");
+  EXPECT_EQ(f.at("run_id").as_string(), "run\t1");
+  EXPECT_EQ(f.at("data").at("text").as_string(), "quote \" and \u0001");
+  EXPECT_EQ(f.at("seq").as_int64(), 1);
+}
+
+TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
+  delivery_.stop();
+  delivery_.setRetention({20, 0});
+  delivery_.start();
+  auto thread = threadOf("max");
+  for (int i = 0; i < 100; ++i) delivery_.deliver("max", event(thread));
+  delivery_.flush();
+  auto info = store_.streamInfo("max");
+  EXPECT_EQ(info.last_seq, 100);
+  EXPECT_GE(info.first_seq, 100 - 20 - 16 + 1) << "at most the bound plus one pruning step is kept";
+  EXPECT_LE(info.first_seq, 81);
+  auto conn = std::make_shared<RecordingConnection>("c", "max");
+  delivery_.attach(conn, false);
+  EXPECT_EQ(delivery_.resume(*conn, 3, info.epoch, "r").error().code, "resync_required");
+  auto ok = delivery_.resume(*conn, info.first_seq - 1, info.epoch, "r2");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(conn->seqs().front(), info.first_seq);
+  EXPECT_EQ(conn->seqs().back(), 100);
+}
+
+TEST_F(DeliveryTest, RetentionByAgeDeletesOldEventsButKeepsTheNewest) {
+  auto thread = threadOf("ned");
+  std::vector<store::StoredEvent> old;
+  for (int i = 1; i <= 5; ++i) old.push_back(store::StoredEvent{i, "ned", "t", thread, "", 1000 + i, "{}"});
+  ASSERT_TRUE(store_.appendEvents(old).ok());
+  EXPECT_EQ(store_.pruneEvents("ned", 1000, core::nowMs() - 1000), 5) << "only the newest survives";
+  EXPECT_EQ(store_.eventsAfter("ned", 0, 100).size(), 1u);
 }
 
 TEST_F(DeliveryTest, DetachForgetsTheUserWhenLastConnectionLeaves) {

@@ -41,7 +41,8 @@ core::Result<std::string> TokenAuthority::verify(const std::string& token) const
   if (rc != 0 || !jwt) return core::Error{"invalid_token", "token signature or format is invalid"};
   // libjwt accepts alg=none tokens when given a key; we refuse anything but HS256.
   if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256) {
-    return core::Error{"invalid_token", fmt::format("algorithm '{}' is not accepted", jwt_alg_str(jwt_get_alg(jwt.get())))};
+    return core::Error{"invalid_token",
+                       fmt::format("algorithm '{}' is not accepted", jwt_alg_str(jwt_get_alg(jwt.get())))};
   }
   errno = 0;
   long exp = jwt_get_grant_int(jwt.get(), "exp");

@@ -106,8 +106,8 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (!stored) return sendError(*ctx.conn, "internal", stored.error().message, f.id);
 
     agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
-    sendReply(*ctx.conn, "ack",
-              f.id, {{"thread_id", thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
+    sendReply(*ctx.conn, "ack", f.id,
+              {{"thread_id", thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
     auto run = s.bridge.startRun(run_ctx, content, stringField(f.data, "agent"));
     if (!run) sendError(*ctx.conn, run.error().code, run.error().message, f.id);
   });

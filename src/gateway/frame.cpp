@@ -33,8 +33,7 @@ core::Result<Frame> parseFrame(std::string_view text) {
   return f;
 }
 
-void sendReply(delivery::Connection& conn, const std::string& type, const std::string& id,
-               boost::json::object data) {
+void sendReply(delivery::Connection& conn, const std::string& type, const std::string& id, boost::json::object data) {
   boost::json::object o{{"type", type}};
   if (!id.empty()) o["id"] = id;
   o["data"] = std::move(data);

@@ -28,9 +28,7 @@ struct ClientContext {
 };
 
 // Server -> client frames that are replies to one connection, not part of the user's stream.
-void sendReply(delivery::Connection& conn, const std::string& type, const std::string& id,
-               boost::json::object data);
-void sendError(delivery::Connection& conn, const std::string& code, const std::string& message,
-               const std::string& ref);
+void sendReply(delivery::Connection& conn, const std::string& type, const std::string& id, boost::json::object data);
+void sendError(delivery::Connection& conn, const std::string& code, const std::string& message, const std::string& ref);
 
 }  // namespace agentwire::gateway

@@ -1,15 +1,16 @@
 #include "gateway/ws_gateway.hpp"
 
 #include "core/logging.hpp"
+#include "core/thread_name.hpp"
 #include "core/version.hpp"
 #include "delivery/delivery.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <charconv>
-#include <optional>
 #include <filesystem>
+#include <optional>
 
 namespace agentwire::gateway {
 
@@ -31,7 +32,9 @@ WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery
       delivery_(delivery),
       log_(core::logger("ws")) {}
 
-WsGateway::~WsGateway() { stop(); }
+WsGateway::~WsGateway() {
+  stop();
+}
 
 net::WsLimits WsGateway::limits() const {
   return net::WsLimits{static_cast<std::size_t>(config_.ws.max_message_bytes),
@@ -52,7 +55,10 @@ void WsGateway::start() {
     std::lock_guard lock(mutex_);
     sweeping_ = true;
   }
-  sweeper_ = std::thread([this] { sweepLoop(); });
+  sweeper_ = std::thread([this] {
+    core::setThreadName("aw-ws-sweep");
+    sweepLoop();
+  });
   accepting_ = true;
 }
 
@@ -107,7 +113,8 @@ net::WsAdmission WsGateway::admit(const net::HttpRequest& req) {
   }
   if (delivery_.connectionsOf(user.value()) >= static_cast<std::size_t>(config_.ws.max_connections_per_user)) {
     a.close_code = net::close_code::kConnectionLimit;
-    a.close_reason = fmt::format("connection_limit: at most {} connections per user", config_.ws.max_connections_per_user);
+    a.close_reason =
+        fmt::format("connection_limit: at most {} connections per user", config_.ws.max_connections_per_user);
     return a;
   }
   a.accepted = true;
@@ -136,9 +143,12 @@ void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
       held_[conn->id()] = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.ws.resume_window_ms);
     }
   }
-  boost::json::object data{{"user_id", conn->userId()},       {"connection_id", conn->id()},
-                           {"epoch", info.epoch},             {"last_seq", info.last_seq},
-                           {"server_version", core::kVersion}, {"resume_window_ms", config_.ws.resume_window_ms}};
+  boost::json::object data{{"user_id", conn->userId()},
+                           {"connection_id", conn->id()},
+                           {"epoch", info.epoch},
+                           {"last_seq", info.last_seq},
+                           {"server_version", core::kVersion},
+                           {"resume_window_ms", config_.ws.resume_window_ms}};
   sendReply(*conn, "connection_established", "", std::move(data));
   if (state->resume_from && state->held.exchange(false)) {
     // Same frames as a `resume` frame, before anything else can reach this connection.
@@ -178,7 +188,9 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
   router_.dispatch(ClientContext{conn, state->user_id}, frame.value());
 }
 
-void WsGateway::onDrain(const std::shared_ptr<net::WsConnection>& conn) { delivery_.pump(*conn); }
+void WsGateway::onDrain(const std::shared_ptr<net::WsConnection>& conn) {
+  delivery_.pump(*conn);
+}
 
 void WsGateway::onClose(net::WsConnection& conn, int code) {
   delivery_.detach(conn);

@@ -11,9 +11,7 @@ using lifecycle::HealthState;
 
 boost::json::object componentJson(const lifecycle::Component& c) {
   auto h = c.health();
-  boost::json::object o{{"name", c.name()},
-                        {"state", std::string(toString(h.state))},
-                        {"critical", c.critical()}};
+  boost::json::object o{{"name", c.name()}, {"state", std::string(toString(h.state))}, {"critical", c.critical()}};
   if (!h.reason.empty()) o["reason"] = h.reason;
   return o;
 }
@@ -60,7 +58,9 @@ net::HttpReply Probes::ready() const {
   return reply;
 }
 
-net::HttpReply Probes::startup() const { return jsonReply(200, registry_.trace().toJson()); }
+net::HttpReply Probes::startup() const {
+  return jsonReply(200, registry_.trace().toJson());
+}
 
 net::HttpReply Probes::overall() const {
   boost::json::array comps;

@@ -6,8 +6,8 @@
 #include "gateway/chat_handlers.hpp"
 #include "gateway/message_router.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <condition_variable>
 #include <deque>
@@ -94,13 +94,18 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
   } detach{delivery_, *conn};
 
   std::string ref = core::newId("selfcheck");
-  boost::json::object msg{{"type", "user_message"},
-                          {"id", ref},
-                          {"data", boost::json::object{{"content", "agentwire routing self-check"}, {"agent", "echo"}}}};
+  boost::json::object msg{
+      {"type", "user_message"},
+      {"id", ref},
+      {"data", boost::json::object{{"content", "agentwire routing self-check"}, {"agent", "echo"}}}};
   router_.route(gateway::ClientContext{conn, gateway::kSystemUser}, boost::json::serialize(msg));
 
-  const std::vector<std::string> expected = {"ack",           "agent_started",  "agent_thinking",
-                                             "tool_executing", "tool_completed", "agent_response_chunk",
+  const std::vector<std::string> expected = {"ack",
+                                             "agent_started",
+                                             "agent_thinking",
+                                             "tool_executing",
+                                             "tool_completed",
+                                             "agent_response_chunk",
                                              "agent_completed"};
   Report report;
   std::size_t want = 0;
@@ -140,8 +145,8 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
     if (type == expected[want]) {
       ++want;
     } else if (!(type == "agent_response_chunk" && want == expected.size() - 1)) {
-      return core::Error{"selfcheck_failed", fmt::format("hop {}: expected '{}', got '{}'", hopFor(expected[want]),
-                                                         expected[want], type)};
+      return core::Error{"selfcheck_failed",
+                         fmt::format("hop {}: expected '{}', got '{}'", hopFor(expected[want]), expected[want], type)};
     }
   }
   report.took_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

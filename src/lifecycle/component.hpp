@@ -23,8 +23,7 @@ enum class Criticality { Critical, Optional };
 // the outcome of start() itself.
 class Component {
  public:
-  Component(std::string name, std::vector<std::string> dependencies,
-            Criticality criticality = Criticality::Critical);
+  Component(std::string name, std::vector<std::string> dependencies, Criticality criticality = Criticality::Critical);
   virtual ~Component() = default;
   Component(const Component&) = delete;
   Component& operator=(const Component&) = delete;

@@ -27,7 +27,9 @@ std::string_view toString(Phase p) {
 
 Registry::Registry(StartupTrace& trace) : trace_(trace), log_(core::logger("lifecycle")) {}
 
-Registry::~Registry() { stopAll(); }
+Registry::~Registry() {
+  stopAll();
+}
 
 void Registry::addComponent(ComponentPtr c) {
   if (phase_.load() != Phase::Idle) throw GraphError("components can only be added before startup");
@@ -54,7 +56,8 @@ void Registry::validate() const {
   std::vector<std::string> missing;
   for (const auto& c : components_) {
     for (const auto& d : c->dependencies()) {
-      if (find(d) == nullptr) missing.push_back(fmt::format("'{}' depends on '{}', which is not registered", c->name(), d));
+      if (find(d) == nullptr)
+        missing.push_back(fmt::format("'{}' depends on '{}', which is not registered", c->name(), d));
     }
   }
   if (!missing.empty()) {
@@ -208,7 +211,9 @@ StartResult Registry::startAll() {
   return result;
 }
 
-void Registry::beginShutdown() { shutting_down_ = true; }
+void Registry::beginShutdown() {
+  shutting_down_ = true;
+}
 
 void Registry::stopAll() {
   shutting_down_ = true;

@@ -27,9 +27,8 @@ struct Journal {
 
 class TestComponent : public Component {
  public:
-  TestComponent(Journal& j, std::string name, std::vector<std::string> deps,
-                Criticality crit = Criticality::Critical, bool fail = false,
-                std::chrono::milliseconds delay = std::chrono::milliseconds(0))
+  TestComponent(Journal& j, std::string name, std::vector<std::string> deps, Criticality crit = Criticality::Critical,
+                bool fail = false, std::chrono::milliseconds delay = std::chrono::milliseconds(0))
       : Component(std::move(name), std::move(deps), crit), j_(j), fail_(fail), delay_(delay) {}
   void start() override {
     std::this_thread::sleep_for(delay_);
@@ -197,8 +196,8 @@ TEST(RegistryTest, TraceRecordsEveryComponentWithTimesAndDependencies) {
   StartupTrace trace;
   Registry r(trace);
   r.add(comp(j, "store"));
-  r.add(std::make_unique<TestComponent>(j, "handlers", std::vector<std::string>{"store"}, Criticality::Critical,
-                                        false, std::chrono::milliseconds(5)));
+  r.add(std::make_unique<TestComponent>(j, "handlers", std::vector<std::string>{"store"}, Criticality::Critical, false,
+                                        std::chrono::milliseconds(5)));
   ASSERT_TRUE(r.startAll().ok);
   auto spans = trace.spans();
   ASSERT_EQ(spans.size(), 2u);

@@ -82,10 +82,8 @@ boost::json::value StartupTrace::toJson() const {
   for (const auto& s : spans_) {
     boost::json::array deps;
     for (const auto& d : s.dependencies) deps.emplace_back(d);
-    boost::json::object o{{"name", s.component},
-                          {"critical", s.critical},
-                          {"dependencies", std::move(deps)},
-                          {"outcome", s.outcome}};
+    boost::json::object o{
+        {"name", s.component}, {"critical", s.critical}, {"dependencies", std::move(deps)}, {"outcome", s.outcome}};
     // Integer microseconds: exact, and readable where Boost.JSON would print doubles as 5.17E1.
     auto us = [](double ms) { return static_cast<int64_t>(ms * 1000.0); };
     if (s.start_ms >= 0) o["start_us"] = us(s.start_ms);
@@ -98,7 +96,8 @@ boost::json::value StartupTrace::toJson() const {
   }
   boost::json::array evs;
   for (const auto& e : events_) {
-    evs.emplace_back(boost::json::object{{"at_us", static_cast<int64_t>(e.at_ms * 1000.0)}, {"component", e.component}, {"event", e.what}});
+    evs.emplace_back(boost::json::object{
+        {"at_us", static_cast<int64_t>(e.at_ms * 1000.0)}, {"component", e.component}, {"event", e.what}});
   }
   boost::json::object root{{"finished", finished_}, {"components", std::move(comps)}, {"events", std::move(evs)}};
   if (finished_) {
@@ -110,8 +109,8 @@ boost::json::value StartupTrace::toJson() const {
 
 std::string StartupTrace::toTable() const {
   std::lock_guard lock(mutex_);
-  std::string out = fmt::format("{:<16} {:>9} {:>9} {:>9}  {:<9} {}\n", "component", "start_ms", "end_ms",
-                                "took_ms", "outcome", "depends on");
+  std::string out = fmt::format("{:<16} {:>9} {:>9} {:>9}  {:<9} {}\n", "component", "start_ms", "end_ms", "took_ms",
+                                "outcome", "depends on");
   for (const auto& s : spans_) {
     std::string deps;
     for (const auto& d : s.dependencies) deps += (deps.empty() ? "" : ",") + d;

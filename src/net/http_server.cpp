@@ -1,6 +1,7 @@
 #include "net/http_server.hpp"
 
 #include "core/logging.hpp"
+#include "core/thread_name.hpp"
 #include "net/beast.hpp"
 #include "net/ws_session.hpp"
 
@@ -101,8 +102,8 @@ class Session : public std::enable_shared_from_this<Session> {
     for (auto p : url->params()) req.query[std::string(p.key)] = std::string(p.value);
 
     if (websocket::is_upgrade(msg)) {
-      HttpReply refusal = server_.upgrade_gate ? server_.upgrade_gate(req)
-                                               : jsonError(404, "not_found", "no WebSocket endpoint");
+      HttpReply refusal =
+          server_.upgrade_gate ? server_.upgrade_gate(req) : jsonError(404, "not_found", "no WebSocket endpoint");
       if (refusal.status != 0) return writeReply(std::move(refusal), false);
       if (server_.ws_handler == nullptr) {
         return writeReply(jsonError(501, "not_implemented", "WebSocket gateway not available"), false);
@@ -128,11 +129,10 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
-                        if (ec || !keep_alive) return self->finish();
-                        self->doRead();
-                      });
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+      if (ec || !keep_alive) return self->finish();
+      self->doRead();
+    });
   }
 
   void finish() {
@@ -192,13 +192,17 @@ void HttpServer::Impl::doAccept() {
 
 HttpServer::HttpServer(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler, bool prefix) {
   impl_->routes.push_back(Route{method, path, prefix, std::move(handler)});
 }
 
-void HttpServer::setUpgradeGate(UpgradeGate gate) { impl_->upgrade_gate = std::move(gate); }
+void HttpServer::setUpgradeGate(UpgradeGate gate) {
+  impl_->upgrade_gate = std::move(gate);
+}
 
 void HttpServer::setWsHandler(WsHandler* handler, WsLimits limits) {
   impl_->ws_handler = handler;
@@ -221,7 +225,12 @@ void HttpServer::start() {
   bound_port_ = im.acceptor.local_endpoint().port();
   im.work.emplace(im.ioc.get_executor());
   im.doAccept();
-  for (int i = 0; i < im.options.threads; ++i) im.threads.emplace_back([&im] { im.ioc.run(); });
+  for (int i = 0; i < im.options.threads; ++i) {
+    im.threads.emplace_back([&im, i] {
+      core::setThreadName("aw-io-" + std::to_string(i));
+      im.ioc.run();
+    });
+  }
 }
 
 void HttpServer::stopAccepting() {

@@ -14,12 +14,12 @@ namespace agentwire::net {
 // Close codes agentwire uses (docs/protocol.md).
 namespace close_code {
 inline constexpr int kNormal = 1000;
-inline constexpr int kPolicy = 1008;          // authentication refused
-inline constexpr int kTooBig = 1009;          // message over ws.max_message_bytes
+inline constexpr int kPolicy = 1008;  // authentication refused
+inline constexpr int kTooBig = 1009;  // message over ws.max_message_bytes
 inline constexpr int kInternal = 1011;
-inline constexpr int kServiceRestart = 1012;  // server shutting down; reconnect and resume
-inline constexpr int kSlowConsumer = 4001;    // fell behind the send-queue bound; resume on reconnect
-inline constexpr int kConnectionLimit = 4002; // too many connections for this user
+inline constexpr int kServiceRestart = 1012;   // server shutting down; reconnect and resume
+inline constexpr int kSlowConsumer = 4001;     // fell behind the send-queue bound; resume on reconnect
+inline constexpr int kConnectionLimit = 4002;  // too many connections for this user
 }  // namespace close_code
 
 struct WsLimits {

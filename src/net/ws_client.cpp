@@ -37,8 +37,8 @@ struct WsClient::Impl {
 WsClient::WsClient() : impl_(std::make_unique<Impl>()) {}
 WsClient::~WsClient() = default;
 
-core::Result<std::string> WsClient::httpGet(const std::string& host, const std::string& port,
-                                            const std::string& target, std::chrono::milliseconds timeout) {
+core::Result<std::string> WsClient::httpGet(const std::string& host, const std::string& port, const std::string& target,
+                                            std::chrono::milliseconds timeout) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   tcp::resolver resolver(ioc);

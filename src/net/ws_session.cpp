@@ -39,9 +39,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
   bool send(std::shared_ptr<const std::string> frame) override {
     if (!open_.load()) return false;
-    asio::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
-      self->enqueue(std::move(f));
-    });
+    asio::post(ws_.get_executor(),
+               [self = shared_from_this(), f = std::move(frame)]() mutable { self->enqueue(std::move(f)); });
     return true;
   }
 
@@ -68,9 +67,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     doRead();
   }
 
-  void doRead() {
-    ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::onRead, shared_from_this()));
-  }
+  void doRead() { ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::onRead, shared_from_this())); }
 
   void onRead(beast::error_code ec, std::size_t) {
     if (ec) {
@@ -99,8 +96,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
         queue_.pop_back();
       }
       close_requested_ = true;
-      close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(close_code::kSlowConsumer),
-                                              "slow_consumer");
+      close_reason_ =
+          websocket::close_reason(static_cast<websocket::close_code>(close_code::kSlowConsumer), "slow_consumer");
       forceCloseSoon();
       if (!writing_) doClose();
       return;
@@ -129,9 +126,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void doClose() {
     if (close_sent_) return;
     close_sent_ = true;
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
-      self->finish(self->close_reason_.code);
-    });
+    ws_.async_close(close_reason_,
+                    [self = shared_from_this()](beast::error_code) { self->finish(self->close_reason_.code); });
   }
 
   // A peer that does not read may never let the close frame out: cut the TCP connection.

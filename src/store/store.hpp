@@ -40,10 +40,10 @@ struct StoredEvent {
 };
 
 struct StreamInfo {
-  std::string epoch;       // changes when history was lost
-  int64_t last_seq = 0;    // highest seq appended
-  int64_t first_seq = 1;   // lowest seq still retained
-  int64_t acked_seq = 0;   // highest seq the user acknowledged
+  std::string epoch;      // changes when history was lost
+  int64_t last_seq = 0;   // highest seq appended
+  int64_t first_seq = 1;  // lowest seq still retained
+  int64_t acked_seq = 0;  // highest seq the user acknowledged
 };
 
 // Durable storage of threads, messages and per-user event streams.
@@ -70,6 +70,9 @@ class Store {
   // Events with seq > after_seq, in order, at most `limit`.
   virtual std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) = 0;
   virtual StreamInfo streamInfo(const std::string& user_id) = 0;
+  // Retention: deletes the user's events beyond the newest `keep_last` and those older than
+  // `older_than_ms` (0 = no age bound); the newest event is always kept. Returns the new first_seq.
+  virtual int64_t pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) = 0;
   // Records a cumulative acknowledgement; never moves backwards.
   virtual void ackEvents(const std::string& user_id, int64_t seq) = 0;
 };

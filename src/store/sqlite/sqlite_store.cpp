@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <stdexcept>
@@ -30,15 +31,15 @@ CREATE TABLE IF NOT EXISTS events (
   run_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
 )sql";
 
-// RAII prepared statement with bind helpers; errors surface through sqlite3_errmsg.
+// A borrowed prepared statement (from SqliteStore's cache) with bind helpers; reset on scope
+// exit so the next user finds it clean. Errors surface through sqlite3_errmsg.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(fmt::format("sqlite prepare failed: {}", sqlite3_errmsg(db)));
-    }
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
   }
-  ~Stmt() { sqlite3_finalize(s_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -61,6 +62,7 @@ class Stmt {
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i)) : std::string{};
   }
   int64_t integer(int i) const { return sqlite3_column_int64(s_, i); }
+  sqlite3_stmt* raw() const { return s_; }
   void reset() {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
@@ -80,7 +82,21 @@ Thread readThread(const Stmt& s) {
 SqliteStore::SqliteStore(std::string path, std::vector<std::string> dependencies)
     : Component("store", std::move(dependencies)), path_(std::move(path)), log_(core::logger("store")) {}
 
-SqliteStore::~SqliteStore() { stop(); }
+SqliteStore::~SqliteStore() {
+  stop();
+}
+
+sqlite3_stmt* SqliteStore::prepared(const char* sql) {
+  // Keyed by the literal's address: every call site passes a string literal.
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) return it->second;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) {
+    throw std::runtime_error(fmt::format("sqlite prepare failed: {}", sqlite3_errmsg(db_)));
+  }
+  statements_.emplace(sql, st);
+  return st;
+}
 
 void SqliteStore::exec(const char* sql) {
   char* err = nullptr;
@@ -103,7 +119,9 @@ void SqliteStore::start() {
     throw std::runtime_error(fmt::format("cannot open SQLite database '{}': {}", path_, msg));
   }
   sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  // Exclusive locking: agentwire is the only user of its embedded database, so transactions skip
+  // the per-transaction POSIX file locks (fcntl) and the WAL needs no shared-memory index.
+  exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
   // One transaction: one sync for the whole schema instead of one per statement.
   exec("BEGIN");
   exec(kSchema);
@@ -113,6 +131,8 @@ void SqliteStore::start() {
 
 void SqliteStore::stop() {
   std::lock_guard lock(mutex_);
+  for (auto& [sql, st] : statements_) sqlite3_finalize(st);
+  statements_.clear();
   if (db_ != nullptr) {
     sqlite3_close_v2(db_);
     db_ = nullptr;
@@ -123,7 +143,7 @@ core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const
   Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system};
   std::lock_guard lock(mutex_);
   try {
-    Stmt s(db_, "INSERT INTO threads(id, user_id, title, created_ms, system) VALUES (?,?,?,?,?)");
+    Stmt s(db_, prepared("INSERT INTO threads(id, user_id, title, created_ms, system) VALUES (?,?,?,?,?)"));
     s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.created_ms).bind(5, int64_t{system});
     s.step();
   } catch (const std::exception& e) {
@@ -134,7 +154,7 @@ core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const
 
 std::optional<Thread> SqliteStore::findThread(const std::string& thread_id) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, "SELECT id, user_id, title, created_ms, system FROM threads WHERE id = ?");
+  Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system FROM threads WHERE id = ?"));
   s.bind(1, thread_id);
   if (!s.step()) return std::nullopt;
   return readThread(s);
@@ -142,9 +162,8 @@ std::optional<Thread> SqliteStore::findThread(const std::string& thread_id) {
 
 std::vector<Thread> SqliteStore::listThreads(const std::string& user_id) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         "SELECT id, user_id, title, created_ms, system FROM threads WHERE user_id = ? AND system = 0 "
-         "ORDER BY created_ms DESC, id DESC");
+  Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system FROM threads WHERE user_id = ? AND system = 0 "
+                       "ORDER BY created_ms DESC, id DESC"));
   s.bind(1, user_id);
   std::vector<Thread> out;
   while (s.step()) out.push_back(readThread(s));
@@ -157,8 +176,10 @@ core::Result<Message> SqliteStore::addMessage(const Message& m) {
   if (out.created_ms == 0) out.created_ms = core::nowMs();
   std::lock_guard lock(mutex_);
   try {
-    Stmt s(db_,
-           "INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) VALUES (?,?,?,?,?,?,?)");
+    Stmt s(
+        db_,
+        prepared(
+            "INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) VALUES (?,?,?,?,?,?,?)"));
     s.bind(1, out.id).bind(2, out.thread_id).bind(3, out.user_id).bind(4, out.role).bind(5, out.content);
     s.bind(6, out.run_id).bind(7, out.created_ms);
     s.step();
@@ -171,10 +192,9 @@ core::Result<Message> SqliteStore::addMessage(const Message& m) {
 std::vector<Message> SqliteStore::listMessages(const std::string& thread_id, int limit, int64_t before_ms) {
   std::lock_guard lock(mutex_);
   // Newest `limit` before the bound, returned oldest first.
-  Stmt s(db_,
-         "SELECT id, thread_id, user_id, role, content, run_id, created_ms FROM ("
-         " SELECT rowid AS rid, * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
-         " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rid ASC");
+  Stmt s(db_, prepared("SELECT id, thread_id, user_id, role, content, run_id, created_ms FROM ("
+                       " SELECT rowid AS rid, * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
+                       " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rid ASC"));
   s.bind(1, thread_id).bind(2, before_ms).bind(3, before_ms).bind(4, int64_t{limit});
   std::vector<Message> out;
   while (s.step()) {
@@ -184,11 +204,11 @@ std::vector<Message> SqliteStore::listMessages(const std::string& thread_id, int
 }
 
 StreamInfo SqliteStore::streamInfoLocked(const std::string& user_id) {
-  Stmt s(db_, "SELECT epoch, last_seq, first_seq, acked_seq FROM streams WHERE user_id = ?");
+  Stmt s(db_, prepared("SELECT epoch, last_seq, first_seq, acked_seq FROM streams WHERE user_id = ?"));
   s.bind(1, user_id);
   if (s.step()) return StreamInfo{s.text(0), s.integer(1), s.integer(2), s.integer(3)};
   StreamInfo info{core::newId("ep"), 0, 1, 0};
-  Stmt ins(db_, "INSERT INTO streams(user_id, epoch, last_seq, first_seq, acked_seq) VALUES (?,?,0,1,0)");
+  Stmt ins(db_, prepared("INSERT INTO streams(user_id, epoch, last_seq, first_seq, acked_seq) VALUES (?,?,0,1,0)"));
   ins.bind(1, user_id).bind(2, info.epoch);
   ins.step();
   return info;
@@ -202,18 +222,19 @@ StreamInfo SqliteStore::streamInfo(const std::string& user_id) {
 core::Result<StoredEvent> SqliteStore::appendEvent(StoredEvent e) {
   std::lock_guard lock(mutex_);
   try {
-    exec("BEGIN IMMEDIATE");
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
     StreamInfo info = streamInfoLocked(e.user_id);
     e.seq = info.last_seq + 1;
     if (e.ts_ms == 0) e.ts_ms = core::nowMs();
-    Stmt ins(db_, "INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)");
+    Stmt ins(db_,
+             prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
     ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
     ins.bind(6, e.ts_ms).bind(7, e.data_json);
     ins.step();
-    Stmt up(db_, "UPDATE streams SET last_seq = ? WHERE user_id = ?");
+    Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
     up.bind(1, e.seq).bind(2, e.user_id);
     up.step();
-    exec("COMMIT");
+    Stmt(db_, prepared("COMMIT")).step();
   } catch (const std::exception& ex) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return core::Error{"internal", ex.what()};
@@ -224,9 +245,10 @@ core::Result<StoredEvent> SqliteStore::appendEvent(StoredEvent e) {
 core::Result<std::size_t> SqliteStore::appendEvents(const std::vector<StoredEvent>& events) {
   std::lock_guard lock(mutex_);
   try {
-    exec("BEGIN IMMEDIATE");
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
     std::map<std::string, int64_t> heads;
-    Stmt ins(db_, "INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)");
+    Stmt ins(db_,
+             prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
     for (const auto& e : events) {
       auto [it, fresh] = heads.try_emplace(e.user_id, 0);
       if (fresh) it->second = streamInfoLocked(e.user_id).last_seq;
@@ -239,13 +261,13 @@ core::Result<std::size_t> SqliteStore::appendEvents(const std::vector<StoredEven
       ins.bind(6, e.ts_ms).bind(7, e.data_json);
       ins.step();
     }
-    Stmt up(db_, "UPDATE streams SET last_seq = ? WHERE user_id = ?");
+    Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
     for (const auto& [user, seq] : heads) {
       up.reset();
       up.bind(1, seq).bind(2, user);
       up.step();
     }
-    exec("COMMIT");
+    Stmt(db_, prepared("COMMIT")).step();
   } catch (const std::exception& ex) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return core::Error{"internal", ex.what()};
@@ -256,8 +278,8 @@ core::Result<std::size_t> SqliteStore::appendEvents(const std::vector<StoredEven
 std::vector<StoredEvent> SqliteStore::eventsAfter(const std::string& user_id, int64_t after_seq, int limit) {
   std::lock_guard lock(mutex_);
   Stmt s(db_,
-         "SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND seq > ? "
-         "ORDER BY seq LIMIT ?");
+         prepared("SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND seq > ? "
+                  "ORDER BY seq LIMIT ?"));
   s.bind(1, user_id).bind(2, after_seq).bind(3, int64_t{limit});
   std::vector<StoredEvent> out;
   while (s.step()) {
@@ -266,10 +288,32 @@ std::vector<StoredEvent> SqliteStore::eventsAfter(const std::string& user_id, in
   return out;
 }
 
+int64_t SqliteStore::pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) {
+  std::lock_guard lock(mutex_);
+  auto info = streamInfoLocked(user_id);
+  int64_t first = std::max(info.first_seq, info.last_seq - keep_last + 1);
+  if (older_than_ms > 0) {
+    // The oldest event young enough to keep (events are appended in time order).
+    Stmt s(db_, prepared("SELECT MIN(seq) FROM events WHERE user_id = ? AND seq >= ? AND ts_ms >= ?"));
+    s.bind(1, user_id).bind(2, first).bind(3, older_than_ms);
+    int64_t young = s.step() && sqlite3_column_type(s.raw(), 0) != SQLITE_NULL ? s.integer(0) : info.last_seq;
+    first = std::max(first, young);
+  }
+  first = std::min(first, std::max<int64_t>(info.last_seq, 1));  // the newest event is always kept
+  if (first <= info.first_seq) return info.first_seq;
+  Stmt del(db_, prepared("DELETE FROM events WHERE user_id = ? AND seq < ?"));
+  del.bind(1, user_id).bind(2, first);
+  del.step();
+  Stmt up(db_, prepared("UPDATE streams SET first_seq = ? WHERE user_id = ?"));
+  up.bind(1, first).bind(2, user_id);
+  up.step();
+  return first;
+}
+
 void SqliteStore::ackEvents(const std::string& user_id, int64_t seq) {
   std::lock_guard lock(mutex_);
   streamInfoLocked(user_id);
-  Stmt s(db_, "UPDATE streams SET acked_seq = MAX(acked_seq, MIN(?, last_seq)) WHERE user_id = ?");
+  Stmt s(db_, prepared("UPDATE streams SET acked_seq = MAX(acked_seq, MIN(?, last_seq)) WHERE user_id = ?"));
   s.bind(1, seq).bind(2, user_id);
   s.step();
 }

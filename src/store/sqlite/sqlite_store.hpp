@@ -6,6 +6,7 @@
 #include <spdlog/logger.h>
 
 #include <mutex>
+#include <unordered_map>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -32,15 +33,18 @@ class SqliteStore final : public Store, public lifecycle::Component {
   std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
   StreamInfo streamInfo(const std::string& user_id) override;
   void ackEvents(const std::string& user_id, int64_t seq) override;
+  int64_t pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) override;
 
  private:
   void exec(const char* sql);
+  sqlite3_stmt* prepared(const char* sql);  // cached for the connection's life; caller holds mutex_
   StreamInfo streamInfoLocked(const std::string& user_id);
 
   std::string path_;
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mutex_;
   sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> statements_;
 };
 
 }  // namespace agentwire::store

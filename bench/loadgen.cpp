@@ -1,0 +1,393 @@
+// agentwire's load tool: N authenticated WebSocket connections over the same Beast stack.
+//
+//   loadgen --mode chat --url ws://127.0.0.1:PORT --secret-file DIR/dev-secret -c 1000 -d 20
+//       each connection (one user each) loops user_message -> agent_completed; reports runs/s,
+//       events/s and the latency from sending user_message to each of the agent events.
+//   loadgen --mode echo --url ws://127.0.0.1:PORT -c 100 -d 20 --message-bytes 200
+//       against bench/echo_server: echoes/s and round-trip percentiles (the baseline).
+//   loadgen --mode idle --url ws://127.0.0.1:PORT --secret-file ... -c 10000 -d 10 --server-pid PID
+//       opens N connections and holds them; reports the server's RSS per connection.
+// With --server-pid it also reads the server's CPU time (utime+stime) over the measured window
+// and reports CPU per delivered event (chat) or per echoed frame (echo).
+#include "gateway/auth.hpp"
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/url/parse.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+  std::string mode = "chat";
+  std::string url;
+  std::string secret_file;
+  int connections = 100;
+  double duration_s = 10;
+  double warmup_s = 2;
+  int message_bytes = 200;
+  int think_ms = 0;
+  int sources = 1;
+  int server_pid = 0;
+  std::string json_out;
+};
+
+const std::array<const char*, 7> kEvents = {"ack",
+                                            "agent_started",
+                                            "agent_thinking",
+                                            "tool_executing",
+                                            "tool_completed",
+                                            "agent_response_chunk",
+                                            "agent_completed"};
+
+struct Stats {
+  std::array<std::vector<double>, kEvents.size()> latency_us;
+  std::vector<double> rtt_us;
+  uint64_t events = 0;  // frames with a seq received inside the window
+  uint64_t runs = 0;
+  uint64_t echoes = 0;
+  uint64_t errors = 0;
+  int connected = 0;
+  int failed = 0;
+};
+
+struct Shared {
+  Options opt;
+  asio::io_context& ioc;
+  tcp::resolver::results_type endpoints;
+  std::string host;
+  std::string path;
+  std::unique_ptr<agentwire::gateway::TokenAuthority> authority;
+  Stats stats;
+  bool measuring = false;
+  bool stopping = false;
+};
+
+// Reads {"type":"X" at the start of a frame without a JSON parse (the client must stay cheap).
+std::string_view frameType(std::string_view f) {
+  constexpr std::string_view kPrefix = R"({"type":")";
+  if (f.substr(0, kPrefix.size()) != kPrefix) return {};
+  auto end = f.find('"', kPrefix.size());
+  return end == std::string_view::npos ? std::string_view{} : f.substr(kPrefix.size(), end - kPrefix.size());
+}
+
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(Shared& s, int index) : s_(s), index_(index), ws_(asio::make_strand(s.ioc)), timer_(ws_.get_executor()) {}
+
+  void start() {
+    auto& sock = beast::get_lowest_layer(ws_).socket();
+    beast::error_code ec;
+    if (s_.opt.sources > 1) {
+      // Spread connections over 127.0.0.x source addresses: one address has ~28k ephemeral ports.
+      auto src = asio::ip::make_address_v4("127.0.0." + std::to_string(1 + index_ % s_.opt.sources));
+      sock.open(tcp::v4(), ec);
+      sock.bind(tcp::endpoint(src, 0), ec);
+    }
+    beast::get_lowest_layer(ws_).async_connect(
+        s_.endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) return self->fail("connect", ec);
+          beast::error_code e2;
+          beast::get_lowest_layer(self->ws_).socket().set_option(tcp::no_delay(true), e2);
+          self->handshake();
+        });
+  }
+
+ private:
+  void handshake() {
+    if (s_.authority) {
+      std::string token = s_.authority->issue(fmt::format("load{}", index_), std::chrono::hours(2));
+      ws_.set_option(websocket::stream_base::decorator(
+          [token](websocket::request_type& r) { r.set(beast::http::field::authorization, "Bearer " + token); }));
+    }
+    ws_.async_handshake(s_.host, s_.path, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->fail("handshake", ec);
+      ++self->s_.stats.connected;
+      if (self->s_.opt.mode == "echo") {
+        self->sendEcho();
+      } else {
+        self->established_ = false;
+      }
+      self->doRead();
+    });
+  }
+
+  void doRead() {
+    ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail("read", ec);
+      self->onFrame();
+      self->buf_.consume(self->buf_.size());
+      if (!self->s_.stopping) self->doRead();
+    });
+  }
+
+  void onFrame() {
+    auto data = buf_.cdata();
+    std::string_view f(static_cast<const char*>(data.data()), data.size());
+    auto now = Clock::now();
+    if (s_.opt.mode == "echo") {
+      if (s_.measuring) {
+        s_.stats.rtt_us.push_back(std::chrono::duration<double, std::micro>(now - sent_).count());
+        ++s_.stats.echoes;
+      }
+      return sendEcho();
+    }
+    auto type = frameType(f);
+    if (type == "connection_established") {
+      established_ = true;
+      if (s_.opt.mode == "chat") sendMessage();
+      if (s_.opt.mode == "idle") sendPing();  // first frame: live, not held
+      return;
+    }
+    if (type == "error") {
+      ++s_.stats.errors;
+      return;
+    }
+    if (s_.opt.mode != "chat") return;
+    if (s_.measuring && f.find(R"("seq":)") != std::string_view::npos) ++s_.stats.events;
+    for (std::size_t i = 0; i < kEvents.size(); ++i) {
+      if (type == kEvents[i] && !seen_[i]) {
+        seen_[i] = true;
+        if (s_.measuring && run_in_window_) {
+          s_.stats.latency_us[i].push_back(std::chrono::duration<double, std::micro>(now - sent_).count());
+        }
+      }
+    }
+    if (type == "ack" && thread_id_.empty()) {
+      auto p = f.find(R"("thread_id":")");
+      if (p != std::string_view::npos) {
+        p += 13;
+        thread_id_ = std::string(f.substr(p, f.find('"', p) - p));
+      }
+    }
+    if (type == "agent_completed" || type == "agent_error") {
+      if (s_.measuring && run_in_window_) ++s_.stats.runs;
+      if (s_.opt.think_ms > 0) {
+        timer_.expires_after(std::chrono::milliseconds(s_.opt.think_ms));
+        timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          if (!ec) self->sendMessage();
+        });
+      } else {
+        sendMessage();
+      }
+    }
+  }
+
+  void sendMessage() {
+    if (s_.stopping) return;
+    seen_.fill(false);
+    run_in_window_ = s_.measuring;
+    std::string thread = thread_id_.empty() ? "" : fmt::format(R"("thread_id":"{}",)", thread_id_);
+    ++seq_;
+    out_ = fmt::format(R"({{"type":"user_message","id":"m{}","data":{{{}"content":"load test message number {}"}}}})",
+                       seq_, thread, seq_);
+    sent_ = Clock::now();
+    write();
+  }
+
+  void sendPing() {
+    out_ = R"({"type":"ping","id":"p"})";
+    write();
+  }
+
+  void sendEcho() {
+    if (s_.stopping) return;
+    if (out_.size() != static_cast<std::size_t>(s_.opt.message_bytes)) out_.assign(s_.opt.message_bytes, 'x');
+    sent_ = Clock::now();
+    write();
+  }
+
+  void write() {
+    ws_.text(true);
+    ws_.async_write(asio::buffer(out_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) self->fail("write", ec);
+    });
+  }
+
+  void fail(const char* what, beast::error_code ec) {
+    if (s_.stopping) return;
+    if (ec == asio::error::operation_aborted) return;
+    if (++s_.stats.failed <= 5) std::fprintf(stderr, "connection %d: %s: %s\n", index_, what, ec.message().c_str());
+  }
+
+  Shared& s_;
+  int index_;
+  websocket::stream<beast::tcp_stream> ws_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buf_;
+  std::string out_;
+  std::string thread_id_;
+  Clock::time_point sent_;
+  std::array<bool, kEvents.size()> seen_{};
+  bool established_ = false;
+  bool run_in_window_ = false;
+  uint64_t seq_ = 0;
+};
+
+double pct(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1));
+  return v[i];
+}
+
+// utime+stime of a process in seconds, from /proc/PID/stat.
+double cpuSeconds(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto p = s.rfind(')');
+  if (p == std::string::npos) return 0;
+  std::istringstream in(s.substr(p + 2));
+  std::string field;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; i <= 15; ++i) {
+    in >> field;
+    if (i == 14) utime = std::stoul(field);
+    if (i == 15) stime = std::stoul(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long rssKb(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"agentwire load tool"};
+  app.add_option("--mode", o.mode, "chat, echo or idle")->check(CLI::IsMember({"chat", "echo", "idle"}));
+  app.add_option("--url", o.url, "ws://127.0.0.1:PORT[/ws]")->required();
+  app.add_option("--secret-file", o.secret_file, "HS256 secret (the server's dev-secret) to sign user tokens");
+  app.add_option("-c,--connections", o.connections);
+  app.add_option("-d,--duration", o.duration_s, "measured seconds");
+  app.add_option("--warmup", o.warmup_s, "seconds before measuring");
+  app.add_option("--message-bytes", o.message_bytes, "echo mode frame size");
+  app.add_option("--think-ms", o.think_ms, "chat mode pause between runs");
+  app.add_option("--sources", o.sources, "spread over 127.0.0.1..N source addresses");
+  app.add_option("--server-pid", o.server_pid, "measure this process's CPU and RSS");
+  app.add_option("--json", o.json_out, "append a JSON line with the results to this file");
+  CLI11_PARSE(app, argc, argv);
+
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+
+  auto url = boost::urls::parse_uri(o.url);
+  if (!url) {
+    std::fprintf(stderr, "bad --url\n");
+    return 2;
+  }
+  asio::io_context ioc{1};
+  Shared s{o, ioc, {}, std::string(url->host()), url->path().empty() ? "/ws" : std::string(url->path()), {}, {}};
+  s.endpoints = tcp::resolver(ioc).resolve(std::string(url->host()), std::string(url->port()));
+  if (!o.secret_file.empty()) {
+    std::ifstream f(o.secret_file);
+    std::string secret;
+    std::getline(f, secret);
+    s.authority = std::make_unique<agentwire::gateway::TokenAuthority>(secret);
+  }
+
+  long rss_before = o.server_pid ? rssKb(o.server_pid) : 0;
+  std::vector<std::shared_ptr<Conn>> conns;
+  conns.reserve(o.connections);
+  // Open connections in waves so the accept backlog never overflows.
+  auto t_connect = Clock::now();
+  int opened = 0;
+  while (opened < o.connections) {
+    int wave = std::min(500, o.connections - opened);
+    for (int i = 0; i < wave; ++i) {
+      conns.push_back(std::make_shared<Conn>(s, opened + i));
+      conns.back()->start();
+    }
+    opened += wave;
+    while (s.stats.connected + s.stats.failed < opened) ioc.run_for(std::chrono::milliseconds(5));
+  }
+  double connect_s = std::chrono::duration<double>(Clock::now() - t_connect).count();
+  std::fprintf(stderr, "%d connected, %d failed in %.2f s\n", s.stats.connected, s.stats.failed, connect_s);
+
+  ioc.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.warmup_s)));
+  double cpu0 = o.server_pid ? cpuSeconds(o.server_pid) : 0;
+  long rss_connected = o.server_pid ? rssKb(o.server_pid) : 0;
+  s.measuring = true;
+  auto t0 = Clock::now();
+  ioc.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.duration_s)));
+  double window = std::chrono::duration<double>(Clock::now() - t0).count();
+  s.measuring = false;
+  double cpu = o.server_pid ? cpuSeconds(o.server_pid) - cpu0 : 0;
+  long rss_after = o.server_pid ? rssKb(o.server_pid) : 0;
+  s.stopping = true;
+
+  auto& st = s.stats;
+  std::string json = fmt::format(R"({{"mode":"{}","connections":{},"connected":{},"failed":{},"window_s":{:.2f})",
+                                 o.mode, o.connections, st.connected, st.failed, window);
+  if (o.mode == "chat") {
+    std::printf("runs/s %.0f   events/s %.0f   errors %llu\n", st.runs / window, st.events / window,
+                static_cast<unsigned long long>(st.errors));
+    std::printf("%-22s %10s %10s %10s %10s %8s\n", "latency from send (ms)", "p50", "p95", "p99", "max", "n");
+    json += fmt::format(R"(,"runs_per_s":{:.1f},"events_per_s":{:.1f},"latency_ms":{{)", st.runs / window,
+                        st.events / window);
+    for (std::size_t i = 0; i < kEvents.size(); ++i) {
+      auto& v = st.latency_us[i];
+      double p50 = pct(v, 50) / 1000, p95 = pct(v, 95) / 1000, p99 = pct(v, 99) / 1000, mx = pct(v, 100) / 1000;
+      std::printf("%-22s %10.3f %10.3f %10.3f %10.3f %8zu\n", kEvents[i], p50, p95, p99, mx, v.size());
+      json += fmt::format(R"({}"{}":{{"p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f},"n":{}}})", i ? "," : "",
+                          kEvents[i], p50, p95, p99, mx, v.size());
+    }
+    json += "}";
+    if (o.server_pid && st.events) {
+      std::printf("server CPU %.2f s over the window = %.2f us per delivered event\n", cpu, cpu * 1e6 / st.events);
+      json += fmt::format(R"(,"server_cpu_s":{:.3f},"cpu_us_per_event":{:.3f})", cpu, cpu * 1e6 / st.events);
+    }
+  } else if (o.mode == "echo") {
+    auto& v = st.rtt_us;
+    std::printf("echoes/s %.0f   rtt p50 %.3f ms  p99 %.3f ms\n", st.echoes / window, pct(v, 50) / 1000,
+                pct(v, 99) / 1000);
+    json += fmt::format(R"(,"echoes_per_s":{:.1f},"rtt_ms":{{"p50":{:.3f},"p99":{:.3f}}})", st.echoes / window,
+                        pct(v, 50) / 1000, pct(v, 99) / 1000);
+    if (o.server_pid && st.echoes) {
+      std::printf("server CPU %.2f s over the window = %.2f us per echoed frame\n", cpu, cpu * 1e6 / st.echoes);
+      json += fmt::format(R"(,"server_cpu_s":{:.3f},"cpu_us_per_echo":{:.3f})", cpu, cpu * 1e6 / st.echoes);
+    }
+  } else if (o.server_pid) {
+    double per = st.connected ? (rss_connected - rss_before) * 1024.0 / st.connected : 0;
+    std::printf("server RSS %ld KB before, %ld KB with %d connections, %ld KB after %.0f s idle: %.0f bytes/conn\n",
+                rss_before, rss_connected, st.connected, rss_after, window, per);
+    json += fmt::format(R"(,"rss_before_kb":{},"rss_connected_kb":{},"rss_after_kb":{},"bytes_per_connection":{:.0f})",
+                        rss_before, rss_connected, rss_after, per);
+  }
+  json += "}";
+  std::printf("%s\n", json.c_str());
+  if (!o.json_out.empty()) std::ofstream(o.json_out, std::ios::app) << json << "\n";
+  std::fflush(stdout);
+  std::_Exit(0);  // do not spend time tearing down many connections
+}
