@@ -16,8 +16,13 @@ class Connection {
   virtual const std::string& userId() const = 0;
   virtual bool send(std::shared_ptr<const std::string> frame) = 0;
 
-  // Set by Delivery while this connection replays stored events in budgeted batches. The
-  // transport calls Delivery::pump() when its send queue drains and this is set.
+  // Asks the transport to call Delivery::pump() once the frames sent so far have been written
+  // (at once if they already are). Delivery calls it at the end of each budgeted replay step.
+  // Connections without a send queue (in-process ones) need not implement it.
+  virtual void notifyWhenDrained() {}
+
+  // Set by Delivery while this connection replays stored events in budgeted steps; makes
+  // pump() a cheap no-op otherwise.
   std::atomic<bool> replaying{false};
 };
 

@@ -190,7 +190,10 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
     // Budget first: a step that used its budget ends here, even at the head, so the switch to
     // live (and resume_complete) never lands on a backlog already at the budget.
     if (frames >= budget_.frames || bytes >= budget_.bytes) {
-      conn->replaying = true;  // pump() continues when the connection's queue drains
+      // pump() continues when this step's frames are written. The notice is queued behind
+      // them, whichever thread runs this step, so it cannot be missed.
+      conn->replaying = true;
+      conn->notifyWhenDrained();
       return true;
     }
     int64_t head = store_.streamInfo(user_id).last_seq;

@@ -120,8 +120,25 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     queue_.pop_front();
     if (!queue_.empty()) return doWrite();
     if (close_requested_) return doClose();
-    if (replaying.load()) handler_.onDrain(std::static_pointer_cast<WsConnection>(shared_from_this()));
+    if (drain_wanted_) {
+      drain_wanted_ = false;
+      handler_.onDrain(std::static_pointer_cast<WsConnection>(shared_from_this()));
+    }
   }
+
+ public:
+  void notifyWhenDrained() override {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] {
+      if (!self->open_.load() || self->close_requested_) return;
+      if (self->queue_.empty() && !self->writing_) {
+        self->handler_.onDrain(std::static_pointer_cast<WsConnection>(self));
+      } else {
+        self->drain_wanted_ = true;
+      }
+    });
+  }
+
+ private:
 
   void doClose() {
     if (close_sent_) return;
@@ -159,6 +176,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool close_requested_ = false;
   bool close_sent_ = false;
   bool finished_ = false;
+  bool drain_wanted_ = false;
   websocket::close_reason close_reason_;
   std::unique_ptr<asio::steady_timer> timer_;
   std::atomic<bool> open_{false};
