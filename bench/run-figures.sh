@@ -10,6 +10,8 @@ OUT="$B/figures.jsonl"
 TMP="$(mktemp -d)"
 : > "$OUT"
 cleanup() { pkill -f "$TMP" 2>/dev/null || true; rm -rf "$TMP"; }
+AW_PID=""
+ECHO_PID=""
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
 
@@ -33,34 +35,40 @@ start_echo() {
   ECHO_PID=$(pgrep -n -f "echo_server.*$TMP")
   ECHO_PORT=$(cat "$TMP/echo.port")
 }
-stop_all() { kill "${AW_PID:-0}" "${ECHO_PID:-0}" 2>/dev/null || true; sleep 0.5; rm -f "$TMP/echo.port"; }
+stop_all() {
+  # Never `kill 0`: that would signal this script's whole process group.
+  for p in ${AW_PID:-} ${ECHO_PID:-}; do kill "$p" 2>/dev/null || true; done
+  AW_PID=""; ECHO_PID=""
+  sleep 0.5
+  rm -f "$TMP/echo.port"
+}
 
 for c in 100 1000; do
   echo "== CPU per frame: Beast echo, $c connections, 200-byte frames"
   start_echo
   "$B/loadgen" --mode echo --url "ws://127.0.0.1:$ECHO_PORT" -c "$c" -d 10 --warmup 2 --server-pid "$ECHO_PID" \
-    --message-bytes 200 --json "$OUT" 2>/dev/null | head -2
+    --message-bytes 200 --json "$OUT" 2>/dev/null | grep -v "^{" || true
   stop_all
   echo "== chat: $c users, user_message -> agent_completed (echo agent), closed loop"
   start_agentwire
   "$B/loadgen" --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c "$c" -d 10 \
-    --warmup 2 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | head -10
+    --warmup 2 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | grep -v "^{" || true
   stop_all
 done
 
 echo "== chat: 1000 users, one message per user per second (open loop, think time 1 s)"
 start_agentwire
 "$B/loadgen" --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 1000 -d 15 \
-  --warmup 3 --think-ms 1000 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | head -10
+  --warmup 3 --think-ms 1000 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | grep -v "^{" || true
 stop_all
 
 echo "== RSS per idle connection, 10,000 connections"
 start_echo
 "$B/loadgen" --mode idle --url "ws://127.0.0.1:$ECHO_PORT" -c 10000 -d 3 --warmup 2 --server-pid "$ECHO_PID" \
-  --json "$OUT" 2>/dev/null | head -1
+  --json "$OUT" 2>/dev/null | grep -v "^{" || true
 stop_all
 start_agentwire
 "$B/loadgen" --mode idle --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 10000 -d 3 \
-  --warmup 2 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | head -1
+  --warmup 2 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | grep -v "^{" || true
 stop_all
 echo "JSON lines: $OUT"
