@@ -143,12 +143,15 @@ void AgentWebSocketBridge::execute(Run& run) {
   m.role = "agent";
   m.content = answer;
   m.run_id = run.ctx.run_id;
-  auto stored = store_.addMessage(m);
+  // Through delivery's group commit, waiting for it (this is a worker thread): agent_completed
+  // is only sent once the answer it announces is stored.
+  auto stored = delivery_.storeMessageAndWait(std::move(m));
   if (!stored) {
     emitter->emit("agent_error", {{"code", "internal"}, {"message", "cannot store the answer"}});
     return;
   }
-  emitter->emit("agent_completed", {{"message_id", m.id}, {"content", answer}, {"execution_time_ms", took}});
+  emitter->emit("agent_completed",
+                {{"message_id", stored->id}, {"content", answer}, {"execution_time_ms", took}});
 }
 
 }  // namespace agentwire::agents

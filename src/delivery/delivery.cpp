@@ -288,12 +288,7 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
   stored.data_json = boost::json::serialize(event.data);
   stored.ts_ms = core::nowMs();
 
-  {
-    // Room first, and never while holding a user lock: the writer needs user locks to drain.
-    std::unique_lock lock(wq_mutex_);
-    if (!writer_running_ || writer_stop_) return core::Error{"not_ready", "delivery is not running"};
-    room_cv_.wait(lock, [&] { return wq_.size() < kMaxPending || writer_stop_; });
-  }
+  if (!waitForRoom()) return core::Error{"not_ready", "delivery is not running"};
   auto [us, ulock] = lockUser(user_id);
   if (us->last_seq < 0) us->last_seq = store_.streamInfo(user_id).last_seq;
   stored.seq = ++us->last_seq;
@@ -302,16 +297,47 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
   {
     // Queued under the user lock, so the writer sees each user's events in seq order.
     std::lock_guard lock(wq_mutex_);
-    wq_.push_back(Pending{us, std::move(stored)});
+    wq_.push_back(Pending{us, std::move(stored), std::nullopt, nullptr});
     ++in_flight_;
   }
   wq_cv_.notify_one();
   return seq;
 }
 
+bool Delivery::waitForRoom() {
+  // Never called while holding a user lock: the writer needs user locks to drain the queue.
+  std::unique_lock lock(wq_mutex_);
+  if (!writer_running_ || writer_stop_) return false;
+  room_cv_.wait(lock, [&] { return wq_.size() < kMaxPending || writer_stop_; });
+  return !writer_stop_;
+}
+
+void Delivery::storeMessage(store::Message m, MessageDone done) {
+  if (m.id.empty()) m.id = core::newId("msg");
+  if (m.created_ms == 0) m.created_ms = core::nowMs();
+  if (!waitForRoom()) {
+    if (done) done(core::Error{"not_ready", "delivery is not running"});
+    return;
+  }
+  {
+    std::lock_guard lock(wq_mutex_);
+    wq_.push_back(Pending{nullptr, {}, std::move(m), std::move(done)});
+    ++in_flight_;
+  }
+  wq_cv_.notify_one();
+}
+
+core::Result<store::Message> Delivery::storeMessageAndWait(store::Message m) {
+  std::promise<core::Result<store::Message>> p;
+  auto f = p.get_future();
+  storeMessage(std::move(m), [&p](const core::Result<store::Message>& r) { p.set_value(r); });
+  return f.get();
+}
+
 void Delivery::writerLoop() {
   std::vector<Pending> batch;
   std::vector<store::StoredEvent> events;
+  std::vector<store::Message> messages;
   for (;;) {
     {
       std::unique_lock lock(wq_mutex_);
@@ -324,21 +350,32 @@ void Delivery::writerLoop() {
     }
     room_cv_.notify_all();
     events.clear();
-    for (const auto& p : batch) events.push_back(p.ev);
-    auto committed = store_.appendEvents(events);
+    messages.clear();
+    for (const auto& p : batch) {
+      if (p.message) {
+        messages.push_back(*p.message);
+      } else {
+        events.push_back(p.ev);
+      }
+    }
+    auto committed = store_.commitBatch(messages, events);
     if (committed) {
-      stats_.appended += batch.size();
+      stats_.appended += events.size();
       if (failing_) log_->info("event stream writes recovered");
       failing_ = false;
     } else {
       stats_.failures += batch.size();
       if (!failing_) {
-        log_->error("cannot commit {} events: {}; they are not delivered (counted as failures)", batch.size(),
-                    committed.error().message);
+        log_->error("cannot commit {} events and {} messages: {}; they are not delivered (counted as failures)",
+                    events.size(), messages.size(), committed.error().message);
       }
       failing_ = true;
     }
     for (auto& p : batch) {
+      if (p.message) {
+        if (p.done) p.done(committed ? core::Result<store::Message>(*p.message) : committed.error());
+        continue;
+      }
       std::unique_lock lock(p.us->mutex);
       if (committed) {
         fanOut(*p.us, p.ev);

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -91,6 +93,14 @@ class Delivery final : public lifecycle::Component {
   // Waits until every event queued so far is committed and sent. For tests and shutdown.
   void flush();
 
+  // Stores a message of a thread through the same group commit as events. `done` runs on the
+  // writer thread once the transaction holding it committed (or failed). Anything delivered
+  // after this call is committed no earlier than the message. Ids and times are filled in.
+  using MessageDone = std::function<void(const core::Result<store::Message>&)>;
+  void storeMessage(store::Message m, MessageDone done);
+  // The same, waiting for the commit. Not for I/O threads.
+  core::Result<store::Message> storeMessageAndWait(store::Message m);
+
   void ack(const std::string& user_id, int64_t seq);
 
   std::size_t connectionCount() const;
@@ -118,9 +128,13 @@ class Delivery final : public lifecycle::Component {
     bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
   struct Pending {
-    std::shared_ptr<UserState> us;
+    std::shared_ptr<UserState> us;  // null for a message
     store::StoredEvent ev;
+    std::optional<store::Message> message;
+    MessageDone done;
   };
+  // Queues one item, waiting for room first (never while holding a user lock).
+  bool waitForRoom();
   static constexpr std::size_t kMaxPending = 65536;
   static constexpr std::size_t kMaxBatch = 1024;
 

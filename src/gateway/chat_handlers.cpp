@@ -102,14 +102,18 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     m.user_id = ctx.user_id;
     m.role = "user";
     m.content = content;
-    auto stored = s.store.addMessage(m);
-    if (!stored) return sendError(*ctx.conn, "internal", stored.error().message, f.id);
-
+    // Stored through delivery's group commit; the ack and the run follow once it is durable,
+    // from the writer thread, so the I/O thread never waits on the disk.
     agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
-    sendReply(*ctx.conn, "ack", f.id,
-              {{"thread_id", thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
-    auto run = s.bridge.startRun(run_ctx, content, stringField(f.data, "agent"));
-    if (!run) sendError(*ctx.conn, run.error().code, run.error().message, f.id);
+    s.delivery.storeMessage(
+        std::move(m), [s, conn = ctx.conn, run_ctx, content, agent = stringField(f.data, "agent"),
+                       id = f.id](const core::Result<store::Message>& stored) {
+          if (!stored) return sendError(*conn, "internal", stored.error().message, id);
+          sendReply(*conn, "ack", id,
+                    {{"thread_id", run_ctx.thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
+          auto run = s.bridge.startRun(run_ctx, content, agent);
+          if (!run) sendError(*conn, run.error().code, run.error().message, id);
+        });
   });
 
   router.addHandler("resume", [s](const ClientContext& ctx, const Frame& f) {

@@ -7,7 +7,9 @@
 
 #include <boost/json.hpp>
 
+#include <condition_variable>
 #include <mutex>
+#include <optional>
 
 namespace agentwire::gateway {
 namespace {
@@ -23,17 +25,32 @@ class CaptureConnection final : public delivery::Connection {
   bool send(std::shared_ptr<const std::string> frame) override {
     std::lock_guard lock(mutex_);
     frames_.push_back(json::parse(*frame).as_object());
+    cv_.notify_all();
     return true;
   }
-  std::vector<json::object> frames() {
-    std::lock_guard lock(mutex_);
-    return frames_;
+  // The first reply of `type` or an error. A user_message is acked from the delivery writer once
+  // the message is committed (about one group commit later), so this may wait that long.
+  std::optional<json::object> waitForReply(const std::string& type, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    std::optional<json::object> found;
+    cv_.wait_for(lock, timeout, [&] {
+      for (const auto& f : frames_) {
+        auto t = f.at("type").as_string();
+        if (t == type || t == "error") {
+          found = f;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
   }
 
  private:
   std::string id_;
   std::string user_;
   std::mutex mutex_;
+  std::condition_variable cv_;
   std::vector<json::object> frames_;
 };
 
@@ -72,16 +89,14 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
     auto conn = std::make_shared<CaptureConnection>(user.value());
     frame.id = "http";
     router.dispatch(ClientContext{conn, user.value()}, frame);
-    for (const auto& f : conn->frames()) {
-      std::string type(f.at("type").as_string());
-      if (type == "error") {
-        const auto& d = f.at("data").as_object();
-        std::string code(d.at("code").as_string());
-        return net::jsonError(statusFor(code), code, std::string(d.at("message").as_string()));
-      }
-      if (type == want_type) return json200(ok_status, f.at("data"));
+    auto f = conn->waitForReply(want_type, std::chrono::seconds(10));
+    if (!f) return net::jsonError(500, "internal", "no reply from handler");
+    if (f->at("type").as_string() == "error") {
+      const auto& d = f->at("data").as_object();
+      std::string code(d.at("code").as_string());
+      return net::jsonError(statusFor(code), code, std::string(d.at("message").as_string()));
     }
-    return net::jsonError(500, "internal", "no reply from handler");
+    return json200(ok_status, f->at("data"));
   };
 
   auto bodyObject = [](const net::HttpRequest& req) -> core::Result<json::object> {

@@ -65,8 +65,12 @@ class Store {
   // Appends to the user's stream; assigns the next seq (no gaps, strictly increasing).
   virtual core::Result<StoredEvent> appendEvent(StoredEvent e) = 0;
   // Appends events whose seq the caller assigned (each the next of its user's stream, in order)
-  // in one transaction: all or none. The group commit of the delivery writer.
-  virtual core::Result<std::size_t> appendEvents(const std::vector<StoredEvent>& events) = 0;
+  // in one transaction: all or none.
+  core::Result<std::size_t> appendEvents(const std::vector<StoredEvent>& events) { return commitBatch({}, events); }
+  // The group commit of the delivery writer: messages (ids and times set) and events in one
+  // transaction, all or none.
+  virtual core::Result<std::size_t> commitBatch(const std::vector<Message>& messages,
+                                                const std::vector<StoredEvent>& events) = 0;
   // Events with seq > after_seq, in order, at most `limit`.
   virtual std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) = 0;
   virtual StreamInfo streamInfo(const std::string& user_id) = 0;

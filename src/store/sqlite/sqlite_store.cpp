@@ -242,10 +242,21 @@ core::Result<StoredEvent> SqliteStore::appendEvent(StoredEvent e) {
   return e;
 }
 
-core::Result<std::size_t> SqliteStore::appendEvents(const std::vector<StoredEvent>& events) {
+core::Result<std::size_t> SqliteStore::commitBatch(const std::vector<Message>& messages,
+                                                   const std::vector<StoredEvent>& events) {
   std::lock_guard lock(mutex_);
   try {
     Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    if (!messages.empty()) {
+      Stmt m(db_, prepared("INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) "
+                           "VALUES (?,?,?,?,?,?,?)"));
+      for (const auto& msg : messages) {
+        m.reset();
+        m.bind(1, msg.id).bind(2, msg.thread_id).bind(3, msg.user_id).bind(4, msg.role).bind(5, msg.content);
+        m.bind(6, msg.run_id).bind(7, msg.created_ms);
+        m.step();
+      }
+    }
     std::map<std::string, int64_t> heads;
     Stmt ins(db_,
              prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
@@ -272,7 +283,7 @@ core::Result<std::size_t> SqliteStore::appendEvents(const std::vector<StoredEven
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return core::Error{"internal", ex.what()};
   }
-  return events.size();
+  return messages.size() + events.size();
 }
 
 std::vector<StoredEvent> SqliteStore::eventsAfter(const std::string& user_id, int64_t after_seq, int limit) {

@@ -29,7 +29,8 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<Message> addMessage(const Message& m) override;
   std::vector<Message> listMessages(const std::string& thread_id, int limit, int64_t before_ms) override;
   core::Result<StoredEvent> appendEvent(StoredEvent e) override;
-  core::Result<std::size_t> appendEvents(const std::vector<StoredEvent>& events) override;
+  core::Result<std::size_t> commitBatch(const std::vector<Message>& messages,
+                                        const std::vector<StoredEvent>& events) override;
   std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
   StreamInfo streamInfo(const std::string& user_id) override;
   void ackEvents(const std::string& user_id, int64_t seq) override;
