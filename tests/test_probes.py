@@ -96,6 +96,11 @@ class ProbeTest(unittest.TestCase):
                 break
             time.sleep(0.01)
         self.assertTrue(saw_503, "readiness stayed true after SIGTERM")
+        # The HTTP API refuses new work once shutdown has begun, with the documented code.
+        conn.request("POST", "/api/threads", body="{}", headers={"Authorization": "Bearer x"})
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        self.assertEqual((r.status, body["error"]["code"]), (503, "not_ready"))
         self.assertEqual(srv.wait_exit(), 0, srv.logs())
         self.assertIn("stopped cleanly", srv.logs())
 
