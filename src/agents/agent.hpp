@@ -1,8 +1,10 @@
 #pragma once
 
+#include "agents/tools.hpp"
 #include "agents/user_emitter.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -12,14 +14,30 @@ struct RunInput {
   std::string content;  // the user's message
 };
 
-// Cooperative cancellation: agents poll it between steps.
+// Cooperative cancellation: agents poll cancelled() between steps (and pass it to blocking I/O
+// as a deadline). It turns true on stop_agent, on shutdown, and when the run's deadline passes.
 class CancelToken {
  public:
-  void cancel() { cancelled_ = true; }
-  bool cancelled() const { return cancelled_.load(); }
+  using Clock = std::chrono::steady_clock;
+
+  void cancel() { stopped_ = true; }
+  void setDeadline(Clock::time_point d) { deadline_ = d; }
+  bool stopRequested() const { return stopped_.load(); }
+  bool timedOut() const { return Clock::now() >= deadline_; }
+  bool cancelled() const { return stopRequested() || timedOut(); }
+  Clock::time_point deadline() const { return deadline_; }
 
  private:
-  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> stopped_{false};
+  Clock::time_point deadline_ = Clock::time_point::max();
+};
+
+// What a running agent may use: its emitter (bound to one user, thread and run), its cancel
+// token, and the tool registry.
+struct RunContext {
+  const UserEmitter& emitter;
+  const CancelToken& cancel;
+  const ToolRegistry& tools;
 };
 
 // An agent produces the middle of a run through its emitter (thinking, tools, chunks) and
@@ -30,7 +48,7 @@ class Agent {
  public:
   virtual ~Agent() = default;
   virtual const std::string& name() const = 0;
-  virtual std::string run(const RunInput& input, UserEmitter& emitter, const CancelToken& cancel) = 0;
+  virtual std::string run(const RunInput& input, RunContext& ctx) = 0;
 };
 
 using AgentPtr = std::unique_ptr<Agent>;

@@ -70,6 +70,11 @@ core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx,
   if (queue_.size() >= options_.max_queue) {
     return core::Error{"rate_limited", fmt::format("agent queue is full ({} runs waiting)", queue_.size())};
   }
+  int& queued = queued_per_user_[ctx.user_id];
+  if (queued >= options_.max_queued_per_user) {
+    return core::Error{"rate_limited", fmt::format("{} runs of this user are already waiting", queued)};
+  }
+  ++queued;
   auto token = std::make_shared<CancelToken>();
   runs_[ctx.run_id] = {ctx.user_id, token};
   queue_.push_back(Run{ctx, std::move(input), it->second.get(), token});
@@ -96,30 +101,51 @@ std::vector<std::string> AgentWebSocketBridge::agentNames() const {
   return out;
 }
 
+std::optional<AgentWebSocketBridge::Run> AgentWebSocketBridge::takeRunnable() {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    // While stopping, every queued run is taken (it ends at once with agent_stopped).
+    if (!stopping_ && running_per_user_[it->ctx.user_id] >= options_.max_running_per_user) continue;
+    Run run = std::move(*it);
+    queue_.erase(it);
+    if (--queued_per_user_[run.ctx.user_id] == 0) queued_per_user_.erase(run.ctx.user_id);
+    ++running_per_user_[run.ctx.user_id];
+    return run;
+  }
+  return std::nullopt;
+}
+
 void AgentWebSocketBridge::workerLoop() {
   for (;;) {
-    Run run;
+    std::optional<Run> run;
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      run = std::move(queue_.front());
-      queue_.pop_front();
+      cv_.wait(lock, [&] {
+        if (stopping_ && queue_.empty()) return true;
+        run = takeRunnable();
+        return run.has_value();
+      });
+      if (!run) return;  // stopping and drained
     }
-    execute(run);
-    std::lock_guard lock(mutex_);
-    runs_.erase(run.ctx.run_id);
+    execute(*run);
+    {
+      std::lock_guard lock(mutex_);
+      runs_.erase(run->ctx.run_id);
+      if (--running_per_user_[run->ctx.user_id] == 0) running_per_user_.erase(run->ctx.user_id);
+    }
+    cv_.notify_all();  // a run of this user may be eligible now
   }
 }
 
 void AgentWebSocketBridge::execute(Run& run) {
   auto emitter = createUserEmitter(run.ctx);
   auto t0 = std::chrono::steady_clock::now();
+  run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
   emitter->emit("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}});
   std::string answer;
   std::string error;
   try {
-    if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, *emitter, *run.cancel);
+    RunContext ctx{*emitter, *run.cancel, tools_};
+    if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, ctx);
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {
@@ -132,8 +158,15 @@ void AgentWebSocketBridge::execute(Run& run) {
     emitter->emit("agent_error", {{"code", "internal"}, {"message", error}});
     return;
   }
-  if (run.cancel->cancelled()) {
+  if (run.cancel->stopRequested()) {
     emitter->emit("agent_stopped", {});
+    return;
+  }
+  if (run.cancel->timedOut()) {
+    log_->warn("run '{}' of agent '{}' for user '{}' timed out after {} ms", run.ctx.run_id, run.agent->name(),
+               run.ctx.user_id, options_.run_timeout_ms);
+    emitter->emit("agent_error",
+                  {{"code", "timeout"}, {"message", fmt::format("run exceeded {} ms", options_.run_timeout_ms)}});
     return;
   }
   store::Message m;
@@ -150,8 +183,7 @@ void AgentWebSocketBridge::execute(Run& run) {
     emitter->emit("agent_error", {{"code", "internal"}, {"message", "cannot store the answer"}});
     return;
   }
-  emitter->emit("agent_completed",
-                {{"message_id", stored->id}, {"content", answer}, {"execution_time_ms", took}});
+  emitter->emit("agent_completed", {{"message_id", stored->id}, {"content", answer}, {"execution_time_ms", took}});
 }
 
 }  // namespace agentwire::agents

@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace agentwire::delivery {
@@ -23,6 +24,12 @@ namespace agentwire::agents {
 // threads on a small worker pool with a bounded queue. A component ("agent_bridge"), healthy
 // once started; there is no global instance.
 //
+// Limits: at most `max_running_per_user` runs of one user execute at once (others wait in the
+// queue, and other users' runs go first); at most `max_queued_per_user` runs of one user and
+// `max_queue` runs in all may be waiting; past either, startRun() fails with rate_limited. A run
+// gets `run_timeout_ms`: its cancel token turns true at the deadline and the run ends with
+// agent_error{timeout}.
+//
 // Every run emits exactly one agent_started first and exactly one of agent_completed,
 // agent_error, agent_stopped last; the final answer is stored as a message of the thread.
 class AgentWebSocketBridge final : public lifecycle::Component {
@@ -31,13 +38,17 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     int workers = 4;
     std::size_t max_queue = 1000;
     std::string default_agent = "echo";
+    int max_running_per_user = 2;
+    int max_queued_per_user = 16;
+    int run_timeout_ms = 60000;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
                        std::vector<std::string> dependencies);
   ~AgentWebSocketBridge() override;
 
-  void addAgent(AgentPtr agent);  // before start()
+  void addAgent(AgentPtr agent);            // before start()
+  ToolRegistry& tools() { return tools_; }  // add tools before start()
 
   void start() override;
   void stop() override;
@@ -63,17 +74,22 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   };
   void workerLoop();
   void execute(Run& run);
+  // The first queued run whose user is under the running limit; caller holds mutex_.
+  std::optional<Run> takeRunnable();
 
   delivery::Delivery& delivery_;
   store::Store& store_;
   Options options_;
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::string, AgentPtr> agents_;
+  ToolRegistry tools_;
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Run> queue_;
   std::map<std::string, std::pair<std::string, std::shared_ptr<CancelToken>>> runs_;  // run -> (user, token)
+  std::map<std::string, int> running_per_user_;
+  std::map<std::string, int> queued_per_user_;
   bool accepting_ = false;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

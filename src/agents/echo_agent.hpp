@@ -6,10 +6,11 @@ namespace agentwire::agents {
 
 // Deterministic agent for demos and tests: thinks, calls the word_count tool on the input,
 // streams its answer in chunks and completes. Emits every event kind of a successful run.
+// Needs the built-in word_count tool in the registry.
 class EchoAgent final : public Agent {
  public:
   const std::string& name() const override;
-  std::string run(const RunInput& input, UserEmitter& emitter, const CancelToken& cancel) override;
+  std::string run(const RunInput& input, RunContext& ctx) override;
 };
 
 }  // namespace agentwire::agents

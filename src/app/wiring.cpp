@@ -27,7 +27,8 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
       delivery, store,
       agents::AgentWebSocketBridge::Options{cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue),
-                                            cfg.agents.default_agent},
+                                            cfg.agents.default_agent, cfg.agents.max_running_per_user,
+                                            cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms},
       Deps{"delivery", "message_handlers", "analytics"});
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
@@ -38,6 +39,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
       Deps{"delivery"}));
   registry.add(std::make_unique<analytics::AnalyticsComponent>(cfg.analytics, Deps{"message_handlers"}));
   auto& bridge = registry.add(std::move(bridge_owned));
+  agents::addBuiltinTools(bridge.tools());
   bridge.addAgent(std::make_unique<agents::EchoAgent>());
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
       router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms), cfg.selfcheck.enabled,

@@ -58,6 +58,9 @@ struct Config {
     int workers = 4;
     int max_queue = 1000;
     std::string default_agent = "echo";
+    int max_running_per_user = 2;
+    int max_queued_per_user = 16;
+    int run_timeout_ms = 60000;
   } agents;
   struct SelfCheck {
     bool enabled = true;

@@ -105,15 +105,14 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     // Stored through delivery's group commit; the ack and the run follow once it is durable,
     // from the writer thread, so the I/O thread never waits on the disk.
     agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
-    s.delivery.storeMessage(
-        std::move(m), [s, conn = ctx.conn, run_ctx, content, agent = stringField(f.data, "agent"),
-                       id = f.id](const core::Result<store::Message>& stored) {
-          if (!stored) return sendError(*conn, "internal", stored.error().message, id);
-          sendReply(*conn, "ack", id,
-                    {{"thread_id", run_ctx.thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
-          auto run = s.bridge.startRun(run_ctx, content, agent);
-          if (!run) sendError(*conn, run.error().code, run.error().message, id);
-        });
+    s.delivery.storeMessage(std::move(m), [s, conn = ctx.conn, run_ctx, content, agent = stringField(f.data, "agent"),
+                                           id = f.id](const core::Result<store::Message>& stored) {
+      if (!stored) return sendError(*conn, "internal", stored.error().message, id);
+      sendReply(*conn, "ack", id,
+                {{"thread_id", run_ctx.thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
+      auto run = s.bridge.startRun(run_ctx, content, agent);
+      if (!run) sendError(*conn, run.error().code, run.error().message, id);
+    });
   });
 
   router.addHandler("resume", [s](const ClientContext& ctx, const Frame& f) {

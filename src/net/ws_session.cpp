@@ -139,7 +139,6 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   }
 
  private:
-
   void doClose() {
     if (close_sent_) return;
     close_sent_ = true;

@@ -1,0 +1,350 @@
+#include "agents/bridge.hpp"
+
+#include "agents/echo_agent.hpp"
+#include "delivery/delivery.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "testing/recording_connection.hpp"
+#include "testing/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+namespace agentwire::agents {
+namespace {
+
+using testing::RecordingConnection;
+
+// Thinks, calls the calculator, answers.
+class ScriptedAgent final : public Agent {
+ public:
+  const std::string& name() const override {
+    static const std::string n = "scripted";
+    return n;
+  }
+  std::string run(const RunInput&, RunContext& ctx) override {
+    ctx.emitter.emit("agent_thinking", {{"reasoning", "adding"}, {"step", 1}});
+    auto r = ctx.tools.call(ctx.emitter, "calculator", {{"op", "add"}, {"a", 2}, {"b", 3}});
+    return "2 + 3 = " + std::to_string(static_cast<int>(r->as_object().at("value").as_double()));
+  }
+};
+
+// Works until cancelled (stop or deadline).
+class SlowAgent final : public Agent {
+ public:
+  const std::string& name() const override {
+    static const std::string n = "slow";
+    return n;
+  }
+  std::string run(const RunInput&, RunContext& ctx) override {
+    int step = 0;
+    while (!ctx.cancel.cancelled()) {
+      ctx.emitter.emit("agent_thinking", {{"reasoning", "still thinking"}, {"step", ++step}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return "never";
+  }
+};
+
+class ThrowingAgent final : public Agent {
+ public:
+  const std::string& name() const override {
+    static const std::string n = "crash";
+    return n;
+  }
+  std::string run(const RunInput&, RunContext& ctx) override {
+    ctx.emitter.emit("agent_thinking", {{"reasoning", "about to fail"}, {"step", 1}});
+    throw std::runtime_error("segfault avoided");
+  }
+};
+
+class BridgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { startWith({}); }
+  void TearDown() override {
+    if (bridge_) bridge_->stop();
+    delivery_.stop();
+    store_.stop();
+  }
+
+  void startWith(AgentWebSocketBridge::Options o) {
+    if (bridge_) {
+      bridge_->stop();
+      delivery_.stop();
+      store_.stop();
+    }
+    store_.start();
+    delivery_.start();
+    bridge_ = std::make_unique<AgentWebSocketBridge>(delivery_, store_, o, std::vector<std::string>{});
+    addBuiltinTools(bridge_->tools());
+    bridge_->addAgent(std::make_unique<EchoAgent>());
+    bridge_->addAgent(std::make_unique<ScriptedAgent>());
+    bridge_->addAgent(std::make_unique<SlowAgent>());
+    bridge_->addAgent(std::make_unique<ThrowingAgent>());
+    bridge_->start();
+  }
+
+  std::shared_ptr<RecordingConnection> connect(const std::string& user) {
+    auto c = std::make_shared<RecordingConnection>(user + "-conn", user);
+    delivery_.attach(c, true);
+    return c;
+  }
+
+  UserContext newRun(const std::string& user) {
+    auto t = store_.createThread(user, "t", false);
+    return UserContext{user, t->id, "run_" + std::to_string(++runs_), "req"};
+  }
+
+  // The frames of one run, in the order received.
+  static std::vector<boost::json::object> runFrames(const RecordingConnection& c, const std::string& run_id) {
+    std::vector<boost::json::object> out;
+    for (const auto& f : c.frames()) {
+      auto* r = f.if_contains("run_id");
+      if (r != nullptr && r->as_string() == run_id) out.push_back(f);
+    }
+    return out;
+  }
+
+  static bool terminal(const boost::json::object& f) {
+    auto t = f.at("type").as_string();
+    return t == "agent_completed" || t == "agent_error" || t == "agent_stopped";
+  }
+
+  bool waitForEnd(const RecordingConnection& c, const std::string& run_id,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const auto& f : runFrames(c, run_id)) {
+        if (terminal(f)) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+  }
+
+  // First agent_started, exactly one terminal and it is last, each tool_executing before its
+  // tool_completed, seq strictly increasing. Returns the terminal type.
+  static std::string checkInvariants(const std::vector<boost::json::object>& frames) {
+    EXPECT_FALSE(frames.empty());
+    if (frames.empty()) return {};
+    EXPECT_EQ(frames.front().at("type").as_string(), "agent_started");
+    int terminals = 0;
+    std::set<std::string> open_calls;
+    int64_t last_seq = 0;
+    for (const auto& f : frames) {
+      auto type = f.at("type").as_string();
+      EXPECT_GT(f.at("seq").as_int64(), last_seq);
+      last_seq = f.at("seq").as_int64();
+      if (terminal(f)) ++terminals;
+      if (type == "tool_executing") open_calls.insert(std::string(f.at("data").at("tool_call_id").as_string()));
+      if (type == "tool_completed") {
+        EXPECT_EQ(open_calls.erase(std::string(f.at("data").at("tool_call_id").as_string())), 1u)
+            << "tool_completed without its tool_executing";
+      }
+    }
+    EXPECT_EQ(terminals, 1);
+    EXPECT_TRUE(terminal(frames.back()));
+    EXPECT_TRUE(open_calls.empty());
+    return std::string(frames.back().at("type").as_string());
+  }
+
+  testing::TempDir dir_;
+  store::SqliteStore store_{dir_.file("agentwire.db"), {}};
+  delivery::Delivery delivery_{store_, {}};
+  std::unique_ptr<AgentWebSocketBridge> bridge_;
+  int runs_ = 0;
+};
+
+TEST_F(BridgeTest, EveryAgentKindKeepsTheEventOrderInvariants) {
+  auto c = connect("ann");
+  for (const char* agent : {"echo", "scripted", "crash"}) {
+    auto ctx = newRun("ann");
+    ASSERT_TRUE(bridge_->startRun(ctx, "one two three", agent).ok());
+    ASSERT_TRUE(waitForEnd(*c, ctx.run_id)) << agent;
+    delivery_.flush();
+    auto end = checkInvariants(runFrames(*c, ctx.run_id));
+    EXPECT_EQ(end, std::string(agent) == "crash" ? "agent_error" : "agent_completed") << agent;
+  }
+}
+
+TEST_F(BridgeTest, EchoEmitsAllFiveEventsAndStoresTheAnswer) {
+  auto c = connect("bea");
+  auto ctx = newRun("bea");
+  ASSERT_TRUE(bridge_->startRun(ctx, "hello agent", "").ok());  // default agent: echo
+  ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
+  std::vector<std::string> types;
+  for (const auto& f : runFrames(*c, ctx.run_id)) {
+    if (f.at("type").as_string() != "agent_response_chunk") types.emplace_back(f.at("type").as_string());
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"agent_started", "agent_thinking", "tool_executing", "tool_completed",
+                                             "agent_completed"}));
+  auto done = runFrames(*c, ctx.run_id).back().at("data").as_object();
+  auto history = store_.listMessages(ctx.thread_id, 10, 0);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].role, "agent");
+  EXPECT_EQ(history[0].id, done.at("message_id").as_string());
+  EXPECT_EQ(history[0].content, done.at("content").as_string());
+}
+
+TEST_F(BridgeTest, TimeoutEndsTheRunWithAgentErrorTimeout) {
+  startWith({.workers = 2, .run_timeout_ms = 50});
+  auto c = connect("cy");
+  auto ctx = newRun("cy");
+  ASSERT_TRUE(bridge_->startRun(ctx, "x", "slow").ok());
+  ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
+  delivery_.flush();
+  auto frames = runFrames(*c, ctx.run_id);
+  EXPECT_EQ(checkInvariants(frames), "agent_error");
+  EXPECT_EQ(frames.back().at("data").at("code").as_string(), "timeout");
+}
+
+TEST_F(BridgeTest, StopAgentEndsTheRunWithAgentStopped) {
+  auto c = connect("dee");
+  auto ctx = newRun("dee");
+  ASSERT_TRUE(bridge_->startRun(ctx, "x", "slow").ok());
+  ASSERT_TRUE(c->waitFor("agent_thinking"));
+  EXPECT_FALSE(bridge_->stopRun("someone_else", ctx.run_id)) << "only the run's user may stop it";
+  EXPECT_TRUE(bridge_->stopRun("dee", ctx.run_id));
+  ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
+  delivery_.flush();
+  EXPECT_EQ(checkInvariants(runFrames(*c, ctx.run_id)), "agent_stopped");
+}
+
+TEST_F(BridgeTest, CrashBecomesAgentErrorInternalAndTheBridgeKeepsWorking) {
+  auto c = connect("eve");
+  auto bad = newRun("eve");
+  ASSERT_TRUE(bridge_->startRun(bad, "x", "crash").ok());
+  ASSERT_TRUE(waitForEnd(*c, bad.run_id));
+  delivery_.flush();
+  auto frames = runFrames(*c, bad.run_id);
+  EXPECT_EQ(frames.back().at("data").at("code").as_string(), "internal");
+  auto good = newRun("eve");
+  ASSERT_TRUE(bridge_->startRun(good, "y", "echo").ok());
+  ASSERT_TRUE(waitForEnd(*c, good.run_id));
+  EXPECT_EQ(runFrames(*c, good.run_id).back().at("type").as_string(), "agent_completed");
+}
+
+TEST_F(BridgeTest, AUserRunsAtMostTheLimitAtOnceAndOthersAreNotHeldUp) {
+  startWith({.workers = 4, .max_running_per_user = 2, .run_timeout_ms = 60000});
+  auto c = connect("fin");
+  auto other = connect("gil");
+  std::vector<UserContext> slow;
+  for (int i = 0; i < 3; ++i) {
+    slow.push_back(newRun("fin"));
+    ASSERT_TRUE(bridge_->startRun(slow.back(), "x", "slow").ok());
+  }
+  // Two of fin's runs start; the third waits while a worker is free...
+  auto started = [&](const UserContext& r) {
+    for (const auto& f : runFrames(*c, r.run_id)) {
+      if (f.at("type").as_string() == "agent_started") return true;
+    }
+    return false;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!(started(slow[0]) && started(slow[1])) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  // ...which another user's run gets at once.
+  auto gil = newRun("gil");
+  ASSERT_TRUE(bridge_->startRun(gil, "hi", "echo").ok());
+  ASSERT_TRUE(waitForEnd(*other, gil.run_id, std::chrono::seconds(5)));
+  EXPECT_FALSE(started(slow[2])) << "a third run of the same user started beside two running ones";
+  bridge_->stopRun("fin", slow[0].run_id);
+  ASSERT_TRUE(waitForEnd(*c, slow[0].run_id));
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!started(slow[2]) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_TRUE(started(slow[2])) << "the waiting run did not start when a slot freed";
+  for (auto& r : slow) bridge_->stopRun("fin", r.run_id);
+}
+
+TEST_F(BridgeTest, PerUserQueueLimitAnswersRateLimited) {
+  startWith({.workers = 1, .max_running_per_user = 1, .max_queued_per_user = 2, .run_timeout_ms = 60000});
+  auto first = newRun("hal");
+  ASSERT_TRUE(bridge_->startRun(first, "x", "slow").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // first is running, not queued
+  ASSERT_TRUE(bridge_->startRun(newRun("hal"), "x", "slow").ok());
+  ASSERT_TRUE(bridge_->startRun(newRun("hal"), "x", "slow").ok());
+  auto over = bridge_->startRun(newRun("hal"), "x", "slow");
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().code, "rate_limited");
+  EXPECT_TRUE(bridge_->startRun(newRun("ivy"), "x", "echo").ok()) << "other users are not limited by hal";
+}
+
+TEST_F(BridgeTest, HundredUsersFiveRunsEachNoEmitterReachesAnotherUser) {
+  startWith({.workers = 4,
+             .max_queue = 10000,
+             .max_running_per_user = 2,
+             .max_queued_per_user = 16,
+             .run_timeout_ms = 60000});
+  std::vector<std::shared_ptr<RecordingConnection>> conns;
+  std::map<std::string, std::set<std::string>> threads_of;
+  std::vector<UserContext> all;
+  for (int u = 0; u < 100; ++u) {
+    std::string user = "u" + std::to_string(u);
+    conns.push_back(connect(user));
+    for (int r = 0; r < 5; ++r) {
+      auto ctx = newRun(user);
+      threads_of[user].insert(ctx.thread_id);
+      all.push_back(ctx);
+    }
+  }
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&, t] {
+      for (std::size_t i = t; i < all.size(); i += 4) {
+        ASSERT_TRUE(bridge_->startRun(all[i], "msg of " + all[i].user_id, i % 2 ? "echo" : "scripted").ok());
+      }
+    });
+  }
+  for (auto& s : senders) s.join();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    ASSERT_TRUE(waitForEnd(*conns[i / 5], all[i].run_id)) << all[i].run_id;
+  }
+  delivery_.flush();
+  for (int u = 0; u < 100; ++u) {
+    std::string user = "u" + std::to_string(u);
+    for (const auto& f : conns[u]->frames()) {
+      ASSERT_TRUE(threads_of[user].count(std::string(f.at("thread_id").as_string())))
+          << user << " received an event of another user's thread";
+      if (f.at("type").as_string() == "agent_started") {
+        EXPECT_EQ(f.at("data").at("input").as_string(), "msg of " + user);
+      }
+    }
+    for (int r = 0; r < 5; ++r) checkInvariants(runFrames(*conns[u], all[u * 5 + r].run_id));
+  }
+}
+
+TEST_F(BridgeTest, AnEmitterCannotDeliverToAnotherUsersThread) {
+  auto victim = connect("jo");
+  auto jo_thread = store_.createThread("jo", "private", false)->id;
+  // An emitter made for mallory but pointed at jo's thread: delivery refuses it.
+  auto emitter = bridge_->createUserEmitter(UserContext{"mallory", jo_thread, "run_x", "req"});
+  auto r = emitter->emit("agent_thinking", {{"reasoning", "sneaky"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "forbidden");
+  delivery_.flush();
+  EXPECT_TRUE(victim->frames().empty());
+}
+
+TEST_F(BridgeTest, ToolRegistryBuiltinsAndUnknownTool) {
+  auto c = connect("kai");
+  auto ctx = newRun("kai");
+  auto emitter = bridge_->createUserEmitter(ctx);
+  auto sum = bridge_->tools().call(*emitter, "calculator", {{"op", "mul"}, {"a", 6}, {"b", 7}});
+  ASSERT_TRUE(sum.ok());
+  EXPECT_EQ(sum->as_object().at("value").as_double(), 42.0);
+  EXPECT_EQ(bridge_->tools().call(*emitter, "calculator", {{"op", "div"}, {"a", 1}, {"b", 0}}).error().code,
+            "invalid_args");
+  EXPECT_EQ(bridge_->tools().call(*emitter, "nope", {}).error().code, "unknown_tool");
+  EXPECT_TRUE(bridge_->tools().call(*emitter, "clock", {}).ok());
+  delivery_.flush();
+  auto frames = c->frames();
+  ASSERT_EQ(frames.size(), 8u) << "each call emits tool_executing and tool_completed";
+  EXPECT_EQ(frames[5].at("data").at("result").at("error").as_string(), "no tool named 'nope'");
+}
+
+}  // namespace
+}  // namespace agentwire::agents
