@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace agentwire::agents {
@@ -38,6 +39,17 @@ struct RunContext {
   const UserEmitter& emitter;
   const CancelToken& cancel;
   const ToolRegistry& tools;
+};
+
+// Thrown by an agent to end its run with agent_error{code, message} (any other exception becomes
+// code "internal").
+class AgentError : public std::runtime_error {
+ public:
+  AgentError(std::string code, const std::string& message) : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
 };
 
 // An agent produces the middle of a run through its emitter (thinking, tools, chunks) and

@@ -143,9 +143,13 @@ void AgentWebSocketBridge::execute(Run& run) {
   emitter->emit("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}});
   std::string answer;
   std::string error;
+  std::string error_code = "internal";
   try {
     RunContext ctx{*emitter, *run.cancel, tools_};
     if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, ctx);
+  } catch (const AgentError& e) {
+    error = e.what();
+    error_code = e.code();
   } catch (const std::exception& e) {
     error = e.what();
   } catch (...) {
@@ -155,7 +159,15 @@ void AgentWebSocketBridge::execute(Run& run) {
   if (!error.empty()) {
     log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
                 run.ctx.user_id, run.ctx.thread_id, error);
-    emitter->emit("agent_error", {{"code", "internal"}, {"message", error}});
+    // A stop or a deadline that made the agent give up is reported as such, not as its error.
+    if (run.cancel->stopRequested()) {
+      emitter->emit("agent_stopped", {});
+    } else if (run.cancel->timedOut()) {
+      emitter->emit("agent_error",
+                    {{"code", "timeout"}, {"message", fmt::format("run exceeded {} ms", options_.run_timeout_ms)}});
+    } else {
+      emitter->emit("agent_error", {{"code", error_code}, {"message", error}});
+    }
     return;
   }
   if (run.cancel->stopRequested()) {

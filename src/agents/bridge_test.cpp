@@ -1,6 +1,7 @@
 #include "agents/bridge.hpp"
 
 #include "agents/echo_agent.hpp"
+#include "agents/process_agent.hpp"
 #include "delivery/delivery.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "testing/recording_connection.hpp"
@@ -82,6 +83,14 @@ class BridgeTest : public ::testing::Test {
     bridge_->addAgent(std::make_unique<ScriptedAgent>());
     bridge_->addAgent(std::make_unique<SlowAgent>());
     bridge_->addAgent(std::make_unique<ThrowingAgent>());
+    bridge_->addAgent(std::make_unique<ProcessAgent>(
+        "proc_example", std::string("/usr/bin/python3 ") + AGENTWIRE_SOURCE_DIR + "/examples/process_agent.py"));
+    bridge_->addAgent(std::make_unique<ProcessAgent>(
+        "proc_crash", R"(read line; echo '{"type":"agent_thinking","reasoning":"x","step":1}'; exit 3)"));
+    bridge_->addAgent(std::make_unique<ProcessAgent>("proc_hang", "sleep 30; sleep 30"));  // a shell with a child
+    bridge_->addAgent(std::make_unique<ProcessAgent>("proc_garbage", "echo 'this is not json'; exec sleep 30"));
+    bridge_->addAgent(std::make_unique<ProcessAgent>(
+        "proc_error", R"(echo '{"type":"error","code":"upstream_down","message":"no model"}')"));
     bridge_->start();
   }
 
@@ -327,6 +336,60 @@ TEST_F(BridgeTest, AnEmitterCannotDeliverToAnotherUsersThread) {
   EXPECT_EQ(r.error().code, "forbidden");
   delivery_.flush();
   EXPECT_TRUE(victim->frames().empty());
+}
+
+TEST_F(BridgeTest, ProcessAgentExampleStreamsItsEventsAndCompletes) {
+  auto c = connect("pam");
+  auto ctx = newRun("pam");
+  ASSERT_TRUE(bridge_->startRun(ctx, "one two three", "proc_example").ok());
+  ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
+  delivery_.flush();
+  auto frames = runFrames(*c, ctx.run_id);
+  EXPECT_EQ(checkInvariants(frames), "agent_completed");
+  EXPECT_EQ(frames.back().at("data").at("content").as_string(), "Reversed: three two one");
+  std::string streamed;
+  for (const auto& f : frames) {
+    if (f.at("type").as_string() == "agent_response_chunk") {
+      streamed += f.at("data").at("delta").as_string();
+      EXPECT_EQ(f.at("data").at("message_id").as_string(), ctx.run_id + "_answer");
+    }
+  }
+  EXPECT_EQ(streamed, "Reversed: three two one");
+}
+
+TEST_F(BridgeTest, ProcessAgentCrashHangGarbageAndReportedErrorsBecomeAgentError) {
+  startWith({.workers = 4, .run_timeout_ms = 1500});
+  auto c = connect("quin");
+  struct Case {
+    const char* agent;
+    const char* code;
+  };
+  std::vector<std::pair<Case, UserContext>> runs;
+  for (Case k : {Case{"proc_crash", "agent_exited"}, Case{"proc_hang", "timeout"},
+                 Case{"proc_garbage", "agent_protocol"}, Case{"proc_error", "upstream_down"}}) {
+    auto ctx = newRun("quin");
+    ASSERT_TRUE(bridge_->startRun(ctx, "x", k.agent).ok());
+    runs.emplace_back(k, ctx);
+  }
+  for (auto& [k, ctx] : runs) {
+    ASSERT_TRUE(waitForEnd(*c, ctx.run_id)) << k.agent;
+    delivery_.flush();
+    auto frames = runFrames(*c, ctx.run_id);
+    EXPECT_EQ(checkInvariants(frames), "agent_error") << k.agent;
+    EXPECT_EQ(frames.back().at("data").at("code").as_string(), k.code) << k.agent;
+  }
+}
+
+TEST_F(BridgeTest, StoppingAProcessAgentKillsTheProgram) {
+  auto c = connect("rex");
+  auto ctx = newRun("rex");
+  ASSERT_TRUE(bridge_->startRun(ctx, "x", "proc_hang").ok());
+  ASSERT_TRUE(c->waitFor("agent_started"));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(bridge_->stopRun("rex", ctx.run_id));
+  ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(runFrames(*c, ctx.run_id).back().at("type").as_string(), "agent_stopped");
 }
 
 TEST_F(BridgeTest, ToolRegistryBuiltinsAndUnknownTool) {

@@ -64,6 +64,7 @@ int runServer(const core::Config& cfg) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a peer or agent program that went away is an error code, not a death
 
   lifecycle::StartupTrace trace;
   lifecycle::Registry registry(trace);

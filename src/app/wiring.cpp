@@ -2,6 +2,7 @@
 
 #include "agents/bridge.hpp"
 #include "agents/echo_agent.hpp"
+#include "agents/process_agent.hpp"
 #include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
 #include "delivery/delivery.hpp"
@@ -41,6 +42,9 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& bridge = registry.add(std::move(bridge_owned));
   agents::addBuiltinTools(bridge.tools());
   bridge.addAgent(std::make_unique<agents::EchoAgent>());
+  if (!cfg.agents.process_command.empty()) {
+    bridge.addAgent(std::make_unique<agents::ProcessAgent>("process", cfg.agents.process_command));
+  }
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
       router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms), cfg.selfcheck.enabled,
       Deps{"agent_bridge"}));

@@ -111,6 +111,7 @@ const std::vector<KeySpec>& specs() {
       AW_INT("agents.max_running_per_user", agents.max_running_per_user, 1, 10000),
       AW_INT("agents.max_queued_per_user", agents.max_queued_per_user, 1, 100000),
       AW_INT("agents.run_timeout_ms", agents.run_timeout_ms, 1, 24 * 3600 * 1000),
+      AW_STR("agents.process_command", agents.process_command, false),
       AW_BOOL("selfcheck.enabled", selfcheck.enabled),
       AW_INT("selfcheck.timeout_ms", selfcheck.timeout_ms, 1, 600000),
   };

@@ -61,6 +61,7 @@ struct Config {
     int max_running_per_user = 2;
     int max_queued_per_user = 16;
     int run_timeout_ms = 60000;
+    std::string process_command;  // when set, agent "process" runs this under /bin/sh -c
   } agents;
   struct SelfCheck {
     bool enabled = true;
