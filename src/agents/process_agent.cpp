@@ -1,7 +1,7 @@
 #include "agents/process_agent.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -144,8 +144,9 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
       if (type == "error") {
         auto* code = o.if_contains("code");
         auto* msg = o.if_contains("message");
-        throw AgentError(code != nullptr && code->is_string() ? std::string(code->as_string()) : "agent_failed",
-                         msg != nullptr && msg->is_string() ? std::string(msg->as_string()) : "agent reported an error");
+        throw AgentError(
+            code != nullptr && code->is_string() ? std::string(code->as_string()) : "agent_failed",
+            msg != nullptr && msg->is_string() ? std::string(msg->as_string()) : "agent reported an error");
       }
       if (type == "agent_response_chunk") o["message_id"] = message_id;
       if (type != "agent_thinking" && type != "tool_executing" && type != "tool_completed" &&

@@ -28,9 +28,19 @@ std::vector<std::string> ToolRegistry::names() const {
   return out;
 }
 
+json::array ToolRegistry::openAiTools() const {
+  json::array out;
+  for (const auto& [name, t] : tools_) {
+    out.emplace_back(json::object{
+        {"type", "function"},
+        {"function", json::object{{"name", name}, {"description", t.description}, {"parameters", t.parameters}}}});
+  }
+  return out;
+}
+
 core::Result<json::value> ToolRegistry::call(const UserEmitter& emitter, const std::string& name,
-                                             const json::object& args) const {
-  std::string call_id = core::newId("call");
+                                             const json::object& args, std::string call_id) const {
+  if (call_id.empty()) call_id = core::newId("call");
   emitter.emit("tool_executing", {{"tool_call_id", call_id}, {"tool_name", name}, {"args", args}});
   auto t0 = std::chrono::steady_clock::now();
   const Tool* tool = find(name);

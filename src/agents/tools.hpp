@@ -36,8 +36,11 @@ class ToolRegistry {
 
   // Calls a tool on behalf of a run: emits tool_executing, runs it, emits tool_completed with the
   // result (or {"error": ...}) and the duration. Returns the result.
+  // `call_id` names the call in both events (a new id when empty, e.g. an LLM's own id otherwise).
   core::Result<boost::json::value> call(const UserEmitter& emitter, const std::string& name,
-                                        const boost::json::object& args) const;
+                                        const boost::json::object& args, std::string call_id = {}) const;
+  // The tools in OpenAI's Chat Completions `tools` format.
+  boost::json::array openAiTools() const;
 
  private:
   std::map<std::string, Tool> tools_;

@@ -2,6 +2,7 @@
 
 #include "agents/bridge.hpp"
 #include "agents/echo_agent.hpp"
+#include "agents/llm_agent.hpp"
 #include "agents/process_agent.hpp"
 #include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
@@ -42,6 +43,10 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& bridge = registry.add(std::move(bridge_owned));
   agents::addBuiltinTools(bridge.tools());
   bridge.addAgent(std::make_unique<agents::EchoAgent>());
+  if (!cfg.agents.llm_base_url.empty()) {
+    bridge.addAgent(std::make_unique<agents::LlmAgent>(agents::LlmAgent::Options{
+        cfg.agents.llm_base_url, cfg.agents.llm_api_key, cfg.agents.llm_model, cfg.agents.llm_idle_timeout_ms}));
+  }
   if (!cfg.agents.process_command.empty()) {
     bridge.addAgent(std::make_unique<agents::ProcessAgent>("process", cfg.agents.process_command));
   }

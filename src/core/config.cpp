@@ -112,6 +112,10 @@ const std::vector<KeySpec>& specs() {
       AW_INT("agents.max_queued_per_user", agents.max_queued_per_user, 1, 100000),
       AW_INT("agents.run_timeout_ms", agents.run_timeout_ms, 1, 24 * 3600 * 1000),
       AW_STR("agents.process_command", agents.process_command, false),
+      AW_STR("agents.llm_base_url", agents.llm_base_url, false),
+      AW_STR("agents.llm_api_key", agents.llm_api_key, true),
+      AW_STR("agents.llm_model", agents.llm_model, false),
+      AW_INT("agents.llm_idle_timeout_ms", agents.llm_idle_timeout_ms, 100, 600000),
       AW_BOOL("selfcheck.enabled", selfcheck.enabled),
       AW_INT("selfcheck.timeout_ms", selfcheck.timeout_ms, 1, 600000),
   };

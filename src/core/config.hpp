@@ -62,6 +62,10 @@ struct Config {
     int max_queued_per_user = 16;
     int run_timeout_ms = 60000;
     std::string process_command;  // when set, agent "process" runs this under /bin/sh -c
+    std::string llm_base_url;     // when set, agent "llm" talks to this OpenAI-compatible endpoint
+    std::string llm_api_key;
+    std::string llm_model = "gpt-4o-mini";
+    int llm_idle_timeout_ms = 30000;
   } agents;
   struct SelfCheck {
     bool enabled = true;

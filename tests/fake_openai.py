@@ -1,0 +1,96 @@
+"""A fake OpenAI-compatible Chat Completions server for tests (standard library only).
+
+The last user message picks the behaviour: "stream" (four streamed tokens), "tool" (a streamed
+calculator tool call, then an answer using its result), "fail500", "stall" (one chunk, then
+silence), "garbage" (a malformed SSE chunk). Every request is recorded in `requests`.
+"""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def chunk(delta, finish=None):
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def sse(self, events, pause=0.0):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for e in events:
+            data = e if isinstance(e, str) else json.dumps(e)
+            self.wfile.write(f"data: {data}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(pause)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        if self.path != "/v1/chat/completions":
+            self.send_error(404)
+            return
+        messages = body["messages"]
+        prompt = [m for m in messages if m["role"] == "user"][-1]["content"]
+        if prompt == "stream":
+            self.sse([chunk({"role": "assistant", "content": ""})] +
+                     [chunk({"content": t}) for t in ["Hello", " from", " the", " model"]] +
+                     [chunk({}, "stop"), "[DONE]"], pause=0.01)
+        elif prompt == "tool":
+            results = [m for m in messages if m["role"] == "tool"]
+            if not results:
+                self.sse([
+                    chunk({"role": "assistant", "tool_calls": [
+                        {"index": 0, "id": "call_1", "type": "function",
+                         "function": {"name": "calculator", "arguments": ""}}]}),
+                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"op\":\"mul\","}}]}),
+                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": "\"a\":6,\"b\":7}"}}]}),
+                    chunk({}, "tool_calls"), "[DONE]"])
+            else:
+                value = json.loads(results[-1]["content"])["value"]
+                self.sse([chunk({"content": f"The answer is {value:g}"}), chunk({}, "stop"), "[DONE]"])
+        elif prompt == "fail500":
+            payload = json.dumps({"error": {"message": "model overloaded"}}).encode()
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        elif prompt == "stall":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(f"data: {json.dumps(chunk({'content': 'Hel'}))}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(8)
+        elif prompt == "garbage":
+            self.sse(["{this is not json"])
+        else:
+            self.sse([chunk({"content": "ok"}), "[DONE]"])
+
+
+class FakeOpenAI:
+    def __init__(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.requests = []
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self):
+        return self.server.requests
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

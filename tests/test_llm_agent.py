@@ -1,0 +1,100 @@
+"""The llm agent against a local fake OpenAI-compatible server: streaming, a two-step tool loop,
+upstream 500, an upstream stall, a malformed stream. Through the real binary and a real client."""
+import asyncio
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+import wsclient  # noqa: E402
+from fake_openai import FakeOpenAI  # noqa: E402
+from wsclient import Client  # noqa: E402
+
+TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
+
+
+class LlmAgentTest(unittest.IsolatedAsyncioTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeOpenAI()
+        cls.srv = harness.Server("--set", f"agents.llm_base_url=http://127.0.0.1:{cls.fake.port}/v1",
+                                 "--set", "agents.llm_api_key=sk-test", "--set", "agents.llm_model=fake-model",
+                                 "--set", "agents.llm_idle_timeout_ms=1000").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.fake.close()
+
+    async def run_llm(self, prompt):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "llm_user"))
+        ack = await c.request("user_message", {"content": prompt, "agent": "llm"}, id_="m", want="ack")
+        self.assertEqual(ack["type"], "ack", ack)
+        run_id = ack["data"]["run_id"]
+        await c.recv_until(lambda f: f.get("run_id") == run_id and f["type"] in TERMINAL, timeout=20)
+        await c.close()
+        events = [f for f in c.events() if f.get("run_id") == run_id]
+        # Invariants: agent_started first, one terminal last, each tool_completed after its tool_executing.
+        self.assertEqual(events[0]["type"], "agent_started")
+        self.assertEqual(sum(1 for e in events if e["type"] in TERMINAL), 1)
+        self.assertIn(events[-1]["type"], TERMINAL)
+        opened = set()
+        for e in events:
+            if e["type"] == "tool_executing":
+                opened.add(e["data"]["tool_call_id"])
+            if e["type"] == "tool_completed":
+                self.assertIn(e["data"]["tool_call_id"], opened)
+        return events
+
+    async def test_streamed_tokens_become_chunks(self):
+        events = await self.run_llm("stream")
+        chunks = [e["data"]["delta"] for e in events if e["type"] == "agent_response_chunk"]
+        self.assertEqual(chunks, ["Hello", " from", " the", " model"])
+        self.assertTrue(all(c for c in chunks), "empty deltas are not forwarded")
+        self.assertEqual(events[-1]["type"], "agent_completed")
+        self.assertEqual(events[-1]["data"]["content"], "Hello from the model")
+        req = self.fake.requests[-1]
+        self.assertEqual(req["headers"]["Authorization"], "Bearer sk-test")
+        self.assertEqual(req["body"]["model"], "fake-model")
+        self.assertTrue(req["body"]["stream"])
+        self.assertIn("calculator", [t["function"]["name"] for t in req["body"]["tools"]])
+
+    async def test_two_step_tool_loop(self):
+        before = len(self.fake.requests)
+        events = await self.run_llm("tool")
+        ex = [e for e in events if e["type"] == "tool_executing"]
+        done = [e for e in events if e["type"] == "tool_completed"]
+        self.assertEqual(len(ex), 1)
+        self.assertEqual(ex[0]["data"]["tool_call_id"], "call_1")
+        self.assertEqual(ex[0]["data"]["tool_name"], "calculator")
+        self.assertEqual(ex[0]["data"]["args"], {"op": "mul", "a": 6, "b": 7})
+        self.assertEqual(done[0]["data"]["result"], {"value": 42.0})
+        self.assertEqual(events[-1]["data"]["content"], "The answer is 42")
+        second = self.fake.requests[before + 1]["body"]["messages"]
+        self.assertEqual(second[-1]["role"], "tool")
+        self.assertEqual(second[-1]["tool_call_id"], "call_1")
+        self.assertEqual(second[-2]["tool_calls"][0]["function"]["arguments"], '{"op":"mul","a":6,"b":7}')
+
+    async def test_upstream_500_is_agent_error_with_the_status(self):
+        events = await self.run_llm("fail500")
+        self.assertEqual(events[-1]["type"], "agent_error")
+        self.assertEqual(events[-1]["data"]["code"], "upstream_error")
+        self.assertIn("HTTP 500", events[-1]["data"]["message"])
+        self.assertIn("model overloaded", events[-1]["data"]["message"])
+
+    async def test_upstream_stall_is_agent_error_timeout(self):
+        t0 = time.time()
+        events = await self.run_llm("stall")
+        self.assertEqual(events[-1]["type"], "agent_error")
+        self.assertEqual(events[-1]["data"]["code"], "upstream_timeout")
+        self.assertLess(time.time() - t0, 6, "the stall was not cut at the idle timeout")
+
+    async def test_malformed_stream_is_agent_error_protocol(self):
+        events = await self.run_llm("garbage")
+        self.assertEqual(events[-1]["data"]["code"], "upstream_protocol")
+
+
+if __name__ == "__main__":
+    harness.main()
