@@ -91,6 +91,24 @@ class LlmAgentTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(events[-1]["data"]["code"], "upstream_timeout")
         self.assertLess(time.time() - t0, 6, "the stall was not cut at the idle timeout")
 
+    async def test_agent_chosen_per_thread(self):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "thread_agent"))
+        bad = await c.request("create_thread", {"title": "t", "agent": "nope"}, id_="t0")
+        self.assertEqual(bad["data"]["code"], "unknown_agent")
+        t = await c.request("create_thread", {"title": "llm thread", "agent": "llm"}, id_="t1", want="thread_created")
+        self.assertEqual(t["data"]["agent"], "llm")
+        ack = await c.request("user_message", {"thread_id": t["data"]["thread_id"], "content": "stream"}, id_="m1",
+                              want="ack")
+        started = await c.recv_until(lambda f: f["type"] == "agent_started" and f["run_id"] == ack["data"]["run_id"])
+        self.assertEqual(started["data"]["agent_name"], "llm", "the thread's agent was not used")
+        await c.recv_until(lambda f: f["type"] in TERMINAL and f["run_id"] == ack["data"]["run_id"])
+        # A message may still pick another agent explicitly.
+        ack = await c.request("user_message", {"thread_id": t["data"]["thread_id"], "content": "x", "agent": "echo"},
+                              id_="m2", want="ack")
+        started = await c.recv_until(lambda f: f["type"] == "agent_started" and f["run_id"] == ack["data"]["run_id"])
+        self.assertEqual(started["data"]["agent_name"], "echo")
+        await c.close()
+
     async def test_malformed_stream_is_agent_error_protocol(self):
         events = await self.run_llm("garbage")
         self.assertEqual(events[-1]["data"]["code"], "upstream_protocol")

@@ -64,6 +64,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
 
   std::size_t activeRuns() const;
   std::vector<std::string> agentNames() const;
+  bool hasAgent(const std::string& name) const { return agents_.count(name) > 0; }
 
  private:
   struct Run {

@@ -27,7 +27,9 @@ std::optional<int64_t> intField(const json::object& o, const char* key) {
 }
 
 json::object threadJson(const store::Thread& t) {
-  return {{"thread_id", t.id}, {"title", t.title}, {"created_at", t.created_ms}};
+  json::object o{{"thread_id", t.id}, {"title", t.title}, {"created_at", t.created_ms}};
+  if (!t.agent.empty()) o["agent"] = t.agent;
+  return o;
 }
 
 json::object messageJson(const store::Message& m) {
@@ -60,7 +62,11 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   });
 
   router.addHandler("create_thread", [s](const ClientContext& ctx, const Frame& f) {
-    auto t = s.store.createThread(ctx.user_id, stringField(f.data, "title"), ctx.user_id == kSystemUser);
+    auto agent = stringField(f.data, "agent");
+    if (!agent.empty() && !s.bridge.hasAgent(agent)) {
+      return sendError(*ctx.conn, "unknown_agent", "no agent named '" + agent + "'", f.id);
+    }
+    auto t = s.store.createThread(ctx.user_id, stringField(f.data, "title"), ctx.user_id == kSystemUser, agent);
     if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
     sendReply(*ctx.conn, "thread_created", f.id, threadJson(t.value()));
   });
@@ -90,12 +96,16 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     }
     std::string content(content_v->as_string());
     std::string thread_id = stringField(f.data, "thread_id");
+    // The message's agent, else the thread's, else the configured default.
+    std::string agent = stringField(f.data, "agent");
     if (thread_id.empty()) {
       auto t = s.store.createThread(ctx.user_id, content.substr(0, 60), ctx.user_id == kSystemUser);
       if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
       thread_id = t->id;
-    } else if (!ownedThread(s.store, ctx, f, thread_id)) {
-      return;
+    } else {
+      auto t = ownedThread(s.store, ctx, f, thread_id);
+      if (!t) return;
+      if (agent.empty()) agent = t->agent;
     }
     store::Message m;
     m.thread_id = thread_id;
@@ -105,7 +115,7 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     // Stored through delivery's group commit; the ack and the run follow once it is durable,
     // from the writer thread, so the I/O thread never waits on the disk.
     agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
-    s.delivery.storeMessage(std::move(m), [s, conn = ctx.conn, run_ctx, content, agent = stringField(f.data, "agent"),
+    s.delivery.storeMessage(std::move(m), [s, conn = ctx.conn, run_ctx, content, agent,
                                            id = f.id](const core::Result<store::Message>& stored) {
       if (!stored) return sendError(*conn, "internal", stored.error().message, id);
       sendReply(*conn, "ack", id,

@@ -16,6 +16,7 @@ struct Thread {
   std::string title;
   int64_t created_ms = 0;
   bool system = false;  // self-check threads: never listed, never counted
+  std::string agent;    // the thread's agent; empty = the configured default
 };
 
 struct Message {
@@ -53,7 +54,8 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  virtual core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system) = 0;
+  virtual core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system,
+                                            const std::string& agent = {}) = 0;
   virtual std::optional<Thread> findThread(const std::string& thread_id) = 0;
   // The user's threads, newest first, without system threads.
   virtual std::vector<Thread> listThreads(const std::string& user_id) = 0;

@@ -74,7 +74,7 @@ class Stmt {
 };
 
 Thread readThread(const Stmt& s) {
-  return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0};
+  return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5)};
 }
 
 }  // namespace
@@ -125,6 +125,10 @@ void SqliteStore::start() {
   // One transaction: one sync for the whole schema instead of one per statement.
   exec("BEGIN");
   exec(kSchema);
+  // Added after the first release of the schema: databases created before lack the column.
+  if (sqlite3_exec(db_, "SELECT agent FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    exec("ALTER TABLE threads ADD COLUMN agent TEXT NOT NULL DEFAULT ''");
+  }
   exec("COMMIT");
   log_->info("opened SQLite store at {}", path_);
 }
@@ -139,12 +143,14 @@ void SqliteStore::stop() {
   }
 }
 
-core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const std::string& title, bool system) {
-  Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system};
+core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const std::string& title, bool system,
+                                               const std::string& agent) {
+  Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent};
   std::lock_guard lock(mutex_);
   try {
-    Stmt s(db_, prepared("INSERT INTO threads(id, user_id, title, created_ms, system) VALUES (?,?,?,?,?)"));
+    Stmt s(db_, prepared("INSERT INTO threads(id, user_id, title, created_ms, system, agent) VALUES (?,?,?,?,?,?)"));
     s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.created_ms).bind(5, int64_t{system});
+    s.bind(6, t.agent);
     s.step();
   } catch (const std::exception& e) {
     return core::Error{"internal", e.what()};
@@ -154,7 +160,7 @@ core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const
 
 std::optional<Thread> SqliteStore::findThread(const std::string& thread_id) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system FROM threads WHERE id = ?"));
+  Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE id = ?"));
   s.bind(1, thread_id);
   if (!s.step()) return std::nullopt;
   return readThread(s);
@@ -162,8 +168,9 @@ std::optional<Thread> SqliteStore::findThread(const std::string& thread_id) {
 
 std::vector<Thread> SqliteStore::listThreads(const std::string& user_id) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system FROM threads WHERE user_id = ? AND system = 0 "
-                       "ORDER BY created_ms DESC, id DESC"));
+  Stmt s(db_,
+         prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE user_id = ? AND system = 0 "
+                  "ORDER BY created_ms DESC, id DESC"));
   s.bind(1, user_id);
   std::vector<Thread> out;
   while (s.step()) out.push_back(readThread(s));

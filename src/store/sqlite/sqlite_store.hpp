@@ -23,7 +23,8 @@ class SqliteStore final : public Store, public lifecycle::Component {
   void start() override;
   void stop() override;
 
-  core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system) override;
+  core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system,
+                                    const std::string& agent = {}) override;
   std::optional<Thread> findThread(const std::string& thread_id) override;
   std::vector<Thread> listThreads(const std::string& user_id) override;
   core::Result<Message> addMessage(const Message& m) override;
