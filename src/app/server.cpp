@@ -3,12 +3,14 @@
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
 #include "core/version.hpp"
+#include "gateway/agui.hpp"
 #include "gateway/http_api.hpp"
 #include "gateway/ws_gateway.hpp"
 #include "health/probes.hpp"
 #include "health/self_check.hpp"
 #include "lifecycle/registry.hpp"
 #include "net/http_server.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
@@ -92,6 +94,7 @@ int runServer(const core::Config& cfg) {
     return net::HttpReply{200,
                           "application/json",
                           boost::json::serialize(boost::json::object{{"ok", true}, {"took_ms", r->took_ms}}),
+                          {},
                           {}};
   });
   server.setUpgradeGate([&](const net::HttpRequest& req) {
@@ -101,12 +104,13 @@ int runServer(const core::Config& cfg) {
       r.headers.emplace_back("Retry-After", "1");
       return r;
     }
-    return net::HttpReply{0, {}, {}, {}};
+    return net::HttpReply{0, {}, {}, {}, {}};
   });
 
   server.setWsHandler(&c.ws_gateway, c.ws_gateway.limits());
   gateway::registerHttpApi(server, c.router, c.ws_gateway, cfg.devModeEnabled(), cfg.auth.dev_token_ttl_s,
                            [&probes] { return probes.isReady(); });
+  gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, [&probes] { return probes.isReady(); });
 
   try {
     server.start();

@@ -404,6 +404,7 @@ void Delivery::writerLoop() {
 
 void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
   std::shared_ptr<const std::string> frame;
+  bool prune = false;
   for (auto& e : us.entries) {
     // Held and catching-up connections pull this event from the store when their turn comes;
     // a connection whose replay already covered it has moved past it.
@@ -413,12 +414,25 @@ void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
       continue;
     }
     auto conn = e.conn.lock();
-    if (!conn) continue;
+    if (!conn) {
+      prune = true;
+      continue;
+    }
     if (!frame) frame = frameOf(ev);
     if (conn->send(frame)) {
       ++stats_.sent;
       e.next_seq = ev.seq + 1;
+    } else {
+      e.conn.reset();  // closed: it will not take frames again (its event stays in the stream)
+      prune = true;
     }
+  }
+  if (prune) {
+    // Connections that went away without detach (or refuse frames) leave the registry here.
+    auto before = us.entries.size();
+    std::erase_if(us.entries, [](const Entry& e) { return e.conn.expired(); });
+    connections_ -= before - us.entries.size();
+    if (before > 0 && us.entries.empty()) --users_connected_;
   }
 }
 

@@ -65,7 +65,7 @@ int statusFor(const std::string& code) {
 }
 
 net::HttpReply json200(int status, json::value v) {
-  return net::HttpReply{status, "application/json", json::serialize(v), {}};
+  return net::HttpReply{status, "application/json", json::serialize(v), {}, {}};
 }
 
 }  // namespace

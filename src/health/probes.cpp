@@ -17,7 +17,7 @@ boost::json::object componentJson(const lifecycle::Component& c) {
 }
 
 net::HttpReply jsonReply(int status, const boost::json::value& v) {
-  return net::HttpReply{status, "application/json", boost::json::serialize(v), {}};
+  return net::HttpReply{status, "application/json", boost::json::serialize(v), {}, {}};
 }
 
 }  // namespace

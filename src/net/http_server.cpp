@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
 #include <mutex>
 #include <set>
 
@@ -51,6 +52,56 @@ struct HttpServer::Impl {
 
   HttpReply dispatch(const HttpRequest& req) const;
   void doAccept();
+};
+
+// A streamed response body after the headers: raw writes, one in flight, closed by the producer.
+// Close-delimited (no Content-Length), which HTTP/1.1 allows and SSE clients expect.
+class StreamSession final : public StreamWriter, public std::enable_shared_from_this<StreamSession> {
+ public:
+  explicit StreamSession(beast::tcp_stream&& s) : stream_(std::move(s)) {}
+
+  bool write(std::shared_ptr<const std::string> data) override {
+    if (closed_.load()) return false;
+    asio::post(stream_.get_executor(), [self = shared_from_this(), d = std::move(data)]() mutable {
+      if (self->done_) return;
+      self->queue_.push_back(std::move(d));
+      if (self->queue_.size() == 1) self->doWrite();
+    });
+    return true;
+  }
+  void close() override {
+    if (closed_.exchange(true)) return;
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->queue_.empty()) self->finish();
+    });
+  }
+
+ private:
+  void doWrite() {
+    asio::async_write(stream_, asio::buffer(*queue_.front()),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        if (ec) {
+                          self->closed_ = true;
+                          return self->finish();
+                        }
+                        self->queue_.pop_front();
+                        if (!self->queue_.empty()) return self->doWrite();
+                        if (self->closed_.load()) self->finish();
+                      });
+  }
+  void finish() {
+    if (done_) return;
+    done_ = true;
+    queue_.clear();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::atomic<bool> closed_{false};
+  bool done_ = false;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -120,7 +171,30 @@ class Session : public std::enable_shared_from_this<Session> {
     writeReply(server_.dispatch(req), msg.keep_alive());
   }
 
+  void startStream(HttpReply r) {
+    auto res = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "agentwire");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    res->set(http::field::connection, "close");
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    stream_.expires_never();
+    http::async_write_header(
+        stream_, *sr,
+        [self = shared_from_this(), res, sr, cb = std::move(r.stream)](beast::error_code ec, std::size_t) {
+          if (ec) return self->finish();
+          {
+            std::lock_guard lock(self->server_.sessions_mutex);
+            self->server_.sessions.erase(self);
+          }
+          auto writer = std::make_shared<StreamSession>(std::move(self->stream_));
+          cb(writer);
+        });
+  }
+
   void writeReply(HttpReply r, bool keep_alive) {
+    if (r.stream) return startStream(std::move(r));
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
     res->set(http::field::server, "agentwire");
     res->set(http::field::content_type, r.content_type);

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,11 +24,23 @@ struct HttpRequest {
   }
 };
 
+// The body of a streamed response (server-sent events): written as data arrives, the
+// connection closes when the stream is closed. write() is thread-safe and never blocks.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  virtual bool write(std::shared_ptr<const std::string> data) = 0;  // false once closed
+  virtual void close() = 0;                                         // after what is queued
+};
+
 struct HttpReply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the response is streamed: the headers go out, then this is called with the writer
+  // (on the connection's strand) and the body is whatever is written until close().
+  std::function<void(std::shared_ptr<StreamWriter>)> stream;
 };
 
 using HttpHandler = std::function<HttpReply(const HttpRequest&)>;

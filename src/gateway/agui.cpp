@@ -1,0 +1,215 @@
+#include "gateway/agui.hpp"
+
+#include "agents/bridge.hpp"
+#include "core/ids.hpp"
+#include "delivery/delivery.hpp"
+#include "gateway/auth.hpp"
+#include "gateway/ws_gateway.hpp"
+#include "store/store.hpp"
+
+#include <boost/json.hpp>
+
+#include <mutex>
+
+namespace agentwire::gateway {
+namespace {
+
+namespace json = boost::json;
+
+// Receives the user's stream while one run is in flight, keeps that run's events, and writes
+// them to the SSE stream as AG-UI events. Detaches itself and closes the stream at the run's end.
+class AguiConnection final : public delivery::Connection, public std::enable_shared_from_this<AguiConnection> {
+ public:
+  AguiConnection(std::string user, std::shared_ptr<net::StreamWriter> out, std::string thread_id, std::string run_id)
+      : id_(core::newId("agui")),
+        user_(std::move(user)),
+        out_(std::move(out)),
+        client_thread_(std::move(thread_id)),
+        client_run_(std::move(run_id)) {}
+
+  const std::string& id() const override { return id_; }
+  const std::string& userId() const override { return user_; }
+
+  // Keeps itself (and so the stream) alive until its run ends; delivery only holds it weakly.
+  void setRun(std::string run_id) {
+    std::lock_guard lock(mutex_);
+    run_id_ = std::move(run_id);
+    self_ = shared_from_this();
+  }
+
+  bool send(std::shared_ptr<const std::string> frame) override {
+    boost::system::error_code ec;
+    auto v = json::parse(*frame, ec);
+    if (ec || !v.is_object()) return true;
+    auto& f = v.as_object();
+    auto* run = f.if_contains("run_id");
+    std::lock_guard lock(mutex_);
+    if (finished_) return false;  // delivery drops a connection that refuses frames
+    if (run == nullptr || !run->is_string() || run->as_string() != run_id_) return true;
+    map(std::string(f.at("type").as_string()), f.at("data").as_object());
+    return true;
+  }
+
+  // Ends the stream with RUN_ERROR when the run could not start.
+  void fail(const std::string& code, const std::string& message) {
+    std::lock_guard lock(mutex_);
+    if (finished_) return;
+    emit({{"type", "RUN_STARTED"}, {"threadId", client_thread_}, {"runId", client_run_}});
+    emit({{"type", "RUN_ERROR"}, {"message", message}, {"code", code}});
+    finish();
+  }
+
+ private:
+  void emit(json::object event) {
+    event["timestamp"] = core::nowMs();
+    out_->write(std::make_shared<const std::string>("data: " + json::serialize(event) + "\n\n"));
+  }
+
+  void endText() {
+    if (!text_open_) return;
+    emit({{"type", "TEXT_MESSAGE_END"}, {"messageId", message_id_}});
+    text_open_ = false;
+  }
+
+  // Caller holds mutex_. Our event -> AG-UI events.
+  void map(const std::string& type, const json::object& d) {
+    auto str = [&](const char* k) {
+      auto* v = d.if_contains(k);
+      return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
+    };
+    if (type == "agent_started") {
+      emit({{"type", "RUN_STARTED"}, {"threadId", client_thread_}, {"runId", client_run_}});
+    } else if (type == "agent_thinking") {
+      endText();
+      auto* step = d.if_contains("step");
+      std::string name = "thinking" + (step != nullptr ? "-" + json::serialize(*step) : std::string{});
+      emit({{"type", "STEP_STARTED"}, {"stepName", name}});
+      emit({{"type", "STEP_FINISHED"}, {"stepName", name}});
+    } else if (type == "tool_executing") {
+      endText();
+      std::string id = str("tool_call_id");
+      emit({{"type", "TOOL_CALL_START"}, {"toolCallId", id}, {"toolCallName", str("tool_name")}});
+      auto* args = d.if_contains("args");
+      std::string delta = args != nullptr ? json::serialize(*args) : "{}";
+      emit({{"type", "TOOL_CALL_ARGS"}, {"toolCallId", id}, {"delta", delta}});
+      emit({{"type", "TOOL_CALL_END"}, {"toolCallId", id}});
+    } else if (type == "tool_completed") {
+      std::string id = str("tool_call_id");
+      auto* result = d.if_contains("result");
+      emit({{"type", "TOOL_CALL_RESULT"},
+            {"messageId", id + "-result"},
+            {"toolCallId", id},
+            {"role", "tool"},
+            {"content", result != nullptr ? json::serialize(*result) : "null"}});
+    } else if (type == "agent_response_chunk") {
+      std::string delta = str("delta");
+      if (delta.empty()) return;  // AG-UI requires non-empty deltas
+      if (!text_open_) {
+        message_id_ = str("message_id");
+        emit({{"type", "TEXT_MESSAGE_START"}, {"messageId", message_id_}, {"role", "assistant"}});
+        text_open_ = true;
+      }
+      emit({{"type", "TEXT_MESSAGE_CONTENT"}, {"messageId", message_id_}, {"delta", delta}});
+    } else if (type == "agent_completed") {
+      endText();
+      emit({{"type", "RUN_FINISHED"}, {"threadId", client_thread_}, {"runId", client_run_}});
+      finish();
+    } else if (type == "agent_error" || type == "agent_stopped") {
+      endText();
+      emit({{"type", "RUN_ERROR"},
+            {"message", type == "agent_stopped" ? std::string("run stopped") : str("message")},
+            {"code", type == "agent_stopped" ? std::string("stopped") : str("code")}});
+      finish();
+    }
+  }
+
+  // Delivery drops this connection at the user's next event (send() refuses it) or once it is
+  // destroyed (its entry expires); detaching here would take the user lock we are called under.
+  // Callers hold a strong reference (delivery's fan-out, the commit callback), so dropping
+  // self_ here never destroys the object under our feet.
+  void finish() {
+    finished_ = true;
+    out_->close();
+    self_.reset();
+  }
+
+  std::string id_;
+  std::string user_;
+  std::shared_ptr<net::StreamWriter> out_;
+  std::string client_thread_;
+  std::string client_run_;
+  std::mutex mutex_;
+  std::string run_id_;
+  std::string message_id_;
+  bool text_open_ = false;
+  bool finished_ = false;
+  std::shared_ptr<AguiConnection> self_;
+};
+
+}  // namespace
+
+void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
+                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, std::function<bool()> ready) {
+  server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, ready](const net::HttpRequest& req) {
+    if (!ready() || gateway.authority() == nullptr) return net::jsonError(503, "not_ready", "the server is not ready");
+    auto token = extractToken(req);
+    if (!token || token->via_subprotocol)
+      return net::jsonError(401, "missing_token", "send Authorization: Bearer <jwt>");
+    auto user = gateway.authority()->verify(token->token);
+    if (!user) return net::jsonError(401, user.error().code, user.error().message);
+    boost::system::error_code ec;
+    auto body = json::parse(req.body, ec);
+    if (ec || !body.is_object()) return net::jsonError(400, "invalid_json", "body must be a RunAgentInput object");
+    auto& in = body.as_object();
+    auto field = [&](const char* k) {
+      auto* v = in.if_contains(k);
+      return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
+    };
+    std::string content;
+    if (auto* msgs = in.if_contains("messages"); msgs != nullptr && msgs->is_array()) {
+      for (const auto& m : msgs->as_array()) {
+        if (m.is_object() && m.as_object().contains("role") && m.at("role") == "user" &&
+            m.as_object().contains("content") && m.at("content").is_string()) {
+          content = std::string(m.at("content").as_string());
+        }
+      }
+    }
+    if (content.empty()) return net::jsonError(400, "missing_field", "messages must contain a user message");
+    std::string client_thread = field("threadId").empty() ? core::newId("thr") : field("threadId");
+    std::string client_run = field("runId").empty() ? core::newId("run") : field("runId");
+
+    // The thread: the client's, if it is one of this user's; otherwise a new one.
+    std::string thread_id;
+    if (auto t = store.findThread(client_thread)) {
+      if (t->user_id != user.value()) return net::jsonError(403, "forbidden", "the thread belongs to another user");
+      thread_id = t->id;
+    } else {
+      auto t2 = store.createThread(user.value(), content.substr(0, 60), false);
+      if (!t2) return net::jsonError(500, "internal", t2.error().message);
+      thread_id = t2->id;
+    }
+
+    net::HttpReply reply{200, "text/event-stream", {}, {}, {}};
+    std::string user_id = user.value();
+    reply.stream = [&delivery, &bridge, user_id, thread_id, client_thread, client_run,
+                    content](std::shared_ptr<net::StreamWriter> out) {
+      auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);
+      agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
+      conn->setRun(run.run_id);
+      delivery.attach(conn, true);  // before the run starts: nothing of it can be missed
+      store::Message m;
+      m.thread_id = thread_id;
+      m.user_id = user_id;
+      m.role = "user";
+      m.content = content;
+      delivery.storeMessage(std::move(m), [&bridge, conn, run, content](const core::Result<store::Message>& r) {
+        if (!r) return conn->fail("internal", r.error().message);
+        auto started = bridge.startRun(run, content, "");
+        if (!started) conn->fail(started.error().code, started.error().message);
+      });
+    };
+    return reply;
+  });
+}
+
+}  // namespace agentwire::gateway

@@ -1,0 +1,30 @@
+#pragma once
+
+#include "net/http_server.hpp"
+
+#include <functional>
+
+namespace agentwire::store {
+class Store;
+}
+namespace agentwire::delivery {
+class Delivery;
+}
+namespace agentwire::agents {
+class AgentWebSocketBridge;
+}
+
+namespace agentwire::gateway {
+
+class WsGateway;
+
+// AG-UI (the Agent-User Interaction Protocol): `POST /agui` with a RunAgentInput body
+// {threadId, runId, messages: [{id, role, content}], tools, state, context, forwardedProps}
+// answers text/event-stream with RUN_STARTED, STEP_STARTED/FINISHED, TEXT_MESSAGE_START/CONTENT/END,
+// TOOL_CALL_START/ARGS/END/RESULT and RUN_FINISHED or RUN_ERROR, mapped from the run's events
+// (table in docs/protocol.md). Same JWT auth as the API. The run is an ordinary run of the
+// user: stored, in the user's stream, visible to their WebSocket connections too.
+void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
+                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, std::function<bool()> ready);
+
+}  // namespace agentwire::gateway

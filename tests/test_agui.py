@@ -1,0 +1,101 @@
+"""AG-UI over the real binary: POST /agui answers an SSE stream whose events follow the rules
+(RUN_STARTED first, exactly one RUN_FINISHED/RUN_ERROR last, non-empty deltas, tool calls
+started before they end and before their result)."""
+import http.client
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+import wsclient  # noqa: E402
+
+
+def agui(port, token, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    c.request("POST", "/agui", body=json.dumps(body), headers=headers)
+    r = c.getresponse()
+    raw = r.read().decode()  # the server closes the stream at the run's end
+    c.close()
+    events = []
+    for block in raw.split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    return r.status, r.getheader("Content-Type"), events, raw
+
+
+class AguiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server().start()
+        cls.token = wsclient.dev_token(cls.srv.port, "agui_user")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def check_rules(self, events):
+        types = [e["type"] for e in events]
+        self.assertEqual(types[0], "RUN_STARTED")
+        ends = [t for t in types if t in ("RUN_FINISHED", "RUN_ERROR")]
+        self.assertEqual(len(ends), 1, types)
+        self.assertIn(types[-1], ("RUN_FINISHED", "RUN_ERROR"))
+        open_text, started_tools, ended_tools = False, set(), set()
+        for e in events:
+            t = e["type"]
+            if t == "TEXT_MESSAGE_START":
+                self.assertFalse(open_text)
+                open_text = True
+            if t == "TEXT_MESSAGE_CONTENT":
+                self.assertTrue(open_text, "content outside a text message")
+                self.assertTrue(e["delta"], "empty delta")
+            if t == "TEXT_MESSAGE_END":
+                self.assertTrue(open_text)
+                open_text = False
+            if t == "TOOL_CALL_START":
+                started_tools.add(e["toolCallId"])
+            if t in ("TOOL_CALL_ARGS", "TOOL_CALL_END"):
+                self.assertIn(e["toolCallId"], started_tools)
+            if t == "TOOL_CALL_END":
+                ended_tools.add(e["toolCallId"])
+            if t == "TOOL_CALL_RESULT":
+                self.assertIn(e["toolCallId"], ended_tools)
+        self.assertFalse(open_text, "a text message was never ended")
+
+    def test_run_streams_ag_ui_events(self):
+        body = {"threadId": "client-thread-1", "runId": "client-run-1", "state": {}, "tools": [], "context": [],
+                "forwardedProps": {}, "messages": [{"id": "m1", "role": "user", "content": "count these four words"}]}
+        status, ctype, events, raw = agui(self.srv.port, self.token, body)
+        self.assertEqual(status, 200)
+        self.assertTrue(ctype.startswith("text/event-stream"))
+        self.check_rules(events)
+        self.assertEqual(events[0]["threadId"], "client-thread-1")
+        self.assertEqual(events[0]["runId"], "client-run-1")
+        self.assertEqual(events[-1]["type"], "RUN_FINISHED")
+        types = [e["type"] for e in events]
+        for t in ("STEP_STARTED", "STEP_FINISHED", "TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END",
+                  "TOOL_CALL_RESULT", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT", "TEXT_MESSAGE_END"):
+            self.assertIn(t, types)
+        text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+        self.assertEqual(text, "Echo (4 words): count these four words")
+        args = next(e for e in events if e["type"] == "TOOL_CALL_ARGS")
+        self.assertEqual(json.loads(args["delta"]), {"text": "count these four words"})
+        # The run is an ordinary run of the user: its thread and answer are stored.
+        status, threads = self.srv.get("/api/threads", headers={"Authorization": f"Bearer {self.token}"})
+        self.assertIn("count these four words", [t["title"] for t in threads["threads"]])
+
+    def test_errors_are_json_before_the_stream(self):
+        status, _, _, raw = agui(self.srv.port, None, {"messages": [{"role": "user", "content": "x"}]})
+        self.assertEqual(status, 401)
+        status, _, _, raw = agui(self.srv.port, self.token, {"messages": []})
+        self.assertEqual(status, 400)
+        self.assertIn("missing_field", raw)
+
+
+if __name__ == "__main__":
+    harness.main()
