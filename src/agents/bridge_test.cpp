@@ -3,8 +3,8 @@
 #include "agents/echo_agent.hpp"
 #include "agents/process_agent.hpp"
 #include "delivery/delivery.hpp"
+#include "delivery/in_process_connection.hpp"
 #include "store/sqlite/sqlite_store.hpp"
-#include "testing/recording_connection.hpp"
 #include "testing/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 namespace agentwire::agents {
 namespace {
 
-using testing::RecordingConnection;
+using delivery::InProcessConnection;
 
 // Thinks, calls the calculator, answers.
 class ScriptedAgent final : public Agent {
@@ -94,8 +94,8 @@ class BridgeTest : public ::testing::Test {
     bridge_->start();
   }
 
-  std::shared_ptr<RecordingConnection> connect(const std::string& user) {
-    auto c = std::make_shared<RecordingConnection>(user + "-conn", user);
+  std::shared_ptr<InProcessConnection> connect(const std::string& user) {
+    auto c = std::make_shared<InProcessConnection>(user + "-conn", user);
     delivery_.attach(c, true);
     return c;
   }
@@ -106,7 +106,7 @@ class BridgeTest : public ::testing::Test {
   }
 
   // The frames of one run, in the order received.
-  static std::vector<boost::json::object> runFrames(const RecordingConnection& c, const std::string& run_id) {
+  static std::vector<boost::json::object> runFrames(const InProcessConnection& c, const std::string& run_id) {
     std::vector<boost::json::object> out;
     for (const auto& f : c.frames()) {
       auto* r = f.if_contains("run_id");
@@ -120,7 +120,7 @@ class BridgeTest : public ::testing::Test {
     return t == "agent_completed" || t == "agent_error" || t == "agent_stopped";
   }
 
-  bool waitForEnd(const RecordingConnection& c, const std::string& run_id,
+  bool waitForEnd(const InProcessConnection& c, const std::string& run_id,
                   std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -288,7 +288,7 @@ TEST_F(BridgeTest, HundredUsersFiveRunsEachNoEmitterReachesAnotherUser) {
              .max_running_per_user = 2,
              .max_queued_per_user = 16,
              .run_timeout_ms = 60000});
-  std::vector<std::shared_ptr<RecordingConnection>> conns;
+  std::vector<std::shared_ptr<InProcessConnection>> conns;
   std::map<std::string, std::set<std::string>> threads_of;
   std::vector<UserContext> all;
   for (int u = 0; u < 100; ++u) {

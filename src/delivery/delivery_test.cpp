@@ -1,8 +1,8 @@
 #include "delivery/delivery.hpp"
 
 #include "core/ids.hpp"
+#include "delivery/in_process_connection.hpp"
 #include "store/sqlite/sqlite_store.hpp"
-#include "testing/recording_connection.hpp"
 #include "testing/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 namespace agentwire::delivery {
 namespace {
 
-using testing::RecordingConnection;
+using agentwire::delivery::InProcessConnection;
 
 class DeliveryTest : public ::testing::Test {
  protected:
@@ -49,7 +49,7 @@ TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
   EXPECT_EQ(seq.value(), 1);
   EXPECT_EQ(delivery_.stats().failures.load(), 0u);
 
-  auto conn = std::make_shared<RecordingConnection>("c1", "alice");
+  auto conn = std::make_shared<InProcessConnection>("c1", "alice");
   auto info = delivery_.attach(conn, false);
   EXPECT_EQ(info.last_seq, 1);
   auto r = delivery_.resume(*conn, 0, info.epoch, "r");
@@ -61,8 +61,8 @@ TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
 
 TEST_F(DeliveryTest, EveryConnectionOfAUserReceivesEveryEventInSeqOrder) {
   auto thread = threadOf("bob");
-  auto a = std::make_shared<RecordingConnection>("a", "bob");
-  auto b = std::make_shared<RecordingConnection>("b", "bob");
+  auto a = std::make_shared<InProcessConnection>("a", "bob");
+  auto b = std::make_shared<InProcessConnection>("b", "bob");
   delivery_.attach(a, true);
   delivery_.attach(b, true);
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(deliverSync("bob", event(thread)).ok());
@@ -76,7 +76,7 @@ TEST_F(DeliveryTest, EveryConnectionOfAUserReceivesEveryEventInSeqOrder) {
 
 TEST_F(DeliveryTest, ForeignThreadIsRefusedAndCounted) {
   auto thread = threadOf("alice");
-  auto mallory = std::make_shared<RecordingConnection>("m", "mallory");
+  auto mallory = std::make_shared<InProcessConnection>("m", "mallory");
   delivery_.attach(mallory, true);
   auto r = deliverSync("mallory", event(thread));
   ASSERT_FALSE(r.ok());
@@ -94,7 +94,7 @@ TEST_F(DeliveryTest, ForeignThreadIsRefusedAndCounted) {
 TEST_F(DeliveryTest, HeldConnectionReceivesNothingUntilResumeThenAllInOrder) {
   auto thread = threadOf("carol");
   deliverSync("carol", event(thread));
-  auto conn = std::make_shared<RecordingConnection>("c", "carol");
+  auto conn = std::make_shared<InProcessConnection>("c", "carol");
   auto info = delivery_.attach(conn, false);
   deliverSync("carol", event(thread));  // arrives while held
   EXPECT_TRUE(conn->frames().empty());
@@ -107,7 +107,7 @@ TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
   delivery_.setReplayBudget({3, SIZE_MAX});
   auto thread = threadOf("ivy");
   for (int i = 0; i < 10; ++i) deliverSync("ivy", event(thread));
-  auto conn = std::make_shared<RecordingConnection>("c", "ivy");
+  auto conn = std::make_shared<InProcessConnection>("c", "ivy");
   auto info = delivery_.attach(conn, false);
   auto r = delivery_.resume(*conn, 0, info.epoch, "r1");
   ASSERT_TRUE(r.ok());
@@ -131,7 +131,7 @@ TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
 
 TEST_F(DeliveryTest, GoLiveSendsWhatArrivedWhileHeld) {
   auto thread = threadOf("dan");
-  auto conn = std::make_shared<RecordingConnection>("c", "dan");
+  auto conn = std::make_shared<InProcessConnection>("c", "dan");
   delivery_.attach(conn, false);
   deliverSync("dan", event(thread));
   delivery_.goLive(*conn);
@@ -142,7 +142,7 @@ TEST_F(DeliveryTest, GoLiveSendsWhatArrivedWhileHeld) {
 TEST_F(DeliveryTest, ResumeWithWrongEpochOrFutureSeqRequiresResync) {
   auto thread = threadOf("erin");
   deliverSync("erin", event(thread));
-  auto conn = std::make_shared<RecordingConnection>("c", "erin");
+  auto conn = std::make_shared<InProcessConnection>("c", "erin");
   auto info = delivery_.attach(conn, false);
   EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other", "r").error().code, "resync_required");
   EXPECT_EQ(delivery_.resume(*conn, 99, info.epoch, "r").error().code, "resync_required");
@@ -150,7 +150,7 @@ TEST_F(DeliveryTest, ResumeWithWrongEpochOrFutureSeqRequiresResync) {
 
 TEST_F(DeliveryTest, ConcurrentDeliveriesKeepSeqGaplessAndOrderedPerConnection) {
   auto thread = threadOf("fay");
-  auto conn = std::make_shared<RecordingConnection>("c", "fay");
+  auto conn = std::make_shared<InProcessConnection>("c", "fay");
   delivery_.attach(conn, true);
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t) {
@@ -177,7 +177,7 @@ TEST_F(DeliveryTest, AcksNeverMoveBackwards) {
 
 TEST_F(DeliveryTest, ManyQueuedEventsAreCommittedInGroupsAndArriveInOrder) {
   auto thread = threadOf("jo");
-  auto conn = std::make_shared<RecordingConnection>("c", "jo");
+  auto conn = std::make_shared<InProcessConnection>("c", "jo");
   delivery_.attach(conn, true);
   for (int i = 0; i < 3000; ++i) ASSERT_EQ(delivery_.deliver("jo", event(thread)).value(), i + 1);
   delivery_.flush();
@@ -198,10 +198,10 @@ TEST_F(DeliveryTest, StopCommitsEverythingQueued) {
 
 TEST_F(DeliveryTest, FramesAreValidJsonWhateverTheFieldsContain) {
   auto thread = threadOf("lee");
-  auto conn = std::make_shared<RecordingConnection>("c", "lee");
+  auto conn = std::make_shared<InProcessConnection>("c", "lee");
   delivery_.attach(conn, true);
   ASSERT_TRUE(deliverSync("lee", Event{"odd\"type\\\n", thread, "run\t1", {{"text", "quote \" and \u0001"}}}).ok());
-  auto f = conn->frames().at(0);  // RecordingConnection parses every frame
+  auto f = conn->frames().at(0);  // InProcessConnection parses every frame
   EXPECT_EQ(f.at("type").as_string(), "odd\"type\\\n");
   EXPECT_EQ(f.at("run_id").as_string(), "run\t1");
   EXPECT_EQ(f.at("data").at("text").as_string(), "quote \" and \u0001");
@@ -219,7 +219,7 @@ TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
   EXPECT_EQ(info.last_seq, 100);
   EXPECT_GE(info.first_seq, 100 - 20 - 16 + 1) << "at most the bound plus one pruning step is kept";
   EXPECT_LE(info.first_seq, 81);
-  auto conn = std::make_shared<RecordingConnection>("c", "max");
+  auto conn = std::make_shared<InProcessConnection>("c", "max");
   delivery_.attach(conn, false);
   EXPECT_EQ(delivery_.resume(*conn, 3, info.epoch, "r").error().code, "resync_required");
   auto ok = delivery_.resume(*conn, info.first_seq - 1, info.epoch, "r2");
@@ -238,7 +238,7 @@ TEST_F(DeliveryTest, RetentionByAgeDeletesOldEventsButKeepsTheNewest) {
 }
 
 TEST_F(DeliveryTest, DetachForgetsTheUserWhenLastConnectionLeaves) {
-  auto a = std::make_shared<RecordingConnection>("a", "hal");
+  auto a = std::make_shared<InProcessConnection>("a", "hal");
   delivery_.attach(a, true);
   EXPECT_EQ(delivery_.userCount(), 1u);
   delivery_.detach(*a);

@@ -1,58 +1,17 @@
 #include "gateway/http_api.hpp"
 
 #include "core/ids.hpp"
+#include "delivery/in_process_connection.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
 
 #include <boost/json.hpp>
 
-#include <condition_variable>
-#include <mutex>
-#include <optional>
-
 namespace agentwire::gateway {
 namespace {
 
 namespace json = boost::json;
-
-// Collects the reply frames of one HTTP request.
-class CaptureConnection final : public delivery::Connection {
- public:
-  explicit CaptureConnection(std::string user) : id_(core::newId("http")), user_(std::move(user)) {}
-  const std::string& id() const override { return id_; }
-  const std::string& userId() const override { return user_; }
-  bool send(std::shared_ptr<const std::string> frame) override {
-    std::lock_guard lock(mutex_);
-    frames_.push_back(json::parse(*frame).as_object());
-    cv_.notify_all();
-    return true;
-  }
-  // The first reply of `type` or an error. A user_message is acked from the delivery writer once
-  // the message is committed (about one group commit later), so this may wait that long.
-  std::optional<json::object> waitForReply(const std::string& type, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mutex_);
-    std::optional<json::object> found;
-    cv_.wait_for(lock, timeout, [&] {
-      for (const auto& f : frames_) {
-        auto t = f.at("type").as_string();
-        if (t == type || t == "error") {
-          found = f;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-
- private:
-  std::string id_;
-  std::string user_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<json::object> frames_;
-};
 
 int statusFor(const std::string& code) {
   if (code == "missing_token" || code == "invalid_token" || code == "token_expired") return 401;
@@ -86,10 +45,17 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
     }
     auto user = gateway.authority()->verify(token->token);
     if (!user) return net::jsonError(401, user.error().code, user.error().message);
-    auto conn = std::make_shared<CaptureConnection>(user.value());
+    // The handlers answer on a connection; this one only collects the reply. A user_message is
+    // acked from the delivery writer once the message is committed, so this may wait that long.
+    auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("http"), user.value());
     frame.id = "http";
     router.dispatch(ClientContext{conn, user.value()}, frame);
-    auto f = conn->waitForReply(want_type, std::chrono::seconds(10));
+    auto f = conn->waitFor(
+        [&](const json::object& o) {
+          auto t = o.at("type").as_string();
+          return t == want_type || t == "error";
+        },
+        std::chrono::seconds(10));
     if (!f) return net::jsonError(500, "internal", "no reply from handler");
     if (f->at("type").as_string() == "error") {
       const auto& d = f->at("data").as_object();

@@ -3,47 +3,15 @@
 #include "core/ids.hpp"
 #include "core/logging.hpp"
 #include "delivery/delivery.hpp"
+#include "delivery/in_process_connection.hpp"
 #include "gateway/chat_handlers.hpp"
 #include "gateway/message_router.hpp"
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-
 namespace agentwire::health {
 namespace {
-
-// An in-process connection that records every frame it is sent.
-class LoopbackConnection final : public delivery::Connection {
- public:
-  explicit LoopbackConnection(std::string user) : id_(core::newId("selfcheck")), user_(std::move(user)) {}
-  const std::string& id() const override { return id_; }
-  const std::string& userId() const override { return user_; }
-  bool send(std::shared_ptr<const std::string> frame) override {
-    std::lock_guard lock(mutex_);
-    frames_.push_back(std::move(frame));
-    cv_.notify_all();
-    return true;
-  }
-  // Next frame, or nullptr at the deadline.
-  std::shared_ptr<const std::string> next(std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    if (!cv_.wait_until(lock, deadline, [&] { return !frames_.empty(); })) return nullptr;
-    auto f = std::move(frames_.front());
-    frames_.pop_front();
-    return f;
-  }
-
- private:
-  std::string id_;
-  std::string user_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<const std::string>> frames_;
-};
 
 // Which hop produces each expected frame, to name it when the frame does not come.
 const char* hopFor(const std::string& expected) {
@@ -85,7 +53,7 @@ void SelfCheck::start() {
 core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
   auto t0 = std::chrono::steady_clock::now();
   auto deadline = t0 + timeout_;
-  auto conn = std::make_shared<LoopbackConnection>(gateway::kSystemUser);
+  auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("selfcheck"), gateway::kSystemUser);
   delivery_.attach(conn, true);
   struct Detach {
     delivery::Delivery& d;
@@ -111,18 +79,16 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
   std::size_t want = 0;
   int64_t last_seq = 0;
   std::string run_id;
-  while (want < expected.size()) {
-    auto frame = conn->next(deadline);
+  for (std::size_t received = 0; want < expected.size(); ++received) {
+    auto frame = conn->frameAt(received, deadline);
     if (!frame) {
       return core::Error{"selfcheck_failed",
                          fmt::format("hop {}: no '{}' within {} ms (received: {})", hopFor(expected[want]),
                                      expected[want], timeout_.count(), fmt::join(report.frames, ", "))};
     }
-    boost::system::error_code ec;
-    auto v = boost::json::parse(*frame, ec);
-    if (ec || !v.is_object()) return core::Error{"selfcheck_failed", "hop delivery: a frame is not a JSON object"};
-    auto& o = v.as_object();
+    auto& o = *frame;
     std::string type(o.at("type").as_string());
+    if (type == "invalid_frame") return core::Error{"selfcheck_failed", "hop delivery: a frame is not a JSON object"};
     report.frames.push_back(type);
     if (type == "error" || type == "agent_error") {
       return core::Error{"selfcheck_failed",
