@@ -200,7 +200,22 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
     if (e.next_seq > head) break;
     int limit = static_cast<int>(std::min<std::size_t>(kCatchUpBatch, budget_.frames - frames));
     auto batch = store_.eventsAfter(user_id, e.next_seq - 1, limit);
-    if (batch.empty()) break;
+    if (batch.empty() || batch.front().seq != e.next_seq) {
+      // Retention removed events this connection still needed (a slow replay): it cannot be
+      // continued without a gap, so the client is told to reload and continues live from the head.
+      log_->warn("connection '{}' of user '{}' needs seq {} which is no longer retained; resync", conn->id(), user_id,
+                 e.next_seq);
+      auto info = store_.streamInfo(user_id);
+      boost::json::object o{
+          {"type", "resync_required"},
+          {"data", boost::json::object{{"epoch", info.epoch},
+                                       {"last_seq", info.last_seq},
+                                       {"reason", "events were removed by retention during replay"}}}};
+      conn->send(std::make_shared<const std::string>(boost::json::serialize(o)));
+      e.next_seq = info.last_seq + 1;
+      e.resume_pending = false;
+      break;
+    }
     for (const auto& ev : batch) {
       auto frame = frameOf(ev);
       bytes += frame->size();

@@ -228,6 +228,23 @@ TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
   EXPECT_EQ(conn->seqs().back(), 100);
 }
 
+TEST_F(DeliveryTest, EventsPrunedDuringASlowReplayEndItWithResyncNotAGap) {
+  delivery_.setReplayBudget({3, SIZE_MAX});
+  auto thread = threadOf("ola");
+  for (int i = 0; i < 10; ++i) deliverSync("ola", event(thread));
+  auto conn = std::make_shared<InProcessConnection>("c", "ola");
+  auto info = delivery_.attach(conn, false);
+  ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch, "r").ok());
+  EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
+  store_.pruneEvents("ola", 2, 0);  // retention runs while the client is still replaying
+  while (conn->replaying.load()) delivery_.pump(*conn);
+  auto frames = conn->frames();
+  EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3})) << "no event after the gap was sent";
+  EXPECT_EQ(frames.back().at("type").as_string(), "resync_required");
+  deliverSync("ola", event(thread));
+  EXPECT_EQ(conn->seqs().back(), 11) << "live from the head afterwards";
+}
+
 TEST_F(DeliveryTest, RetentionByAgeDeletesOldEventsButKeepsTheNewest) {
   auto thread = threadOf("ned");
   std::vector<store::StoredEvent> old;

@@ -52,8 +52,7 @@ std::optional<boost::json::object> InProcessConnection::waitFor(const Predicate&
 }
 
 bool InProcessConnection::waitFor(const std::string& type, std::chrono::milliseconds timeout) const {
-  return waitFor([&](const boost::json::object& f) { return f.at("type").as_string() == type; }, timeout)
-      .has_value();
+  return waitFor([&](const boost::json::object& f) { return f.at("type").as_string() == type; }, timeout).has_value();
 }
 
 std::vector<int64_t> InProcessConnection::seqs() const {
