@@ -1,5 +1,6 @@
 #include "app/server.hpp"
 
+#include "app/metrics_wiring.hpp"
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
 #include "core/version.hpp"
@@ -110,6 +111,12 @@ int runServer(const core::Config& cfg) {
   server.setWsHandler(&c.ws_gateway, c.ws_gateway.limits());
   gateway::registerHttpApi(server, c.router, c.ws_gateway, cfg.devModeEnabled(), cfg.auth.dev_token_ttl_s,
                            [&probes] { return probes.isReady(); });
+  monitoring::MetricsEndpoint metrics;
+  monitoring::addProcessMetrics(metrics);
+  registerGatewayMetrics(metrics, c, registry, probes);
+  server.route("GET", "/metrics", [&metrics](const net::HttpRequest&) {
+    return net::HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}, {}};
+  });
   gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, [&probes] { return probes.isReady(); });
 
   try {

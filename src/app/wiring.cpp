@@ -22,6 +22,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
   auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
   // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
+  delivery.setUncountedUser(gateway::kSystemUser);  // the self-check stays out of the metrics
   delivery.setRetention({cfg.store.retention_events, int64_t{cfg.store.retention_age_s} * 1000});
   delivery.setReplayBudget(
       {std::max<std::size_t>(1, cfg.ws.max_queue_messages / 2), std::max<std::size_t>(1, cfg.ws.max_queue_bytes / 2)});

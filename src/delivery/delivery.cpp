@@ -375,7 +375,8 @@ void Delivery::writerLoop() {
     }
     auto committed = store_.commitBatch(messages, events);
     if (committed) {
-      stats_.appended += events.size();
+      stats_.appended += std::count_if(events.begin(), events.end(),
+                                       [&](const store::StoredEvent& e) { return e.user_id != uncounted_user_; });
       if (failing_) log_->info("event stream writes recovered");
       failing_ = false;
     } else {
@@ -435,7 +436,7 @@ void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
     }
     if (!frame) frame = frameOf(ev);
     if (conn->send(frame)) {
-      ++stats_.sent;
+      if (ev.user_id != uncounted_user_) ++stats_.sent;
       e.next_seq = ev.seq + 1;
     } else {
       e.conn.reset();  // closed: it will not take frames again (its event stays in the stream)

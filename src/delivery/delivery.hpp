@@ -66,6 +66,8 @@ class Delivery final : public lifecycle::Component {
   Delivery(store::Store& store, std::vector<std::string> dependencies);
   void setReplayBudget(ReplayBudget b) { budget_ = b; }  // before start()
   void setRetention(Retention r) { retention_ = r; }     // before start()
+  // Traffic of this user (the self-check's) is delivered as usual but left out of stats().
+  void setUncountedUser(std::string user) { uncounted_user_ = std::move(user); }  // before start()
 
   void start() override;
   void stop() override;
@@ -160,6 +162,7 @@ class Delivery final : public lifecycle::Component {
   DeliveryStats stats_;
   ReplayBudget budget_;
   Retention retention_;
+  std::string uncounted_user_;
 
   std::shared_mutex owners_mutex_;
   std::unordered_map<std::string, std::string> owners_;  // thread -> user; owners never change

@@ -1,0 +1,80 @@
+#include "app/metrics_wiring.hpp"
+
+#include "agents/bridge.hpp"
+#include "delivery/delivery.hpp"
+#include "gateway/message_router.hpp"
+#include "gateway/ws_gateway.hpp"
+
+namespace agentwire::app {
+
+using monitoring::Family;
+
+void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c, lifecycle::Registry& registry,
+                            const health::Probes& probes) {
+  m.addSource([&c, &registry, &probes](std::vector<Family>& out) {
+    out.emplace_back("agentwire_ready", "1 when every critical component is healthy and no shutdown began.",
+                     Family::Type::Gauge);
+    out.back().add(probes.isReady() ? 1 : 0);
+
+    Family healthy("agentwire_component_healthy", "1 when the component reports healthy.", Family::Type::Gauge);
+    Family degraded("agentwire_component_degraded", "1 when the component reports degraded.", Family::Type::Gauge);
+    for (const auto& comp : registry.components()) {
+      auto h = comp->health();
+      healthy.add(h.state == lifecycle::HealthState::Healthy ? 1 : 0, {{"component", comp->name()}});
+      degraded.add(h.state == lifecycle::HealthState::Degraded ? 1 : 0, {{"component", comp->name()}});
+    }
+    out.push_back(std::move(healthy));
+    out.push_back(std::move(degraded));
+
+    Family took("agentwire_component_start_duration_seconds", "Time each component's start() took.",
+                Family::Type::Gauge);
+    bool clean = true;
+    bool finished = false;
+    for (const auto& s : registry.trace().spans()) {
+      if (s.end_ms >= 0) took.add((s.end_ms - s.start_ms) / 1000.0, {{"component", s.component}});
+      if (s.outcome != "ok") clean = false;
+    }
+    out.push_back(std::move(took));
+    finished = registry.phase() == lifecycle::Phase::Running || registry.phase() == lifecycle::Phase::Stopping;
+    // Per process these are 0 or 1; summed over instances and restarts, clean/starts is the
+    // startup success rate.
+    out.emplace_back("agentwire_starts_total", "Startups of this process that reached ready.", Family::Type::Counter);
+    out.back().add(finished ? 1 : 0);
+    out.emplace_back("agentwire_clean_starts_total", "Startups that reached ready with every component ok.",
+                     Family::Type::Counter);
+    out.back().add(finished && clean ? 1 : 0);
+
+    out.emplace_back("agentwire_handlers_registered", "Message handlers registered.", Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.router.handlerCount()));
+    for (const auto& e : registry.trace().events()) {
+      if (e.what.rfind("handlers_registered", 0) == 0) {
+        out.emplace_back("agentwire_handlers_registered_after_seconds",
+                         "Time from process start to the handlers being registered.", Family::Type::Gauge);
+        out.back().add(e.at_ms / 1000.0);
+        break;
+      }
+    }
+
+    const auto& d = c.delivery.stats();
+    out.emplace_back("agentwire_events_appended_total", "Events committed to user streams.", Family::Type::Counter);
+    out.back().add(static_cast<double>(d.appended.load()));
+    out.emplace_back("agentwire_events_sent_total", "Events queued to a live connection.", Family::Type::Counter);
+    out.back().add(static_cast<double>(d.sent.load()));
+    out.emplace_back("agentwire_events_replayed_total", "Events sent by resume or catch-up.", Family::Type::Counter);
+    out.back().add(static_cast<double>(d.replayed.load()));
+    out.emplace_back("agentwire_delivery_failures_total",
+                     "Events refused (unknown or foreign thread) or not committed.", Family::Type::Counter);
+    out.back().add(static_cast<double>(d.failures.load()));
+
+    out.emplace_back("agentwire_connections", "Live connections attached to delivery.", Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.delivery.connectionCount()));
+    out.emplace_back("agentwire_users_connected", "Users with at least one live connection.", Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.delivery.userCount()));
+    out.emplace_back("agentwire_websocket_connections", "Open WebSocket connections.", Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.ws_gateway.openConnections()));
+    out.emplace_back("agentwire_agent_runs_active", "Agent runs queued or executing.", Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.bridge.activeRuns()));
+  });
+}
+
+}  // namespace agentwire::app

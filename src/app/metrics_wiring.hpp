@@ -1,0 +1,13 @@
+#pragma once
+
+#include "app/wiring.hpp"
+#include "health/probes.hpp"
+#include "monitoring/metrics.hpp"
+
+namespace agentwire::app {
+
+// The gateway's metrics, read at scrape time from what the components already count.
+void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c, lifecycle::Registry& registry,
+                            const health::Probes& probes);
+
+}  // namespace agentwire::app
