@@ -353,6 +353,7 @@ void Delivery::writerLoop() {
   std::vector<Pending> batch;
   std::vector<store::StoredEvent> events;
   std::vector<store::Message> messages;
+  std::map<std::string, int64_t> acks;
   for (;;) {
     {
       std::unique_lock lock(wq_mutex_);
@@ -366,14 +367,20 @@ void Delivery::writerLoop() {
     room_cv_.notify_all();
     events.clear();
     messages.clear();
+    acks.clear();
     for (const auto& p : batch) {
       if (p.message) {
         messages.push_back(*p.message);
+      } else if (p.ack_seq > 0) {
+        auto& a = acks[p.ev.user_id];
+        a = std::max(a, p.ack_seq);
       } else {
         events.push_back(p.ev);
       }
     }
     auto committed = store_.commitBatch(messages, events);
+    // Acks after the events they may refer to are committed (an ack never passes the last seq).
+    for (const auto& [user, seq] : acks) store_.ackEvents(user, seq);
     if (committed) {
       stats_.appended += std::count_if(events.begin(), events.end(),
                                        [&](const store::StoredEvent& e) { return e.user_id != uncounted_user_; });
@@ -388,6 +395,7 @@ void Delivery::writerLoop() {
       failing_ = true;
     }
     for (auto& p : batch) {
+      if (p.ack_seq > 0) continue;
       if (p.message) {
         if (p.done) p.done(committed ? core::Result<store::Message>(*p.message) : committed.error());
         continue;
@@ -453,7 +461,15 @@ void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
 }
 
 void Delivery::ack(const std::string& user_id, int64_t seq) {
-  store_.ackEvents(user_id, seq);
+  if (seq <= 0 || !waitForRoom()) return;
+  store::StoredEvent who;
+  who.user_id = user_id;
+  {
+    std::lock_guard lock(wq_mutex_);
+    wq_.push_back(Pending{nullptr, std::move(who), std::nullopt, nullptr, seq});
+    ++in_flight_;
+  }
+  wq_cv_.notify_one();
 }
 
 std::size_t Delivery::connectionCount() const {

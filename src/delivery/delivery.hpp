@@ -103,6 +103,8 @@ class Delivery final : public lifecycle::Component {
   // The same, waiting for the commit. Not for I/O threads.
   core::Result<store::Message> storeMessageAndWait(store::Message m);
 
+  // Records a cumulative acknowledgement, on the writer thread (never on the caller's): acks of one
+  // user in a batch are coalesced into one write. Never moves backwards.
   void ack(const std::string& user_id, int64_t seq);
 
   std::size_t connectionCount() const;
@@ -130,10 +132,11 @@ class Delivery final : public lifecycle::Component {
     bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
   struct Pending {
-    std::shared_ptr<UserState> us;  // null for a message
+    std::shared_ptr<UserState> us;  // null for a message or an ack
     store::StoredEvent ev;
     std::optional<store::Message> message;
     MessageDone done;
+    int64_t ack_seq = 0;  // > 0: an ack of ev.user_id up to this seq
   };
   // Queues one item, waiting for room first (never while holding a user lock).
   bool waitForRoom();

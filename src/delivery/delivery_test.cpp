@@ -170,8 +170,13 @@ TEST_F(DeliveryTest, AcksNeverMoveBackwards) {
   for (int i = 0; i < 5; ++i) deliverSync("gus", event(thread));
   delivery_.ack("gus", 4);
   delivery_.ack("gus", 2);
+  delivery_.flush();  // acks are written by the delivery writer, off the caller's thread
   EXPECT_EQ(store_.streamInfo("gus").acked_seq, 4);
+  delivery_.ack("gus", 2);
+  delivery_.flush();
+  EXPECT_EQ(store_.streamInfo("gus").acked_seq, 4) << "an ack never moves backwards";
   delivery_.ack("gus", 100);
+  delivery_.flush();
   EXPECT_EQ(store_.streamInfo("gus").acked_seq, 5) << "an ack cannot pass the last appended seq";
 }
 
