@@ -92,11 +92,7 @@ int runServer(const core::Config& cfg) {
     if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
     auto r = c.self_check.runOnce();
     if (!r) return net::jsonError(503, "selfcheck_failed", r.error().message);
-    return net::HttpReply{200,
-                          "application/json",
-                          boost::json::serialize(boost::json::object{{"ok", true}, {"took_ms", r->took_ms}}),
-                          {},
-                          {}};
+    return net::jsonReply(200, boost::json::object{{"ok", true}, {"took_ms", r->took_ms}});
   });
   server.setUpgradeGate([&](const net::HttpRequest& req) {
     if (req.path != "/ws") return net::jsonError(404, "not_found", "WebSocket endpoint is /ws");

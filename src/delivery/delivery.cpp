@@ -309,14 +309,18 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
   stored.seq = ++us->last_seq;
   ++us->pending;
   int64_t seq = stored.seq;
+  // Queued under the user lock, so the writer sees each user's events in seq order.
+  enqueue(Pending{us, std::move(stored), std::nullopt, nullptr});
+  return seq;
+}
+
+void Delivery::enqueue(Pending&& p) {
   {
-    // Queued under the user lock, so the writer sees each user's events in seq order.
     std::lock_guard lock(wq_mutex_);
-    wq_.push_back(Pending{us, std::move(stored), std::nullopt, nullptr});
+    wq_.push_back(std::move(p));
     ++in_flight_;
   }
   wq_cv_.notify_one();
-  return seq;
 }
 
 bool Delivery::waitForRoom() {
@@ -334,12 +338,7 @@ void Delivery::storeMessage(store::Message m, MessageDone done) {
     if (done) done(core::Error{"not_ready", "delivery is not running"});
     return;
   }
-  {
-    std::lock_guard lock(wq_mutex_);
-    wq_.push_back(Pending{nullptr, {}, std::move(m), std::move(done)});
-    ++in_flight_;
-  }
-  wq_cv_.notify_one();
+  enqueue(Pending{nullptr, {}, std::move(m), std::move(done)});
 }
 
 core::Result<store::Message> Delivery::storeMessageAndWait(store::Message m) {
@@ -464,12 +463,7 @@ void Delivery::ack(const std::string& user_id, int64_t seq) {
   if (seq <= 0 || !waitForRoom()) return;
   store::StoredEvent who;
   who.user_id = user_id;
-  {
-    std::lock_guard lock(wq_mutex_);
-    wq_.push_back(Pending{nullptr, std::move(who), std::nullopt, nullptr, seq});
-    ++in_flight_;
-  }
-  wq_cv_.notify_one();
+  enqueue(Pending{nullptr, std::move(who), std::nullopt, nullptr, seq});
 }
 
 std::size_t Delivery::connectionCount() const {

@@ -138,8 +138,11 @@ class Delivery final : public lifecycle::Component {
     MessageDone done;
     int64_t ack_seq = 0;  // > 0: an ack of ev.user_id up to this seq
   };
-  // Queues one item, waiting for room first (never while holding a user lock).
+  // Waits for room in the writer queue (never call it while holding a user lock); false when
+  // delivery is not running.
   bool waitForRoom();
+  // Hands one item to the writer (after waitForRoom()).
+  void enqueue(Pending&& p);
   static constexpr std::size_t kMaxPending = 65536;
   static constexpr std::size_t kMaxBatch = 1024;
 

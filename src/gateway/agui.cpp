@@ -3,7 +3,8 @@
 #include "agents/bridge.hpp"
 #include "core/ids.hpp"
 #include "delivery/delivery.hpp"
-#include "gateway/auth.hpp"
+#include "gateway/frame.hpp"
+#include "gateway/http_api.hpp"
 #include "gateway/ws_gateway.hpp"
 #include "store/store.hpp"
 
@@ -73,10 +74,7 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
 
   // Caller holds mutex_. Our event -> AG-UI events.
   void map(const std::string& type, const json::object& d) {
-    auto str = [&](const char* k) {
-      auto* v = d.if_contains(k);
-      return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
-    };
+    auto str = [&](const char* k) { return stringField(d, k); };
     if (type == "agent_started") {
       emit({{"type", "RUN_STARTED"}, {"threadId", client_thread_}, {"runId", client_run_}});
     } else if (type == "agent_thinking") {
@@ -151,20 +149,13 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
                   agents::AgentWebSocketBridge& bridge, WsGateway& gateway, std::function<bool()> ready) {
   server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, ready](const net::HttpRequest& req) {
-    if (!ready() || gateway.authority() == nullptr) return net::jsonError(503, "not_ready", "the server is not ready");
-    auto token = extractToken(req);
-    if (!token || token->via_subprotocol)
-      return net::jsonError(401, "missing_token", "send Authorization: Bearer <jwt>");
-    auto user = gateway.authority()->verify(token->token);
-    if (!user) return net::jsonError(401, user.error().code, user.error().message);
+    auto caller = authenticateApiRequest(req, gateway, ready);
+    if (caller.refusal) return std::move(*caller.refusal);
+    const std::string& user_id = caller.user_id;
     boost::system::error_code ec;
     auto body = json::parse(req.body, ec);
     if (ec || !body.is_object()) return net::jsonError(400, "invalid_json", "body must be a RunAgentInput object");
     auto& in = body.as_object();
-    auto field = [&](const char* k) {
-      auto* v = in.if_contains(k);
-      return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
-    };
     std::string content;
     if (auto* msgs = in.if_contains("messages"); msgs != nullptr && msgs->is_array()) {
       for (const auto& m : msgs->as_array()) {
@@ -175,22 +166,21 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
       }
     }
     if (content.empty()) return net::jsonError(400, "missing_field", "messages must contain a user message");
-    std::string client_thread = field("threadId").empty() ? core::newId("thr") : field("threadId");
-    std::string client_run = field("runId").empty() ? core::newId("run") : field("runId");
+    std::string client_thread = stringField(in, "threadId").empty() ? core::newId("thr") : stringField(in, "threadId");
+    std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
 
     // The thread: the client's, if it is one of this user's; otherwise a new one.
     std::string thread_id;
     if (auto t = store.findThread(client_thread)) {
-      if (t->user_id != user.value()) return net::jsonError(403, "forbidden", "the thread belongs to another user");
+      if (t->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
       thread_id = t->id;
     } else {
-      auto t2 = store.createThread(user.value(), content.substr(0, 60), false);
+      auto t2 = store.createThread(user_id, content.substr(0, 60), false);
       if (!t2) return net::jsonError(500, "internal", t2.error().message);
       thread_id = t2->id;
     }
 
     net::HttpReply reply{200, "text/event-stream", {}, {}, {}};
-    std::string user_id = user.value();
     reply.stream = [&delivery, &bridge, user_id, thread_id, client_thread, client_run,
                     content](std::shared_ptr<net::StreamWriter> out) {
       auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);

@@ -12,20 +12,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string stringField(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
-}
-
-std::optional<int64_t> intField(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  if (v == nullptr) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
-  if (v->is_double()) return static_cast<int64_t>(v->as_double());
-  return std::nullopt;
-}
-
 json::object threadJson(const store::Thread& t) {
   json::object o{{"thread_id", t.id}, {"title", t.title}, {"created_at", t.created_ms}};
   if (!t.agent.empty()) o["agent"] = t.agent;

@@ -4,6 +4,20 @@
 
 namespace agentwire::gateway {
 
+std::string stringField(const boost::json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
+}
+
+std::optional<int64_t> intField(const boost::json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
+  if (v->is_double()) return static_cast<int64_t>(v->as_double());
+  return std::nullopt;
+}
+
 core::Result<Frame> parseFrame(std::string_view text) {
   boost::system::error_code ec;
   auto v = boost::json::parse(text, ec);

@@ -5,6 +5,8 @@
 
 #include <boost/json/object.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,11 @@ struct Frame {
 // Parses a text frame. Accepts the Python service's aliases: `payload` for `data`, `user` and
 // `chat_message` for `user_message`. Errors: invalid_json, missing_field (no `type`).
 core::Result<Frame> parseFrame(std::string_view text);
+
+// A string field of a JSON object, or "" when absent or not a string.
+std::string stringField(const boost::json::object& o, const char* key);
+// An integer field (integral or floating JSON number), or nullopt.
+std::optional<int64_t> intField(const boost::json::object& o, const char* key);
 
 // The connection a frame came from, and whose it is. Made per connection; never shared between users.
 struct ClientContext {

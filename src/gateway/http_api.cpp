@@ -23,33 +23,36 @@ int statusFor(const std::string& code) {
   return 400;
 }
 
-net::HttpReply json200(int status, json::value v) {
-  return net::HttpReply{status, "application/json", json::serialize(v), {}, {}};
-}
-
 }  // namespace
+
+ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& gateway,
+                                 const std::function<bool()>& ready) {
+  if (!ready() || gateway.authority() == nullptr) {
+    auto r = net::jsonError(503, "not_ready", "the server is not ready");
+    r.headers.emplace_back("Retry-After", "1");
+    return {{}, std::move(r)};
+  }
+  auto token = extractToken(req);
+  if (!token || token->via_subprotocol) {
+    return {{}, net::jsonError(401, "missing_token", "send Authorization: Bearer <jwt>")};
+  }
+  auto user = gateway.authority()->verify(token->token);
+  if (!user) return {{}, net::jsonError(401, user.error().code, user.error().message)};
+  return {user.value(), std::nullopt};
+}
 
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,
                      int dev_token_ttl_s, std::function<bool()> ready) {
   // Authenticates, runs one frame through the router, and maps the reply to HTTP.
   auto call = [&router, &gateway, ready](const net::HttpRequest& req, Frame frame, const std::string& want_type,
                                          int ok_status) -> net::HttpReply {
-    if (!ready() || gateway.authority() == nullptr) {
-      auto r = net::jsonError(503, "not_ready", "the server is not ready");
-      r.headers.emplace_back("Retry-After", "1");
-      return r;
-    }
-    auto token = extractToken(req);
-    if (!token || token->via_subprotocol) {
-      return net::jsonError(401, "missing_token", "send Authorization: Bearer <jwt>");
-    }
-    auto user = gateway.authority()->verify(token->token);
-    if (!user) return net::jsonError(401, user.error().code, user.error().message);
+    auto caller = authenticateApiRequest(req, gateway, ready);
+    if (caller.refusal) return std::move(*caller.refusal);
     // The handlers answer on a connection; this one only collects the reply. A user_message is
     // acked from the delivery writer once the message is committed, so this may wait that long.
-    auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("http"), user.value());
+    auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("http"), caller.user_id);
     frame.id = "http";
-    router.dispatch(ClientContext{conn, user.value()}, frame);
+    router.dispatch(ClientContext{conn, caller.user_id}, frame);
     auto f = conn->waitFor(
         [&](const json::object& o) {
           auto t = o.at("type").as_string();
@@ -62,7 +65,7 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
       std::string code(d.at("code").as_string());
       return net::jsonError(statusFor(code), code, std::string(d.at("message").as_string()));
     }
-    return json200(ok_status, f->at("data"));
+    return net::jsonReply(ok_status, f->at("data"));
   };
 
   auto bodyObject = [](const net::HttpRequest& req) -> core::Result<json::object> {
@@ -81,7 +84,8 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
       return net::jsonError(400, "invalid_user", "user must be 1-128 characters of [A-Za-z0-9_.@-]");
     }
     auto token = gateway.authority()->issue(it->second, std::chrono::seconds(dev_token_ttl_s));
-    return json200(200, json::object{{"token", token}, {"user_id", it->second}, {"expires_in", dev_token_ttl_s}});
+    return net::jsonReply(200,
+                          json::object{{"token", token}, {"user_id", it->second}, {"expires_in", dev_token_ttl_s}});
   });
 
   server.route("GET", "/api/threads", [call](const net::HttpRequest& req) {

@@ -2,6 +2,10 @@
 
 #include "net/http_server.hpp"
 
+#include <functional>
+#include <optional>
+#include <string>
+
 namespace agentwire::gateway {
 
 class MessageRouter;
@@ -13,6 +17,15 @@ class WsGateway;
 //   GET  /api/threads/{id}/messages     POST /api/threads/{id}/messages {content, agent?}
 // Each call goes through the same handlers as the WebSocket frames; POSTing a message has the
 // same effect as a `user_message` (the run's events go to the user's stream).
+// The user of an HTTP API request (Authorization: Bearer), or the reply to refuse it with:
+// 503 not_ready (with Retry-After) before ready, 401 missing_token / invalid_token / token_expired.
+struct ApiCaller {
+  std::string user_id;
+  std::optional<net::HttpReply> refusal;
+};
+ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& gateway,
+                                 const std::function<bool()>& ready);
+
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,
                      int dev_token_ttl_s, std::function<bool()> ready);
 

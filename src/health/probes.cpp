@@ -16,10 +16,6 @@ boost::json::object componentJson(const lifecycle::Component& c) {
   return o;
 }
 
-net::HttpReply jsonReply(int status, const boost::json::value& v) {
-  return net::HttpReply{status, "application/json", boost::json::serialize(v), {}, {}};
-}
-
 }  // namespace
 
 Probes::Probes(lifecycle::Registry& registry) : registry_(registry) {}
@@ -33,7 +29,7 @@ bool Probes::isReady() const {
 }
 
 net::HttpReply Probes::live() const {
-  return jsonReply(200, boost::json::object{{"status", "alive"}, {"version", core::kVersion}});
+  return net::jsonReply(200, boost::json::object{{"status", "alive"}, {"version", core::kVersion}});
 }
 
 net::HttpReply Probes::ready() const {
@@ -53,13 +49,13 @@ net::HttpReply Probes::ready() const {
                            {"shutting_down", registry_.shuttingDown()},
                            {"not_ready", std::move(not_ready)},
                            {"degraded", std::move(degraded)}};
-  auto reply = jsonReply(ready ? 200 : 503, body);
+  auto reply = net::jsonReply(ready ? 200 : 503, body);
   if (!ready) reply.headers.emplace_back("Retry-After", "1");
   return reply;
 }
 
 net::HttpReply Probes::startup() const {
-  return jsonReply(200, registry_.trace().toJson());
+  return net::jsonReply(200, registry_.trace().toJson());
 }
 
 net::HttpReply Probes::overall() const {
@@ -76,7 +72,7 @@ net::HttpReply Probes::overall() const {
                            {"phase", std::string(toString(registry_.phase()))},
                            {"version", core::kVersion},
                            {"components", std::move(comps)}};
-  return jsonReply(ready ? 200 : 503, body);
+  return net::jsonReply(ready ? 200 : 503, body);
 }
 
 }  // namespace agentwire::health

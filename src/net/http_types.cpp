@@ -4,9 +4,12 @@
 
 namespace agentwire::net {
 
+HttpReply jsonReply(int status, const boost::json::value& body) {
+  return HttpReply{status, "application/json", boost::json::serialize(body), {}, {}};
+}
+
 HttpReply jsonError(int status, const std::string& code, const std::string& message) {
-  boost::json::object err{{"code", code}, {"message", message}};
-  return HttpReply{status, "application/json", boost::json::serialize(boost::json::object{{"error", err}}), {}, {}};
+  return jsonReply(status, boost::json::object{{"error", {{"code", code}, {"message", message}}}});
 }
 
 }  // namespace agentwire::net

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/json/fwd.hpp>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,6 +47,8 @@ struct HttpReply {
 
 using HttpHandler = std::function<HttpReply(const HttpRequest&)>;
 
+// A JSON body.
+HttpReply jsonReply(int status, const boost::json::value& body);
 // A JSON error body with a stable code: {"error": {"code": ..., "message": ...}}.
 HttpReply jsonError(int status, const std::string& code, const std::string& message);
 

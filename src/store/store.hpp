@@ -60,12 +60,9 @@ class Store {
   // The user's threads, newest first, without system threads.
   virtual std::vector<Thread> listThreads(const std::string& user_id) = 0;
 
-  virtual core::Result<Message> addMessage(const Message& m) = 0;
   // Oldest first; at most `limit` messages created before `before_ms` (0 = no bound).
   virtual std::vector<Message> listMessages(const std::string& thread_id, int limit, int64_t before_ms) = 0;
 
-  // Appends to the user's stream; assigns the next seq (no gaps, strictly increasing).
-  virtual core::Result<StoredEvent> appendEvent(StoredEvent e) = 0;
   // Appends events whose seq the caller assigned (each the next of its user's stream, in order)
   // in one transaction: all or none.
   core::Result<std::size_t> appendEvents(const std::vector<StoredEvent>& events) { return commitBatch({}, events); }

@@ -177,25 +177,6 @@ std::vector<Thread> SqliteStore::listThreads(const std::string& user_id) {
   return out;
 }
 
-core::Result<Message> SqliteStore::addMessage(const Message& m) {
-  Message out = m;
-  if (out.id.empty()) out.id = core::newId("msg");
-  if (out.created_ms == 0) out.created_ms = core::nowMs();
-  std::lock_guard lock(mutex_);
-  try {
-    Stmt s(
-        db_,
-        prepared(
-            "INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) VALUES (?,?,?,?,?,?,?)"));
-    s.bind(1, out.id).bind(2, out.thread_id).bind(3, out.user_id).bind(4, out.role).bind(5, out.content);
-    s.bind(6, out.run_id).bind(7, out.created_ms);
-    s.step();
-  } catch (const std::exception& e) {
-    return core::Error{"internal", e.what()};
-  }
-  return out;
-}
-
 std::vector<Message> SqliteStore::listMessages(const std::string& thread_id, int limit, int64_t before_ms) {
   std::lock_guard lock(mutex_);
   // Newest `limit` before the bound, returned oldest first.
@@ -224,29 +205,6 @@ StreamInfo SqliteStore::streamInfoLocked(const std::string& user_id) {
 StreamInfo SqliteStore::streamInfo(const std::string& user_id) {
   std::lock_guard lock(mutex_);
   return streamInfoLocked(user_id);
-}
-
-core::Result<StoredEvent> SqliteStore::appendEvent(StoredEvent e) {
-  std::lock_guard lock(mutex_);
-  try {
-    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
-    StreamInfo info = streamInfoLocked(e.user_id);
-    e.seq = info.last_seq + 1;
-    if (e.ts_ms == 0) e.ts_ms = core::nowMs();
-    Stmt ins(db_,
-             prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
-    ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
-    ins.bind(6, e.ts_ms).bind(7, e.data_json);
-    ins.step();
-    Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
-    up.bind(1, e.seq).bind(2, e.user_id);
-    up.step();
-    Stmt(db_, prepared("COMMIT")).step();
-  } catch (const std::exception& ex) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return core::Error{"internal", ex.what()};
-  }
-  return e;
 }
 
 core::Result<std::size_t> SqliteStore::commitBatch(const std::vector<Message>& messages,

@@ -27,9 +27,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
                                     const std::string& agent = {}) override;
   std::optional<Thread> findThread(const std::string& thread_id) override;
   std::vector<Thread> listThreads(const std::string& user_id) override;
-  core::Result<Message> addMessage(const Message& m) override;
   std::vector<Message> listMessages(const std::string& thread_id, int limit, int64_t before_ms) override;
-  core::Result<StoredEvent> appendEvent(StoredEvent e) override;
   core::Result<std::size_t> commitBatch(const std::vector<Message>& messages,
                                         const std::vector<StoredEvent>& events) override;
   std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
