@@ -29,13 +29,13 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     Family took("agentwire_component_start_duration_seconds", "Time each component's start() took.",
                 Family::Type::Gauge);
     bool clean = true;
-    bool finished = false;
     for (const auto& s : registry.trace().spans()) {
       if (s.end_ms >= 0) took.add((s.end_ms - s.start_ms) / 1000.0, {{"component", s.component}});
       if (s.outcome != "ok") clean = false;
     }
     out.push_back(std::move(took));
-    finished = registry.phase() == lifecycle::Phase::Running || registry.phase() == lifecycle::Phase::Stopping;
+    const bool finished =
+        registry.phase() == lifecycle::Phase::Running || registry.phase() == lifecycle::Phase::Stopping;
     // Per process these are 0 or 1; summed over instances and restarts, clean/starts is the
     // startup success rate.
     out.emplace_back("agentwire_starts_total", "Startups of this process that reached ready.", Family::Type::Counter);
