@@ -143,6 +143,105 @@ class Blackhole:
         self.sock.close()
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts")
+
+
+class ClickHouse:
+    """A private Debian clickhouse-server (18.16) on loopback ports chosen at run time, with its
+    config and data under `dir`. stop()/start() keep the ports and the data, so a test can cause
+    an outage and end it. Use as a context manager or call stop(); nothing is left running."""
+
+    def __init__(self, dir=None):
+        os.makedirs(TMP_ROOT, exist_ok=True)
+        self.dir = dir or tempfile.mkdtemp(prefix="aw-ch-", dir=TMP_ROOT)
+        self.http_port = free_port()
+        self.tcp_port = free_port()
+        self.proc = None
+        subprocess.run([os.path.join(SCRIPTS, "clickhouse-config"), self.dir, str(self.http_port),
+                        str(self.tcp_port)], check=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout=30):
+        self.out = open(os.path.join(self.dir, "stdout.log"), "ab")
+        self.proc = subprocess.Popen(["/usr/sbin/clickhouse-server", f"--config-file={self.dir}/config.xml"],
+                                     stdout=self.out, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"clickhouse-server exited with {self.proc.returncode}; see {self.dir}/log")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2)
+                c.request("GET", "/ping")
+                if c.getresponse().status == 200:
+                    c.close()
+                    return self
+                c.close()
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("clickhouse-server did not answer /ping")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.out.close()
+        self.proc = None
+
+    def query(self, sql):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        c.request("POST", "/", body=sql.encode())
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        if r.status != 200:
+            raise AssertionError(f"ClickHouse answered {r.status}: {body}")
+        return body
+
+    def rows(self, sql):
+        """Rows of a query as lists of strings (TabSeparated)."""
+        text = self.query(sql + " FORMAT TabSeparated")
+        return [line.split("\t") for line in text.splitlines() if line]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def metric_samples(text, name):
+    """{frozenset(labels.items()): value} of one metric family in Prometheus text."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if "{" in head:
+            metric, labels = head.split("{", 1)
+            pairs = [p.split("=", 1) for p in labels.rstrip("}").split(",") if p]
+            labels = {k: v.strip('"') for k, v in pairs}
+        else:
+            metric, labels = head, {}
+        if metric == name:
+            out[frozenset(labels.items())] = float(value)
+    return out
+
+
 def raw_upgrade(port, path="/ws", headers=None):
     """Sends a WebSocket upgrade request by hand and returns (status, headers, body)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

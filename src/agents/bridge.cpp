@@ -1,5 +1,6 @@
 #include "agents/bridge.hpp"
 
+#include "core/ids.hpp"
 #include "core/logging.hpp"
 #include "core/thread_name.hpp"
 #include "delivery/delivery.hpp"
@@ -140,6 +141,15 @@ void AgentWebSocketBridge::execute(Run& run) {
   auto emitter = createUserEmitter(run.ctx);
   auto t0 = std::chrono::steady_clock::now();
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
+  if (recorder_->enabled()) {
+    analytics::Record r;
+    r.kind = "run_started";
+    r.user_id = run.ctx.user_id;
+    r.thread_id = run.ctx.thread_id;
+    r.run_id = run.ctx.run_id;
+    r.agent = run.agent->name();
+    recorder_->record(std::move(r));
+  }
   emitter->emit("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}});
   std::string answer;
   std::string error;
@@ -156,30 +166,23 @@ void AgentWebSocketBridge::execute(Run& run) {
     error = "unknown error";
   }
   double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (!error.empty()) {
-    log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
-                run.ctx.user_id, run.ctx.thread_id, error);
-    // A stop or a deadline that made the agent give up is reported as such, not as its error.
-    if (run.cancel->stopRequested()) {
-      emitter->emit("agent_stopped", {});
-    } else if (run.cancel->timedOut()) {
-      emitter->emit("agent_error",
-                    {{"code", "timeout"}, {"message", fmt::format("run exceeded {} ms", options_.run_timeout_ms)}});
-    } else {
-      emitter->emit("agent_error", {{"code", error_code}, {"message", error}});
-    }
-    return;
-  }
+  const std::string timeout_message = fmt::format("run exceeded {} ms", options_.run_timeout_ms);
+  // A stop or a deadline that made the agent give up is reported as such, not as its error.
   if (run.cancel->stopRequested()) {
     emitter->emit("agent_stopped", {});
-    return;
+    return finish(run, *emitter, t0, "stopped", {});
   }
   if (run.cancel->timedOut()) {
     log_->warn("run '{}' of agent '{}' for user '{}' timed out after {} ms", run.ctx.run_id, run.agent->name(),
                run.ctx.user_id, options_.run_timeout_ms);
-    emitter->emit("agent_error",
-                  {{"code", "timeout"}, {"message", fmt::format("run exceeded {} ms", options_.run_timeout_ms)}});
-    return;
+    emitter->emit("agent_error", {{"code", "timeout"}, {"message", timeout_message}});
+    return finish(run, *emitter, t0, "timeout", "timeout");
+  }
+  if (!error.empty()) {
+    log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
+                run.ctx.user_id, run.ctx.thread_id, error);
+    emitter->emit("agent_error", {{"code", error_code}, {"message", error}});
+    return finish(run, *emitter, t0, "error", error_code);
   }
   store::Message m;
   m.id = run.ctx.run_id + "_answer";
@@ -193,9 +196,36 @@ void AgentWebSocketBridge::execute(Run& run) {
   auto stored = delivery_.storeMessageAndWait(std::move(m));
   if (!stored) {
     emitter->emit("agent_error", {{"code", "internal"}, {"message", "cannot store the answer"}});
-    return;
+    return finish(run, *emitter, t0, "error", "internal");
   }
   emitter->emit("agent_completed", {{"message_id", stored->id}, {"content", answer}, {"execution_time_ms", took}});
+  finish(run, *emitter, t0, "completed", {});
+}
+
+void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
+                                  const std::string& outcome, const std::string& reason) {
+  auto took = std::chrono::steady_clock::now() - t0;
+  if (run.ctx.user_id != core::kSystemUser) {
+    std::lock_guard lock(mutex_);
+    ++outcomes_[{run.agent->name(), outcome}];
+  }
+  if (!recorder_->enabled()) return;
+  analytics::Record r;
+  r.kind = "run_finished";
+  r.user_id = run.ctx.user_id;
+  r.thread_id = run.ctx.thread_id;
+  r.run_id = run.ctx.run_id;
+  r.agent = run.agent->name();
+  r.outcome = outcome;
+  r.reason = reason;
+  r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  r.count = emitter.toolCalls();
+  recorder_->record(std::move(r));
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> AgentWebSocketBridge::runOutcomes() const {
+  std::lock_guard lock(mutex_);
+  return outcomes_;
 }
 
 }  // namespace agentwire::agents

@@ -2,6 +2,7 @@
 
 #include "agents/agent.hpp"
 #include "agents/user_emitter.hpp"
+#include "analytics/record.hpp"
 #include "lifecycle/component.hpp"
 #include "store/store.hpp"
 
@@ -47,8 +48,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
                        std::vector<std::string> dependencies);
   ~AgentWebSocketBridge() override;
 
-  void addAgent(AgentPtr agent);            // before start()
-  ToolRegistry& tools() { return tools_; }  // add tools before start()
+  void addAgent(AgentPtr agent);                                // before start()
+  void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
+  ToolRegistry& tools() { return tools_; }                      // add tools before start()
 
   void start() override;
   void stop() override;
@@ -63,6 +65,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   bool stopRun(const std::string& user_id, const std::string& run_id);
 
   std::size_t activeRuns() const;
+  // Finished runs by (agent, outcome); outcome is completed, error, stopped or timeout.
+  std::map<std::pair<std::string, std::string>, uint64_t> runOutcomes() const;
   std::vector<std::string> agentNames() const;
   bool hasAgent(const std::string& name) const { return agents_.count(name) > 0; }
 
@@ -75,6 +79,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   };
   void workerLoop();
   void execute(Run& run);
+  void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
+              const std::string& outcome, const std::string& reason);
   // The first queued run whose user is under the running limit; caller holds mutex_.
   std::optional<Run> takeRunnable();
 
@@ -91,6 +97,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, std::pair<std::string, std::shared_ptr<CancelToken>>> runs_;  // run -> (user, token)
   std::map<std::string, int> running_per_user_;
   std::map<std::string, int> queued_per_user_;
+  std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;
+  analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
   bool accepting_ = false;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

@@ -4,6 +4,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <atomic>
 #include <string>
 
 namespace agentwire::delivery {
@@ -27,6 +28,7 @@ class UserEmitter {
  public:
   core::Result<int64_t> emit(const std::string& type, boost::json::object data) const;
   const UserContext& context() const { return ctx_; }
+  int toolCalls() const { return tool_calls_.load(); }
 
  private:
   friend class AgentWebSocketBridge;
@@ -34,6 +36,7 @@ class UserEmitter {
 
   delivery::Delivery& delivery_;
   const UserContext ctx_;
+  mutable std::atomic<int> tool_calls_{0};
 };
 
 }  // namespace agentwire::agents

@@ -1,52 +1,105 @@
 #include "analytics/analytics_component.hpp"
 
+#include "analytics/clickhouse/clickhouse_sink.hpp"
+#include "core/ids.hpp"
 #include "core/logging.hpp"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
+#include <unistd.h>
+#include <boost/json.hpp>
 
-#include <stdexcept>
+#include <filesystem>
 
 namespace agentwire::analytics {
 namespace {
 
-size_t collect(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  static_cast<std::string*>(userdata)->append(ptr, size * nmemb);
-  return size * nmemb;
+std::string hostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
 }
 
 }  // namespace
 
-AnalyticsComponent::AnalyticsComponent(core::Config::Analytics config, std::vector<std::string> dependencies)
+AnalyticsComponent::AnalyticsComponent(const core::Config& config, std::vector<std::string> dependencies)
     : Component("analytics", std::move(dependencies),
-                config.required ? lifecycle::Criticality::Critical : lifecycle::Criticality::Optional),
-      config_(std::move(config)),
-      log_(core::logger("analytics")) {}
+                config.analytics.required ? lifecycle::Criticality::Critical : lifecycle::Criticality::Optional),
+      config_(config.analytics),
+      log_(core::logger("analytics")) {
+  if (!config_.enabled) return;
+  std::filesystem::path spool_dir = config_.spool_dir;
+  if (spool_dir.empty()) {
+    spool_dir = std::filesystem::path(config.store.path).parent_path() / "analytics-spool";
+  }
+  sink_ = std::make_unique<ClickHouseSink>(ClickHouseSink::Options{
+      config_.url, config_.database, config_.user, config_.password,
+      std::chrono::milliseconds(config_.connect_timeout_ms), std::chrono::milliseconds(config_.request_timeout_ms)});
+  spool_ = std::make_unique<Spool>(spool_dir, uint64_t(config_.spool_max_mb) * 1024 * 1024);
+  pipeline_ = std::make_unique<Pipeline>(
+      *sink_, *spool_,
+      Pipeline::Options{
+          static_cast<std::size_t>(config_.batch_rows), std::chrono::milliseconds(config_.flush_interval_ms),
+          static_cast<std::size_t>(config_.queue_max), std::chrono::milliseconds(config_.retry_initial_ms),
+          std::chrono::milliseconds(config_.retry_max_ms), config_.node.empty() ? hostName() : config_.node,
+          core::kSystemUser});
+  pipeline_->onStateChange([this](bool up, const std::string& error) { applyState(up, error); });
+}
+
+AnalyticsComponent::~AnalyticsComponent() {
+  if (pipeline_) pipeline_->stop();
+}
+
+Recorder& AnalyticsComponent::recorder() {
+  if (pipeline_) return *pipeline_;
+  return NullRecorder::instance();
+}
 
 void AnalyticsComponent::start() {
-  if (!config_.enabled) {
+  if (!pipeline_) {
     setHealth(lifecycle::HealthState::Healthy, "disabled by configuration");
     return;
   }
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) throw std::runtime_error("cannot initialise libcurl");
-  std::string body;
-  std::string url = config_.url + "/ping";
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.connect_timeout_ms) * 2);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
-    throw std::runtime_error(fmt::format("ClickHouse at {} is unreachable: {}", config_.url, curl_easy_strerror(rc)));
+  spool_->open();
+  SendResult first = pipeline_->start();
+  if (first.status == SendStatus::Ok) {
+    log_->info("sending analytics to {} (database '{}')", sink_->describe(), config_.database);
   }
-  if (status != 200) throw std::runtime_error(fmt::format("ClickHouse at {} answered HTTP {}", config_.url, status));
-  log_->info("ClickHouse at {} is reachable", config_.url);
+}
+
+void AnalyticsComponent::applyState(bool up, const std::string& error) {
+  if (up) {
+    setHealth(lifecycle::HealthState::Healthy);
+    return;
+  }
+  // Required: not ready until ClickHouse answers. Optional: degraded, readiness unaffected.
+  setHealth(critical() ? lifecycle::HealthState::Unhealthy : lifecycle::HealthState::Degraded,
+            fmt::format("{}; rows are spooled and retried", error));
+}
+
+void AnalyticsComponent::stop() {
+  if (!pipeline_) return;
+  pipeline_->stop();
+  const auto& s = pipeline_->stats();
+  log_->info("analytics stopped: {} rows inserted, {} batches ({} bytes) left in the spool, {} rows dropped",
+             s.inserted.load(), spool_->batches(), spool_->bytes(),
+             s.dropped_queue_full.load() + s.dropped_spool_full.load() + s.dropped_rejected.load() +
+                 s.dropped_after_stop.load());
+}
+
+boost::json::object AnalyticsComponent::details() const {
+  if (!pipeline_) return {{"enabled", false}};
+  const auto& s = pipeline_->stats();
+  return {{"enabled", true},
+          {"sink", sink_->describe()},
+          {"up", pipeline_->up()},
+          {"queue_depth", pipeline_->queueDepth()},
+          {"spool_bytes", spool_->bytes()},
+          {"spool_batches", spool_->batches()},
+          {"rows_inserted", s.inserted.load()},
+          {"rows_dropped", s.dropped_queue_full.load() + s.dropped_spool_full.load() + s.dropped_rejected.load() +
+                               s.dropped_after_stop.load()},
+          {"insert_errors", s.insert_errors.load()},
+          {"last_error", pipeline_->lastError()}};
 }
 
 }  // namespace agentwire::analytics

@@ -1,6 +1,7 @@
 #include "app/metrics_wiring.hpp"
 
 #include "agents/bridge.hpp"
+#include "analytics/analytics_component.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
@@ -75,6 +76,42 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.emplace_back("agentwire_agent_runs_active", "Agent runs queued or executing.", Family::Type::Gauge);
     out.back().add(static_cast<double>(c.bridge.activeRuns()));
   });
+  m.addSource([&c](std::vector<Family>& out) { addAnalyticsMetrics(out, c.analytics); });
+}
+
+void addAnalyticsMetrics(std::vector<Family>& out, const analytics::AnalyticsComponent& a) {
+  const analytics::Pipeline* p = a.pipeline();
+  out.emplace_back("agentwire_analytics_enabled", "1 when analytics rows are sent to ClickHouse.", Family::Type::Gauge);
+  out.back().add(p != nullptr ? 1 : 0);
+  if (p == nullptr) return;
+  const auto& s = p->stats();
+  out.emplace_back("agentwire_clickhouse_up", "1 when the last ClickHouse request succeeded.", Family::Type::Gauge);
+  out.back().add(p->up() ? 1 : 0);
+  out.emplace_back("agentwire_analytics_queue_rows", "Analytics rows waiting in memory.", Family::Type::Gauge);
+  out.back().add(static_cast<double>(p->queueDepth()));
+  out.emplace_back("agentwire_analytics_spool_bytes", "Bytes of analytics batches in the on-disk spool.",
+                   Family::Type::Gauge);
+  out.back().add(static_cast<double>(p->spool().bytes()));
+  out.emplace_back("agentwire_analytics_spool_batches", "Analytics batches in the on-disk spool.", Family::Type::Gauge);
+  out.back().add(static_cast<double>(p->spool().batches()));
+  out.emplace_back("agentwire_analytics_rows_total", "Analytics rows produced, by kind (inserted, queued or dropped).",
+                   Family::Type::Counter);
+  for (const auto& [kind, n] : p->producedByKind()) out.back().add(static_cast<double>(n), {{"kind", kind}});
+  out.emplace_back("agentwire_clickhouse_rows_inserted_total", "Analytics rows stored in ClickHouse.",
+                   Family::Type::Counter);
+  out.back().add(static_cast<double>(s.inserted.load()));
+  out.emplace_back("agentwire_clickhouse_insert_errors_total",
+                   "Failed ClickHouse requests (inserts, schema, duplicate checks).", Family::Type::Counter);
+  out.back().add(static_cast<double>(s.insert_errors.load()));
+  out.emplace_back("agentwire_analytics_rows_dropped_total", "Analytics rows dropped, by reason.",
+                   Family::Type::Counter);
+  out.back().add(static_cast<double>(s.dropped_queue_full.load()), {{"reason", "queue_full"}});
+  out.back().add(static_cast<double>(s.dropped_spool_full.load()), {{"reason", "spool_full"}});
+  out.back().add(static_cast<double>(s.dropped_rejected.load()), {{"reason", "rejected"}});
+  out.back().add(static_cast<double>(s.dropped_after_stop.load()), {{"reason", "after_stop"}});
+  out.emplace_back("agentwire_analytics_duplicate_batches_skipped_total",
+                   "Retried batches found already stored, not sent again.", Family::Type::Counter);
+  out.back().add(static_cast<double>(s.duplicates_skipped.load()));
 }
 
 }  // namespace agentwire::app

@@ -9,5 +9,7 @@ namespace agentwire::app {
 // The gateway's metrics, read at scrape time from what the components already count.
 void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c, lifecycle::Registry& registry,
                             const health::Probes& probes);
+// The analytics pipeline's series (ClickHouse up, queue, spool, rows by kind, drops).
+void addAnalyticsMetrics(std::vector<monitoring::Family>& out, const analytics::AnalyticsComponent& a);
 
 }  // namespace agentwire::app

@@ -8,6 +8,7 @@
 #include "app/components.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/chat_handlers.hpp"
+#include "gateway/frame.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
 #include "health/self_check.hpp"
@@ -19,10 +20,14 @@ using Deps = std::vector<std::string>;
 
 Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& cfg) {
   registry.add(std::make_unique<ConfigComponent>(cfg));
+  // Built first so every component can record into it; it starts at its place in the graph.
+  auto analytics_owned = std::make_unique<analytics::AnalyticsComponent>(cfg, Deps{"message_handlers"});
+  analytics::Recorder& recorder = analytics_owned->recorder();
   auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
   auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
   // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
   delivery.setUncountedUser(gateway::kSystemUser);  // the self-check stays out of the metrics
+  delivery.setRecorder(recorder);
   delivery.setRetention({cfg.store.retention_events, int64_t{cfg.store.retention_age_s} * 1000});
   delivery.setReplayBudget(
       {std::max<std::size_t>(1, cfg.ws.max_queue_messages / 2), std::max<std::size_t>(1, cfg.ws.max_queue_bytes / 2)});
@@ -36,12 +41,13 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
       registry.trace(),
-      [&store, &delivery, bridge_ptr](gateway::MessageRouter& r) {
-        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr});
+      [&store, &delivery, bridge_ptr, &recorder](gateway::MessageRouter& r) {
+        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr, recorder});
       },
       Deps{"delivery"}));
-  registry.add(std::make_unique<analytics::AnalyticsComponent>(cfg.analytics, Deps{"message_handlers"}));
+  auto& analytics = registry.add(std::move(analytics_owned));
   auto& bridge = registry.add(std::move(bridge_owned));
+  bridge.setRecorder(recorder);
   agents::addBuiltinTools(bridge.tools());
   bridge.addAgent(std::make_unique<agents::EchoAgent>());
   if (!cfg.agents.llm_base_url.empty()) {
@@ -55,7 +61,17 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
       router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms), cfg.selfcheck.enabled,
       Deps{"agent_bridge"}));
   auto& ws_gateway = registry.add(std::make_unique<gateway::WsGateway>(cfg, router, delivery, Deps{"self_check"}));
-  return Components{store, delivery, router, bridge, self_check, ws_gateway};
+  ws_gateway.setRecorder(recorder);
+  gateway::setErrorObserver([&recorder](const delivery::Connection& conn, const std::string& code) {
+    if (!recorder.enabled()) return;
+    analytics::Record r;
+    r.kind = "client_error";
+    r.user_id = conn.userId();
+    r.connection_id = conn.id();
+    r.reason = code;
+    recorder.record(std::move(r));
+  });
+  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics};
 }
 
 }  // namespace agentwire::app

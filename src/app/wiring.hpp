@@ -19,6 +19,9 @@ class AgentWebSocketBridge;
 namespace agentwire::health {
 class SelfCheck;
 }
+namespace agentwire::analytics {
+class AnalyticsComponent;
+}
 
 namespace agentwire::app {
 
@@ -30,6 +33,7 @@ struct Components {
   agents::AgentWebSocketBridge& bridge;
   health::SelfCheck& self_check;
   gateway::WsGateway& ws_gateway;
+  analytics::AnalyticsComponent& analytics;
 };
 
 // Registers the default component graph, which realises the expected working state:

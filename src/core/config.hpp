@@ -52,7 +52,19 @@ struct Config {
     bool enabled = false;
     bool required = false;
     std::string url = "http://127.0.0.1:8123";
+    std::string database = "default";
+    std::string user;      // empty = ClickHouse's default user
+    std::string password;  // secret
+    std::string node;      // recorded in every row; empty = the host name
     int connect_timeout_ms = 1000;
+    int request_timeout_ms = 10000;
+    int batch_rows = 5000;         // a batch is sent when it has this many rows ...
+    int flush_interval_ms = 1000;  // ... or when its oldest row is this old
+    int queue_max = 100000;        // rows waiting in memory; past it rows are dropped and counted
+    std::string spool_dir;         // empty = analytics-spool beside the store
+    int spool_max_mb = 256;        // past it new batches are dropped and counted
+    int retry_initial_ms = 500;    // backoff after a failed insert, doubled up to retry_max_ms, with jitter
+    int retry_max_ms = 30000;
   } analytics;
   struct Agents {
     int workers = 4;

@@ -293,6 +293,7 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
         event.type, event.thread_id, user_id, owner ? "the thread belongs to another user" : "no such thread",
         connectionsOf(user_id), userCount());
     log_->error("{}", msg);
+    recordFailure(user_id, event.thread_id, event.type, code);
     return core::Error{code, msg};
   }
   store::StoredEvent stored;
@@ -387,6 +388,7 @@ void Delivery::writerLoop() {
       failing_ = false;
     } else {
       stats_.failures += batch.size();
+      for (const auto& e : events) recordFailure(e.user_id, e.thread_id, e.type, "store_error");
       if (!failing_) {
         log_->error("cannot commit {} events and {} messages: {}; they are not delivered (counted as failures)",
                     events.size(), messages.size(), committed.error().message);
@@ -401,7 +403,21 @@ void Delivery::writerLoop() {
       }
       std::unique_lock lock(p.us->mutex);
       if (committed) {
-        fanOut(*p.us, p.ev);
+        int reached = fanOut(*p.us, p.ev);
+        if (recorder_->enabled()) {
+          analytics::Record r;
+          r.kind = "event_delivered";
+          r.user_id = p.ev.user_id;
+          r.thread_id = p.ev.thread_id;
+          r.run_id = p.ev.run_id;
+          r.event_type = p.ev.type;
+          r.seq = p.ev.seq;
+          r.count = reached;
+          r.latency_us =
+              std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - p.queued_at)
+                  .count();
+          recorder_->record(std::move(r));
+        }
         // Retention runs per user as the stream grows, amortised over a tenth of the bound.
         if (++p.us->since_prune >= std::max<int64_t>(16, retention_.events / 10)) {
           p.us->since_prune = 0;
@@ -425,7 +441,20 @@ void Delivery::writerLoop() {
   }
 }
 
-void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
+void Delivery::recordFailure(const std::string& user_id, const std::string& thread_id, const std::string& type,
+                             const std::string& reason) {
+  if (!recorder_->enabled()) return;
+  analytics::Record r;
+  r.kind = "delivery_failed";
+  r.user_id = user_id;
+  r.thread_id = thread_id;
+  r.event_type = type;
+  r.reason = reason;
+  recorder_->record(std::move(r));
+}
+
+int Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
+  int reached = 0;
   std::shared_ptr<const std::string> frame;
   bool prune = false;
   for (auto& e : us.entries) {
@@ -443,6 +472,7 @@ void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
     }
     if (!frame) frame = frameOf(ev);
     if (conn->send(frame)) {
+      ++reached;
       if (ev.user_id != uncounted_user_) ++stats_.sent;
       e.next_seq = ev.seq + 1;
     } else {
@@ -457,6 +487,7 @@ void Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
     connections_ -= before - us.entries.size();
     if (before > 0 && us.entries.empty()) --users_connected_;
   }
+  return reached;
 }
 
 void Delivery::ack(const std::string& user_id, int64_t seq) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "analytics/record.hpp"
 #include "core/result.hpp"
 #include "delivery/connection.hpp"
 #include "lifecycle/component.hpp"
@@ -11,6 +12,7 @@
 #include <optional>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -68,6 +70,8 @@ class Delivery final : public lifecycle::Component {
   void setRetention(Retention r) { retention_ = r; }     // before start()
   // Traffic of this user (the self-check's) is delivered as usual but left out of stats().
   void setUncountedUser(std::string user) { uncounted_user_ = std::move(user); }  // before start()
+  // Where event_delivered and delivery_failed rows go (before start()).
+  void setRecorder(analytics::Recorder& r) { recorder_ = &r; }
 
   void start() override;
   void stop() override;
@@ -137,6 +141,7 @@ class Delivery final : public lifecycle::Component {
     std::optional<store::Message> message;
     MessageDone done;
     int64_t ack_seq = 0;  // > 0: an ack of ev.user_id up to this seq
+    std::chrono::steady_clock::time_point queued_at = std::chrono::steady_clock::now();
   };
   // Waits for room in the writer queue (never call it while holding a user lock); false when
   // delivery is not running.
@@ -149,7 +154,10 @@ class Delivery final : public lifecycle::Component {
   std::shared_ptr<UserState> userState(const std::string& user_id, bool create);
   // The user's current (not detached) state, locked.
   std::pair<std::shared_ptr<UserState>, std::unique_lock<std::mutex>> lockUser(const std::string& user_id);
-  void fanOut(UserState& us, const store::StoredEvent& ev);
+  // Returns how many live connections the event was queued to.
+  int fanOut(UserState& us, const store::StoredEvent& ev);
+  void recordFailure(const std::string& user_id, const std::string& thread_id, const std::string& type,
+                     const std::string& reason);
   void writerLoop();
   std::optional<std::string> ownerOf(const std::string& thread_id);
   void releaseIfEmpty(const std::string& user_id, const std::shared_ptr<UserState>& us);
@@ -169,6 +177,7 @@ class Delivery final : public lifecycle::Component {
   ReplayBudget budget_;
   Retention retention_;
   std::string uncounted_user_;
+  analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
 
   std::shared_mutex owners_mutex_;
   std::unordered_map<std::string, std::string> owners_;  // thread -> user; owners never change

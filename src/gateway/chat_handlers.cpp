@@ -104,6 +104,17 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     s.delivery.storeMessage(std::move(m), [s, conn = ctx.conn, run_ctx, content, agent,
                                            id = f.id](const core::Result<store::Message>& stored) {
       if (!stored) return sendError(*conn, "internal", stored.error().message, id);
+      if (s.recorder.enabled()) {
+        analytics::Record r;
+        r.kind = "message_received";
+        r.user_id = run_ctx.user_id;
+        r.thread_id = run_ctx.thread_id;
+        r.run_id = run_ctx.run_id;
+        r.connection_id = conn->id();
+        r.agent = agent;
+        r.count = static_cast<int64_t>(content.size());
+        s.recorder.record(std::move(r));
+      }
       sendReply(*conn, "ack", id,
                 {{"thread_id", run_ctx.thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
       auto run = s.bridge.startRun(run_ctx, content, agent);

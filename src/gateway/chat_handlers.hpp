@@ -1,5 +1,8 @@
 #pragma once
 
+#include "core/ids.hpp"
+
+#include "analytics/record.hpp"
 #include "gateway/message_router.hpp"
 
 namespace agentwire::store {
@@ -15,12 +18,13 @@ class AgentWebSocketBridge;
 namespace agentwire::gateway {
 
 // The reserved user of the routing self-check; its threads are system threads.
-inline constexpr const char* kSystemUser = "__agentwire_system";
+inline constexpr const char* kSystemUser = core::kSystemUser;
 
 struct ChatServices {
   store::Store& store;
   delivery::Delivery& delivery;
   agents::AgentWebSocketBridge& bridge;
+  analytics::Recorder& recorder;
 };
 
 // Registers the protocol's client frames: ping, user_message, create_thread, list_threads,

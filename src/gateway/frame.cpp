@@ -54,8 +54,20 @@ void sendReply(delivery::Connection& conn, const std::string& type, const std::s
   conn.send(std::make_shared<const std::string>(boost::json::serialize(o)));
 }
 
+namespace {
+ErrorObserver& errorObserver() {
+  static ErrorObserver observer;
+  return observer;
+}
+}  // namespace
+
+void setErrorObserver(ErrorObserver observer) {
+  errorObserver() = std::move(observer);
+}
+
 void sendError(delivery::Connection& conn, const std::string& code, const std::string& message,
                const std::string& ref) {
+  if (const auto& observe = errorObserver()) observe(conn, code);
   boost::json::object data{{"code", code}, {"message", message}};
   if (!ref.empty()) data["ref"] = ref;
   boost::json::object o{{"type", "error"}, {"data", std::move(data)}};

@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,5 +38,10 @@ struct ClientContext {
 // Server -> client frames that are replies to one connection, not part of the user's stream.
 void sendReply(delivery::Connection& conn, const std::string& type, const std::string& id, boost::json::object data);
 void sendError(delivery::Connection& conn, const std::string& code, const std::string& message, const std::string& ref);
+
+// Told of every error frame sendError() sends (metrics and analytics count them by code). Set
+// once while wiring, before serving; it is called on the sending thread and must not block.
+using ErrorObserver = std::function<void(const delivery::Connection& conn, const std::string& code)>;
+void setErrorObserver(ErrorObserver observer);
 
 }  // namespace agentwire::gateway

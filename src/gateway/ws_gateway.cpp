@@ -22,6 +22,7 @@ struct WsGateway::ConnState {
   std::atomic<bool> held{true};
   double tokens = 0;
   std::chrono::steady_clock::time_point refilled = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point opened = refilled;
 };
 
 WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery::Delivery& delivery,
@@ -83,12 +84,28 @@ void WsGateway::stop() {
   if (sweeper_.joinable()) sweeper_.join();
 }
 
+void WsGateway::countClose(int code) {
+  std::lock_guard lock(mutex_);
+  ++closes_[code];
+}
+
+std::map<int, uint64_t> WsGateway::closesByCode() const {
+  std::lock_guard lock(mutex_);
+  return closes_;
+}
+
 std::size_t WsGateway::openConnections() const {
   std::lock_guard lock(mutex_);
   return sessions_.size();
 }
 
 net::WsAdmission WsGateway::admit(const net::HttpRequest& req) {
+  net::WsAdmission a = decide(req);
+  if (!a.accepted) countClose(a.close_code);  // the session closes it right after the handshake
+  return a;
+}
+
+net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
   net::WsAdmission a;
   if (!accepting_.load() || !authority_) {
     a.close_code = net::close_code::kServiceRestart;
@@ -156,6 +173,15 @@ void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
                      Frame{"resume", "connect", {{"last_seq", *state->resume_from}, {"epoch", state->resume_epoch}}});
   }
   log_->debug("connection '{}' of user '{}' opened (last_seq {})", conn->id(), conn->userId(), info.last_seq);
+  ++opened_;
+  if (recorder_->enabled()) {
+    analytics::Record r;
+    r.kind = "connection_opened";
+    r.user_id = conn->userId();
+    r.connection_id = conn->id();
+    r.seq = info.last_seq;
+    recorder_->record(std::move(r));
+  }
 }
 
 void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) {
@@ -201,6 +227,20 @@ void WsGateway::onClose(net::WsConnection& conn, int code) {
   }
   cv_.notify_all();
   log_->debug("connection '{}' of user '{}' closed ({})", conn.id(), conn.userId(), code);
+  countClose(code);
+  if (recorder_->enabled()) {
+    analytics::Record r;
+    r.kind = "connection_closed";
+    r.user_id = conn.userId();
+    r.connection_id = conn.id();
+    r.code = code;
+    if (auto* state = conn.attachment<ConnState>()) {
+      r.duration_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - state->opened)
+              .count();
+    }
+    recorder_->record(std::move(r));
+  }
 }
 
 void WsGateway::sweepLoop() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "analytics/record.hpp"
 #include "core/config.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/message_router.hpp"
@@ -44,6 +45,11 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   const TokenAuthority* authority() const { return authority_.get(); }
   net::WsLimits limits() const;
   std::size_t openConnections() const;
+  uint64_t connectionsOpened() const { return opened_.load(); }
+  // Closed connections by WebSocket close code (1000, 1001, 1006, 1008, 1009, 1012, 4001...),
+  // including upgrades refused after the handshake (bad token, connection limit).
+  std::map<int, uint64_t> closesByCode() const;
+  void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
 
   net::WsAdmission admit(const net::HttpRequest& req) override;
   void onOpen(const std::shared_ptr<net::WsConnection>& conn) override;
@@ -54,6 +60,8 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
  private:
   struct ConnState;
   void sweepLoop();
+  void countClose(int code);
+  net::WsAdmission decide(const net::HttpRequest& req);
 
   const core::Config& config_;
   MessageRouter& router_;
@@ -61,6 +69,9 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<TokenAuthority> authority_;
   std::atomic<bool> accepting_{false};
+  std::atomic<uint64_t> opened_{0};
+  std::map<int, uint64_t> closes_;  // guarded by mutex_
+  analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -13,6 +13,7 @@ boost::json::object componentJson(const lifecycle::Component& c) {
   auto h = c.health();
   boost::json::object o{{"name", c.name()}, {"state", std::string(toString(h.state))}, {"critical", c.critical()}};
   if (!h.reason.empty()) o["reason"] = h.reason;
+  if (auto d = c.details(); !d.empty()) o["details"] = std::move(d);
   return o;
 }
 

@@ -2,6 +2,8 @@
 
 #include "lifecycle/health.hpp"
 
+#include <boost/json/object.hpp>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +41,8 @@ class Component {
   virtual void stop() = 0;
 
   Health health() const;
+  // Runtime figures shown beside the health in /health (queue depths, last error...). Thread-safe.
+  virtual boost::json::object details() const { return {}; }
   void setHealth(HealthState state, std::string reason = {});
 
  private:

@@ -145,6 +145,7 @@ StartResult Registry::startAll() {
       HealthState s = c.health().state;
       if (s == HealthState::Starting) c.setHealth(HealthState::Healthy);
       if (c.health().state == HealthState::Degraded) outcome = "degraded";
+      if (c.health().state == HealthState::Unhealthy) outcome = "unhealthy";  // started, but not ready yet
     } catch (const std::exception& e) {
       error = e.what();
     } catch (...) {

@@ -1,0 +1,270 @@
+"""Analytics to a real ClickHouse (Debian's clickhouse-server 18.16, started per test on free
+loopback ports): graceful degradation, an outage in the middle of load, a spool left by a
+previous run, the spool cap, required mode, and a malformed batch moved aside."""
+import asyncio
+import os
+import struct
+import sys
+import threading
+import time
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+import wsclient  # noqa: E402
+from harness import ClickHouse, metric_samples  # noqa: E402
+from wsclient import Client  # noqa: E402
+
+# Fast batching and retries so outages play out in seconds.
+FAST = ["--set", "analytics.enabled=true", "--set", "analytics.flush_interval_ms=200",
+        "--set", "analytics.retry_initial_ms=100", "--set", "analytics.retry_max_ms=400",
+        "--set", "analytics.connect_timeout_ms=300", "--set", "analytics.request_timeout_ms=2000"]
+
+
+def closed_port_url():
+    return f"http://127.0.0.1:{harness.free_port()}"
+
+
+def produced_by_kind(srv):
+    status, text = srv.get("/metrics")
+    assert status == 200
+    return {dict(k)["kind"]: int(v) for k, v in metric_samples(text, "agentwire_analytics_rows_total").items()}
+
+
+def metric(srv, name, **labels):
+    _, text = srv.get("/metrics")
+    return metric_samples(text, name).get(frozenset(labels.items()), 0.0)
+
+
+def analytics_details(srv):
+    _, body = srv.get("/health")
+    comp = next(c for c in body["components"] if c["name"] == "analytics")
+    return comp
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def wait_for_async(pred, timeout=30, what="condition"):
+    return await asyncio.to_thread(wait_for, pred, timeout, what)
+
+
+def counts_in_clickhouse(ch, db):
+    rows = ch.rows(f"SELECT kind, count() FROM {db}.agentwire_events GROUP BY kind")
+    return {k: int(n) for k, n in rows}
+
+
+async def chat(port, user, messages):
+    """Sends `messages` user messages from one user and waits for each run to finish."""
+    c = await Client.connect(port, wsclient.dev_token(port, user))
+    for i in range(messages):
+        ack = await c.request("user_message", {"content": f"hello {i}"}, id_=f"m{i}", want="ack")
+        assert ack["type"] == "ack", ack
+        run_id = ack["data"]["run_id"]
+        await c.recv_until(lambda f: f.get("run_id") == run_id and f["type"] == "agent_completed")
+    await c.close()
+
+
+class GracefulDegradationTest(unittest.IsolatedAsyncioTestCase):
+    async def test_unreachable_clickhouse_warns_once_and_chat_works_without_5xx(self):
+        # The seed's "ClickHouse graceful degradation" test.
+        srv = harness.Server(*FAST, "--set", "analytics.url=" + closed_port_url()).start()
+        try:
+            status, ready = srv.get("/health/ready")
+            self.assertEqual(status, 200, ready)
+            self.assertEqual([d["name"] for d in ready["degraded"]], ["analytics"])
+            await asyncio.gather(*(chat(srv.port, f"user{i}", 3) for i in range(5)))
+            # Several retry periods pass; the warning stays one line per outage.
+            await asyncio.sleep(1.5)
+            for path in ("/health", "/health/ready", "/health/live", "/health/startup", "/metrics", "/"):
+                status, _ = srv.get(path)
+                self.assertLess(status, 500, path)
+            comp = analytics_details(srv)
+            self.assertEqual(comp["state"], "degraded")
+            self.assertIn("unreachable", comp["reason"])
+            self.assertGreater(comp["details"]["spool_batches"], 0)
+            self.assertGreater(comp["details"]["insert_errors"], 1, "it keeps retrying")
+            self.assertEqual(metric(srv, "agentwire_clickhouse_up"), 0)
+        finally:
+            srv.stop()
+        warnings = [line for line in srv.logs().splitlines() if "is not storing analytics" in line]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("warn", warnings[0])
+
+
+class OutageTest(unittest.IsolatedAsyncioTestCase):
+    async def test_outage_in_the_middle_of_load_every_row_lands_exactly_once(self):
+        db = "outage"
+        with ClickHouse() as ch:
+            srv = harness.Server(*FAST, "--set", "analytics.url=" + ch.url, "--set", f"analytics.database={db}").start()
+            try:
+                self.assertEqual(analytics_details(srv)["state"], "healthy")
+                stop_load = threading.Event()
+                errors = []
+
+                async def load(user):
+                    c = await Client.connect(srv.port, wsclient.dev_token(srv.port, user))
+                    i = 0
+                    while not stop_load.is_set():
+                        ack = await c.request("user_message", {"content": f"m{i}"}, id_=f"m{i}", want="ack")
+                        if ack["type"] != "ack":
+                            errors.append(ack)
+                            break
+                        run_id = ack["data"]["run_id"]
+                        await c.recv_until(lambda f: f.get("run_id") == run_id and f["type"] == "agent_completed")
+                        i += 1
+                    await c.close()
+                    return i
+
+                tasks = [asyncio.create_task(load(f"u{i}")) for i in range(8)]
+                await asyncio.sleep(1.0)
+                # Blocking calls run in threads: the clients keep chatting meanwhile.
+                await asyncio.to_thread(ch.stop)  # the outage
+                await asyncio.sleep(1.0)
+                await wait_for_async(lambda: analytics_details(srv)["state"] == "degraded", what="analytics degraded")
+                await asyncio.sleep(2.0)
+                spooled = analytics_details(srv)["details"]["spool_batches"]
+                self.assertGreater(spooled, 0, "batches made during the outage are spooled")
+                await asyncio.to_thread(ch.start)  # the end of the outage, same data
+                await asyncio.sleep(1.0)
+                stop_load.set()
+                sent = await asyncio.gather(*tasks)
+                self.assertFalse(errors, errors)
+                self.assertGreater(sum(sent), 50)
+
+                def drained():
+                    d = analytics_details(srv)
+                    return d["state"] == "healthy" and d["details"]["spool_batches"] == 0 and \
+                        d["details"]["queue_depth"] == 0
+                await wait_for_async(drained, what="spool drained")
+                await asyncio.sleep(0.5)  # the last connection_closed rows reach a batch
+                produced = produced_by_kind(srv)
+                appended = metric(srv, "agentwire_events_appended_total")
+            finally:
+                srv.stop()
+            self.assertIn("rows inserted, 0 batches (0 bytes) left in the spool, 0 rows dropped", srv.logs())
+            in_ch = counts_in_clickhouse(ch, db)
+            self.assertEqual(in_ch, produced)
+            # Ground truth from the clients and the stream, not only from the server's own counters.
+            self.assertEqual(in_ch["message_received"], sum(sent))
+            self.assertEqual(in_ch["run_finished"], sum(sent))
+            self.assertEqual(in_ch["event_delivered"], appended)
+            self.assertEqual(in_ch["connection_opened"], 8)
+            # Exactly once: no (batch, row) pair twice, even before ClickHouse merges parts.
+            dup = ch.rows(f"SELECT count() - uniqExact(batch_id, row_no) FROM {db}.agentwire_events")
+            self.assertEqual(dup, [["0"]])
+            runs = ch.rows(f"SELECT agent, outcome, count() FROM {db}.agentwire_runs GROUP BY agent, outcome")
+            self.assertEqual(runs, [["echo", "completed", str(sum(sent))]])
+
+
+class SpoolTest(unittest.IsolatedAsyncioTestCase):
+    async def test_restart_with_a_non_empty_spool_drains_it_on_start(self):
+        db = "respool"
+        url = closed_port_url()
+        srv = harness.Server(*FAST, "--set", "analytics.url=" + url, "--set", f"analytics.database={db}").start()
+        try:
+            await asyncio.gather(*(chat(srv.port, f"user{i}", 4) for i in range(4)))
+            await asyncio.sleep(0.5)
+            first_run = produced_by_kind(srv)
+        finally:
+            srv.stop()
+        spool_dir = os.path.join(srv.dir, "analytics-spool")
+        segments = [f for f in os.listdir(spool_dir) if f.endswith(".awb")]
+        self.assertTrue(segments, "SIGTERM leaves what ClickHouse did not take in the spool")
+        self.assertIn("0 rows inserted", srv.logs())
+
+        ch = ClickHouse()
+        ch.http_port = int(url.rsplit(":", 1)[1])  # ClickHouse now answers where the spool was aimed
+        harness.subprocess.run([os.path.join(harness.SCRIPTS, "clickhouse-config"), ch.dir, str(ch.http_port),
+                                str(ch.tcp_port)], check=True)
+        with ch:
+            srv2 = harness.Server(*FAST, "--set", "analytics.url=" + url, "--set", f"analytics.database={db}",
+                                  data_dir=srv.dir).start()
+            try:
+                wait_for(lambda: analytics_details(srv2)["details"]["spool_batches"] == 0, what="spool drained")
+                self.assertEqual(counts_in_clickhouse(ch, db), first_run)
+                self.assertEqual([f for f in os.listdir(spool_dir) if f.endswith(".awb")], [])
+            finally:
+                srv2.stop()
+        self.assertIn("left in the spool by a previous run", srv2.logs())
+
+    async def test_spool_cap_exceeded_drops_are_counted_and_the_process_is_fine(self):
+        srv = harness.Server(*FAST, "--set", "analytics.url=" + closed_port_url(),
+                             "--set", "analytics.spool_max_mb=0").start()
+        try:
+            await asyncio.gather(*(chat(srv.port, f"user{i}", 3) for i in range(4)))
+            await asyncio.sleep(0.6)
+            dropped = metric(srv, "agentwire_analytics_rows_dropped_total", reason="spool_full")
+            produced = sum(produced_by_kind(srv).values())
+            self.assertGreater(dropped, 0)
+            self.assertEqual(dropped + analytics_details(srv)["details"]["queue_depth"], produced)
+            status, _ = srv.get("/health/ready")
+            self.assertEqual(status, 200)
+            await chat(srv.port, "after", 2)  # chat is unaffected
+        finally:
+            srv.stop()
+        full = [line for line in srv.logs().splitlines() if "spool" in line and "full" in line]
+        self.assertEqual(len(full), 1, full)
+
+    async def test_malformed_batch_is_moved_aside_and_the_rest_is_stored(self):
+        db = "malformed"
+        srv = harness.Server(*FAST, "--set", "analytics.url=" + closed_port_url(),
+                             "--set", f"analytics.database={db}")
+        spool_dir = os.path.join(srv.dir, "analytics-spool")
+        os.makedirs(spool_dir)
+
+        def segment(n, batch_id, body):
+            payload = f"{batch_id}\n2026-11-28\n1\n".encode() + body
+            data = b"AWSPOOL1" + struct.pack("<IQ", zlib.crc32(payload), len(payload)) + payload
+            with open(os.path.join(spool_dir, f"seg-{n:020}.awb"), "wb") as f:
+                f.write(data)
+
+        good = (b'{"batch_id":"good-1","row_no":0,"event_date":"2026-11-28","ts":1795838400,'
+                b'"ts_ms":1795838400000,"kind":"run_finished","user_id":"u","agent":"echo","outcome":"completed"}\n')
+        segment(1, "bad-1", b'{"batch_id":"bad-1","row_no":"not a number"}\n')
+        segment(2, "good-1", good)
+        with ClickHouse() as ch:
+            srv.args = [a if not a.startswith("analytics.url=") else "analytics.url=" + ch.url for a in srv.args]
+            srv.start()
+            try:
+                wait_for(lambda: analytics_details(srv)["details"]["spool_batches"] == 0, what="spool drained")
+                self.assertEqual(counts_in_clickhouse(ch, db).get("run_finished"), 1)
+                rejected = os.listdir(os.path.join(spool_dir, "rejected"))
+                self.assertIn("seg-00000000000000000001.awb.rejected", rejected)
+                self.assertEqual(metric(srv, "agentwire_analytics_rows_dropped_total", reason="rejected"), 1)
+                self.assertEqual(analytics_details(srv)["state"], "healthy")
+            finally:
+                srv.stop()
+
+
+class RequiredModeTest(unittest.TestCase):
+    def test_required_and_clickhouse_down_is_not_ready_with_the_reason_until_it_answers(self):
+        ch = ClickHouse()
+        srv = harness.Server(*FAST, "--set", "analytics.required=true", "--set", "analytics.url=" + ch.url)
+        srv.start(wait_ready=False)
+        try:
+            def not_ready_body():
+                status, body = srv.get("/health/ready")
+                return body if status == 503 and body.get("phase") == "running" else None
+            body = wait_for(not_ready_body, what="startup finished, not ready")
+            names = [c["name"] for c in body["not_ready"]]
+            self.assertEqual(names, ["analytics"])
+            self.assertIn("unreachable", body["not_ready"][0]["reason"])
+            status, _ = harness.raw_upgrade(srv.port, headers={"Authorization": "Bearer x"})[0:2]
+            self.assertEqual(status, 503, "no WebSocket is accepted while a critical component is not ready")
+            with ch:
+                srv.wait_ready(timeout=20)  # it recovers by itself once ClickHouse answers
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    harness.main()
