@@ -70,8 +70,9 @@ class ProbeTest(unittest.TestCase):
             self.assertEqual(status, 200)
             self.assertTrue(trace["finished"] and trace["ok"])
             names = [c["name"] for c in trace["components"]]
+            # alert_monitor needs only config: it starts beside the chain, so it watches startup too.
             self.assertEqual(names, ["config", "store", "delivery", "message_handlers", "analytics",
-                                     "agent_bridge", "self_check", "ws_gateway"])
+                                     "agent_bridge", "self_check", "ws_gateway", "alert_monitor"])
             by_name = {c["name"]: c for c in trace["components"]}
             for c in trace["components"]:
                 self.assertEqual(c["outcome"], "ok", c)

@@ -25,6 +25,7 @@ AgentWebSocketBridge::~AgentWebSocketBridge() {
 
 void AgentWebSocketBridge::addAgent(AgentPtr agent) {
   auto name = agent->name();
+  durations_[name] = std::make_unique<monitoring::Histogram>(monitoring::Histogram::durationBounds());
   agents_[name] = std::move(agent);
 }
 
@@ -78,6 +79,7 @@ core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx,
   ++queued;
   auto token = std::make_shared<CancelToken>();
   runs_[ctx.run_id] = {ctx.user_id, token};
+  run_threads_[ctx.run_id] = {ctx.user_id, ctx.thread_id};
   queue_.push_back(Run{ctx, std::move(input), it->second.get(), token});
   cv_.notify_one();
   return ctx.run_id;
@@ -131,6 +133,7 @@ void AgentWebSocketBridge::workerLoop() {
     {
       std::lock_guard lock(mutex_);
       runs_.erase(run->ctx.run_id);
+      run_threads_.erase(run->ctx.run_id);
       if (--running_per_user_[run->ctx.user_id] == 0) running_per_user_.erase(run->ctx.user_id);
     }
     cv_.notify_all();  // a run of this user may be eligible now
@@ -206,6 +209,7 @@ void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, st
                                   const std::string& outcome, const std::string& reason) {
   auto took = std::chrono::steady_clock::now() - t0;
   if (run.ctx.user_id != core::kSystemUser) {
+    durations_.at(run.agent->name())->observe(std::chrono::duration<double>(took).count());
     std::lock_guard lock(mutex_);
     ++outcomes_[{run.agent->name(), outcome}];
   }
@@ -221,6 +225,21 @@ void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, st
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
   r.count = emitter.toolCalls();
   recorder_->record(std::move(r));
+}
+
+std::map<std::string, monitoring::Histogram::Snapshot> AgentWebSocketBridge::runDurations() const {
+  std::map<std::string, monitoring::Histogram::Snapshot> out;
+  for (const auto& [agent, h] : durations_) out[agent] = h->snapshot();
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> AgentWebSocketBridge::activeRunThreads() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [run, who] : run_threads_) {
+    if (who.first != core::kSystemUser) out.push_back(who);
+  }
+  return out;
 }
 
 std::map<std::pair<std::string, std::string>, uint64_t> AgentWebSocketBridge::runOutcomes() const {

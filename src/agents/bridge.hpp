@@ -4,6 +4,7 @@
 #include "agents/user_emitter.hpp"
 #include "analytics/record.hpp"
 #include "lifecycle/component.hpp"
+#include "monitoring/histogram.hpp"
 #include "store/store.hpp"
 
 #include <spdlog/logger.h>
@@ -67,6 +68,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::size_t activeRuns() const;
   // Finished runs by (agent, outcome); outcome is completed, error, stopped or timeout.
   std::map<std::pair<std::string, std::string>, uint64_t> runOutcomes() const;
+  // Run durations (seconds, start of execution to the last event) by agent.
+  std::map<std::string, monitoring::Histogram::Snapshot> runDurations() const;
+  // (user, thread) of every run queued or executing.
+  std::vector<std::pair<std::string, std::string>> activeRunThreads() const;
   std::vector<std::string> agentNames() const;
   bool hasAgent(const std::string& name) const { return agents_.count(name) > 0; }
 
@@ -95,6 +100,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::condition_variable cv_;
   std::deque<Run> queue_;
   std::map<std::string, std::pair<std::string, std::shared_ptr<CancelToken>>> runs_;  // run -> (user, token)
+  std::map<std::string, std::pair<std::string, std::string>> run_threads_;            // run -> (user, thread)
+  std::map<std::string, std::unique_ptr<monitoring::Histogram>> durations_;           // by agent, made in addAgent
   std::map<std::string, int> running_per_user_;
   std::map<std::string, int> queued_per_user_;
   std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;

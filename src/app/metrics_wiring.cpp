@@ -1,6 +1,9 @@
 #include "app/metrics_wiring.hpp"
 
 #include "agents/bridge.hpp"
+#include "gateway/frame.hpp"
+
+#include <set>
 #include "analytics/analytics_component.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/message_router.hpp"
@@ -66,6 +69,44 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.emplace_back("agentwire_delivery_failures_total",
                      "Events refused (unknown or foreign thread) or not committed.", Family::Type::Counter);
     out.back().add(static_cast<double>(d.failures.load()));
+    out.emplace_back("agentwire_delivery_failures_by_reason_total", "Delivery failures by reason.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(d.failures_thread_not_found.load()), {{"reason", "thread_not_found"}});
+    out.back().add(static_cast<double>(d.failures_forbidden.load()), {{"reason", "forbidden"}});
+    out.back().add(static_cast<double>(d.failures_store_error.load()), {{"reason", "store_error"}});
+    out.emplace_back("agentwire_events_acked_total", "Events acknowledged by clients (ack_events), each counted once.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(d.acked.load()));
+    out.emplace_back("agentwire_delivery_latency_seconds",
+                     "From an event's deliver() to it being committed and queued on every live connection.",
+                     Family::Type::Histogram);
+    out.back().addHistogram(d.latency.snapshot());
+    out.emplace_back("agentwire_connections_opened_total", "WebSocket connections opened (authenticated).",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(c.ws_gateway.connectionsOpened()));
+    out.emplace_back("agentwire_connections_closed_total",
+                     "WebSocket connections closed, by close code (4001 = fell behind, 1008 = refused token).",
+                     Family::Type::Counter);
+    for (const auto& [code, n] : c.ws_gateway.closesByCode()) {
+      out.back().add(static_cast<double>(n), {{"code", std::to_string(code)}});
+    }
+    // Runs in progress on threads whose user has no live connection: their events wait in the
+    // stream (not an error), but many of them mean clients are not coming back.
+    std::set<std::pair<std::string, std::string>> offline;
+    for (const auto& [user, thread] : c.bridge.activeRunThreads()) {
+      if (c.delivery.connectionsOf(user) == 0) offline.emplace(user, thread);
+    }
+    out.emplace_back("agentwire_threads_running_without_connection",
+                     "Threads with a run in progress whose user has no live connection.", Family::Type::Gauge);
+    out.back().add(static_cast<double>(offline.size()));
+    out.emplace_back("agentwire_agent_runs_total", "Finished agent runs by agent and outcome.", Family::Type::Counter);
+    for (const auto& [key, n] : c.bridge.runOutcomes()) {
+      out.back().add(static_cast<double>(n), {{"agent", key.first}, {"outcome", key.second}});
+    }
+    out.emplace_back("agentwire_agent_run_duration_seconds", "Agent run durations by agent.", Family::Type::Histogram);
+    for (const auto& [agent, h] : c.bridge.runDurations()) out.back().addHistogram(h, {{"agent", agent}});
+    out.emplace_back("agentwire_client_errors_total", "Error frames sent to clients, by code.", Family::Type::Counter);
+    for (const auto& [code, n] : c.ws_gateway.errorsByCode()) out.back().add(static_cast<double>(n), {{"code", code}});
 
     out.emplace_back("agentwire_connections", "Live connections attached to delivery.", Family::Type::Gauge);
     out.back().add(static_cast<double>(c.delivery.connectionCount()));

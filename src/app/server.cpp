@@ -10,6 +10,7 @@
 #include "health/probes.hpp"
 #include "health/self_check.hpp"
 #include "lifecycle/registry.hpp"
+#include "monitoring/alert_monitor.hpp"
 #include "net/http_server.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -88,6 +89,19 @@ int runServer(const core::Config& cfg) {
   server.route("GET", "/health/ready", [&](const net::HttpRequest&) { return probes.ready(); });
   server.route("GET", "/health/startup", [&](const net::HttpRequest&) { return probes.startup(); });
   server.route("GET", "/health", [&](const net::HttpRequest&) { return probes.overall(); });
+  server.route("GET", "/health/alerts", [&](const net::HttpRequest&) {
+    boost::json::array active;
+    for (const auto& a : c.alerts.active()) {
+      active.push_back(boost::json::object{{"name", a.name},
+                                           {"severity", std::string(monitoring::toString(a.severity))},
+                                           {"summary", a.summary},
+                                           {"detail", a.detail},
+                                           {"since_ms", a.since_ms}});
+    }
+    boost::json::array rules;
+    for (const auto& n : c.alerts.ruleNames()) rules.push_back(boost::json::string(n));
+    return net::jsonReply(200, boost::json::object{{"active", std::move(active)}, {"rules", std::move(rules)}});
+  });
   server.route("GET", "/health/selfcheck", [&](const net::HttpRequest&) {
     if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
     auto r = c.self_check.runOnce();

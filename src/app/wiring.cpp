@@ -11,7 +11,9 @@
 #include "gateway/frame.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
+#include "health/probes.hpp"
 #include "health/self_check.hpp"
+#include "monitoring/alert_monitor.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace agentwire::app {
@@ -62,7 +64,9 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
       Deps{"agent_bridge"}));
   auto& ws_gateway = registry.add(std::make_unique<gateway::WsGateway>(cfg, router, delivery, Deps{"self_check"}));
   ws_gateway.setRecorder(recorder);
-  gateway::setErrorObserver([&recorder](const delivery::Connection& conn, const std::string& code) {
+  gateway::setErrorObserver([&recorder, &ws_gateway](const delivery::Connection& conn, const std::string& code) {
+    if (conn.userId() == gateway::kSystemUser) return;
+    ws_gateway.countError(code);
     if (!recorder.enabled()) return;
     analytics::Record r;
     r.kind = "client_error";
@@ -71,7 +75,54 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
     r.reason = code;
     recorder.record(std::move(r));
   });
-  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics};
+  auto& alerts = registry.add(std::make_unique<monitoring::AlertMonitor>(
+      defaultAlertRules(registry, router, delivery, bridge, ws_gateway, analytics), std::chrono::seconds(1),
+      Deps{"config"}));
+  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts};
+}
+
+std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& registry, gateway::MessageRouter& router,
+                                                     delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
+                                                     gateway::WsGateway& ws_gateway,
+                                                     analytics::AnalyticsComponent& analytics) {
+  using namespace monitoring;
+  auto count = [](auto& atomic) { return [&atomic] { return static_cast<double>(atomic.load()); }; };
+  const auto& d = delivery.stats();
+  const analytics::Pipeline* pipeline = analytics.pipeline();
+  return {
+      deliveryFailureRule(count(d.failures)),
+      noHandlersRule([&router] { return static_cast<double>(router.handlerCount()); },
+                     [&registry] { return registry.trace().sinceOriginMs() / 1000.0; }),
+      clickHouseDownRule([pipeline] { return pipeline != nullptr; },
+                         [pipeline] { return pipeline == nullptr || pipeline->up(); },
+                         [pipeline] { return pipeline == nullptr ? std::string{} : pipeline->lastError(); }),
+      notReadyRule([&registry] { return health::Probes(registry).isReady() || registry.shuttingDown(); },
+                   std::chrono::seconds(30)),
+      slowConsumerRule([&ws_gateway] {
+        auto closes = ws_gateway.closesByCode();
+        auto it = closes.find(4001);
+        return it == closes.end() ? 0.0 : static_cast<double>(it->second);
+      }),
+      runErrorRatioRule(
+          [&bridge] {
+            double n = 0;
+            for (const auto& [key, v] : bridge.runOutcomes()) n += static_cast<double>(v);
+            return n;
+          },
+          [&bridge] {
+            double n = 0;
+            for (const auto& [key, v] : bridge.runOutcomes()) {
+              if (key.second == "error" || key.second == "timeout") n += static_cast<double>(v);
+            }
+            return n;
+          }),
+      analyticsDroppingRule([pipeline] {
+        if (pipeline == nullptr) return 0.0;
+        const auto& s = pipeline->stats();
+        return static_cast<double>(s.dropped_queue_full.load() + s.dropped_spool_full.load() +
+                                   s.dropped_rejected.load());
+      }),
+  };
 }
 
 }  // namespace agentwire::app

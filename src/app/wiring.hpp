@@ -2,6 +2,7 @@
 
 #include "core/config.hpp"
 #include "lifecycle/registry.hpp"
+#include "monitoring/alert_monitor.hpp"
 
 namespace agentwire::store {
 class SqliteStore;
@@ -22,6 +23,9 @@ class SelfCheck;
 namespace agentwire::analytics {
 class AnalyticsComponent;
 }
+namespace agentwire::monitoring {
+class AlertMonitor;
+}
 
 namespace agentwire::app {
 
@@ -34,11 +38,19 @@ struct Components {
   health::SelfCheck& self_check;
   gateway::WsGateway& ws_gateway;
   analytics::AnalyticsComponent& analytics;
+  monitoring::AlertMonitor& alerts;
 };
 
 // Registers the default component graph, which realises the expected working state:
 //   config -> store -> delivery -> message_handlers -> analytics -> agent_bridge -> self_check -> ws_gateway
 // Handlers are registered (message_handlers.start) before anything counts them (self_check).
+// Also adds alert_monitor (depends on config only, so it watches startup as well).
 Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& config);
+
+// The in-process twins of deploy/prometheus/alerts.yml.
+std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& registry, gateway::MessageRouter& router,
+                                                     delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
+                                                     gateway::WsGateway& ws_gateway,
+                                                     analytics::AnalyticsComponent& analytics);
 
 }  // namespace agentwire::app

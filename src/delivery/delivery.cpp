@@ -286,6 +286,7 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event)
   auto owner = ownerOf(event.thread_id);
   if (!owner || *owner != user_id) {
     ++stats_.failures;
+    ++(owner ? stats_.failures_forbidden : stats_.failures_thread_not_found);
     const char* code = owner ? "forbidden" : "thread_not_found";
     std::string msg = fmt::format(
         "MessageDeliveryError: cannot deliver '{}' to thread '{}' for user '{}': {} (user has {} active "
@@ -380,7 +381,10 @@ void Delivery::writerLoop() {
     }
     auto committed = store_.commitBatch(messages, events);
     // Acks after the events they may refer to are committed (an ack never passes the last seq).
-    for (const auto& [user, seq] : acks) store_.ackEvents(user, seq);
+    for (const auto& [user, seq] : acks) {
+      int64_t n = store_.ackEvents(user, seq);
+      if (user != uncounted_user_) stats_.acked += static_cast<uint64_t>(n);
+    }
     if (committed) {
       stats_.appended += std::count_if(events.begin(), events.end(),
                                        [&](const store::StoredEvent& e) { return e.user_id != uncounted_user_; });
@@ -388,6 +392,7 @@ void Delivery::writerLoop() {
       failing_ = false;
     } else {
       stats_.failures += batch.size();
+      stats_.failures_store_error += batch.size();
       for (const auto& e : events) recordFailure(e.user_id, e.thread_id, e.type, "store_error");
       if (!failing_) {
         log_->error("cannot commit {} events and {} messages: {}; they are not delivered (counted as failures)",
@@ -404,6 +409,8 @@ void Delivery::writerLoop() {
       std::unique_lock lock(p.us->mutex);
       if (committed) {
         int reached = fanOut(*p.us, p.ev);
+        auto latency = std::chrono::steady_clock::now() - p.queued_at;
+        if (p.ev.user_id != uncounted_user_) stats_.latency.observe(std::chrono::duration<double>(latency).count());
         if (recorder_->enabled()) {
           analytics::Record r;
           r.kind = "event_delivered";
@@ -413,9 +420,7 @@ void Delivery::writerLoop() {
           r.event_type = p.ev.type;
           r.seq = p.ev.seq;
           r.count = reached;
-          r.latency_us =
-              std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - p.queued_at)
-                  .count();
+          r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(latency).count();
           recorder_->record(std::move(r));
         }
         // Retention runs per user as the stream grows, amortised over a tenth of the bound.

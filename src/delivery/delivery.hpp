@@ -4,6 +4,7 @@
 #include "core/result.hpp"
 #include "delivery/connection.hpp"
 #include "lifecycle/component.hpp"
+#include "monitoring/histogram.hpp"
 #include "store/store.hpp"
 
 #include <boost/json/object.hpp>
@@ -38,6 +39,12 @@ struct DeliveryStats {
   std::atomic<uint64_t> sent{0};      // frames queued to a live connection
   std::atomic<uint64_t> replayed{0};  // frames sent by resume / catch-up
   std::atomic<uint64_t> failures{0};  // refused deliveries (unknown thread, foreign thread, store error)
+  std::atomic<uint64_t> failures_thread_not_found{0};
+  std::atomic<uint64_t> failures_forbidden{0};
+  std::atomic<uint64_t> failures_store_error{0};
+  std::atomic<uint64_t> acked{0};  // events acknowledged by clients (cumulative acks, counted once)
+  // deliver() called -> committed and queued on every live connection of the user.
+  monitoring::Histogram latency{monitoring::Histogram::latencyBounds()};
 };
 
 // The per-user delivery model. Every event for a thread goes to the thread's owner: it is

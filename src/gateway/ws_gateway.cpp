@@ -89,6 +89,16 @@ void WsGateway::countClose(int code) {
   ++closes_[code];
 }
 
+void WsGateway::countError(const std::string& code) {
+  std::lock_guard lock(mutex_);
+  ++errors_[code];
+}
+
+std::map<std::string, uint64_t> WsGateway::errorsByCode() const {
+  std::lock_guard lock(mutex_);
+  return errors_;
+}
+
 std::map<int, uint64_t> WsGateway::closesByCode() const {
   std::lock_guard lock(mutex_);
   return closes_;

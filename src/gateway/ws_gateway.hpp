@@ -49,6 +49,9 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   // Closed connections by WebSocket close code (1000, 1001, 1006, 1008, 1009, 1012, 4001...),
   // including upgrades refused after the handshake (bad token, connection limit).
   std::map<int, uint64_t> closesByCode() const;
+  // Error frames sent to clients, by error code (fed by the error observer, see frame.hpp).
+  void countError(const std::string& code);
+  std::map<std::string, uint64_t> errorsByCode() const;
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
 
   net::WsAdmission admit(const net::HttpRequest& req) override;
@@ -70,7 +73,8 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   std::unique_ptr<TokenAuthority> authority_;
   std::atomic<bool> accepting_{false};
   std::atomic<uint64_t> opened_{0};
-  std::map<int, uint64_t> closes_;  // guarded by mutex_
+  std::map<int, uint64_t> closes_;          // guarded by mutex_
+  std::map<std::string, uint64_t> errors_;  // guarded by mutex_
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
 
   mutable std::mutex mutex_;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace agentwire::monitoring {
@@ -18,6 +19,11 @@ Family::Family(std::string name, std::string help, Type type)
 
 Family& Family::add(double value, std::map<std::string, std::string> labels) {
   samples_.emplace_back(std::move(labels), value);
+  return *this;
+}
+
+Family& Family::addHistogram(const Histogram::Snapshot& h, std::map<std::string, std::string> labels) {
+  histograms_.emplace_back(std::move(labels), h);
   return *this;
 }
 
@@ -38,7 +44,20 @@ std::string MetricsEndpoint::scrape() const {
     prometheus::MetricFamily mf;
     mf.name = f.name_;
     mf.help = f.help_;
-    mf.type = f.type_ == Family::Type::Counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+    mf.type = f.type_ == Family::Type::Counter ? prometheus::MetricType::Counter
+              : f.type_ == Family::Type::Gauge ? prometheus::MetricType::Gauge
+                                               : prometheus::MetricType::Histogram;
+    for (const auto& [labels, h] : f.histograms_) {
+      prometheus::ClientMetric m;
+      for (const auto& [k, v] : labels) m.label.push_back({k, v});
+      m.histogram.sample_count = h.count;
+      m.histogram.sample_sum = h.sum;
+      for (std::size_t i = 0; i < h.upper_bounds.size(); ++i) {
+        m.histogram.bucket.push_back({h.cumulative[i], h.upper_bounds[i]});
+      }
+      m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+      mf.metric.push_back(std::move(m));
+    }
     for (const auto& [labels, value] : f.samples_) {
       prometheus::ClientMetric m;
       for (const auto& [k, v] : labels) m.label.push_back({k, v});

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "monitoring/histogram.hpp"
+
 #include <functional>
 #include <map>
 #include <mutex>
@@ -15,9 +17,11 @@ namespace agentwire::monitoring {
 // Builds one Prometheus metric family (a name, help, type and its labelled samples).
 class Family {
  public:
-  enum class Type { Counter, Gauge };
+  enum class Type { Counter, Gauge, Histogram };
   Family(std::string name, std::string help, Type type);
   Family& add(double value, std::map<std::string, std::string> labels = {});
+  // For Type::Histogram families.
+  Family& addHistogram(const Histogram::Snapshot& h, std::map<std::string, std::string> labels = {});
 
  private:
   friend class MetricsEndpoint;
@@ -25,6 +29,7 @@ class Family {
   std::string help_;
   Type type_;
   std::vector<std::pair<std::map<std::string, std::string>, double>> samples_;
+  std::vector<std::pair<std::map<std::string, std::string>, Histogram::Snapshot>> histograms_;
 };
 
 // GET /metrics: metric families produced at scrape time by registered sources, which read the

@@ -76,8 +76,9 @@ class Store {
   // Retention: deletes the user's events beyond the newest `keep_last` and those older than
   // `older_than_ms` (0 = no age bound); the newest event is always kept. Returns the new first_seq.
   virtual int64_t pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) = 0;
-  // Records a cumulative acknowledgement; never moves backwards.
-  virtual void ackEvents(const std::string& user_id, int64_t seq) = 0;
+  // Records a cumulative acknowledgement; never moves backwards. Returns how many events it
+  // newly acknowledged (0 for a repeated or stale ack).
+  virtual int64_t ackEvents(const std::string& user_id, int64_t seq) = 0;
 };
 
 }  // namespace agentwire::store

@@ -286,12 +286,15 @@ int64_t SqliteStore::pruneEvents(const std::string& user_id, int64_t keep_last, 
   return first;
 }
 
-void SqliteStore::ackEvents(const std::string& user_id, int64_t seq) {
+int64_t SqliteStore::ackEvents(const std::string& user_id, int64_t seq) {
   std::lock_guard lock(mutex_);
-  streamInfoLocked(user_id);
-  Stmt s(db_, prepared("UPDATE streams SET acked_seq = MAX(acked_seq, MIN(?, last_seq)) WHERE user_id = ?"));
-  s.bind(1, seq).bind(2, user_id);
+  StreamInfo before = streamInfoLocked(user_id);
+  int64_t after = std::max(before.acked_seq, std::min(seq, before.last_seq));
+  if (after == before.acked_seq) return 0;
+  Stmt s(db_, prepared("UPDATE streams SET acked_seq = ? WHERE user_id = ?"));
+  s.bind(1, after).bind(2, user_id);
   s.step();
+  return after - before.acked_seq;
 }
 
 }  // namespace agentwire::store

@@ -32,7 +32,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
                                         const std::vector<StoredEvent>& events) override;
   std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
   StreamInfo streamInfo(const std::string& user_id) override;
-  void ackEvents(const std::string& user_id, int64_t seq) override;
+  int64_t ackEvents(const std::string& user_id, int64_t seq) override;
   int64_t pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) override;
 
  private:

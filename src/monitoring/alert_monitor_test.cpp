@@ -1,0 +1,144 @@
+#include "monitoring/alert_monitor.hpp"
+
+#include "core/logging.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <sstream>
+
+namespace agentwire::monitoring {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct LogCapture {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  LogCapture() { core::addLogSink(sink); }
+  ~LogCapture() { core::removeLogSink(sink); }
+  std::string text() {
+    sink->flush();
+    return out.str();
+  }
+  std::size_t count(const std::string& what) {
+    std::string t = text();
+    std::size_t n = 0;
+    for (auto p = t.find(what); p != std::string::npos; p = t.find(what, p + 1)) ++n;
+    return n;
+  }
+};
+
+TEST(AlertMonitorTest, ZeroHandlersForFiveSecondsFiresWarning) {
+  LogCapture logs;
+  double handlers = 0;
+  double uptime = 0;
+  AlertMonitor m({noHandlersRule([&] { return handlers; }, [&] { return uptime; })}, 1s, {});
+  auto t0 = Clock::now();
+  uptime = 4;
+  m.evaluate(t0);
+  EXPECT_TRUE(m.active().empty()) << "not before 5 s";
+  uptime = 6;
+  m.evaluate(t0 + 2s);
+  ASSERT_EQ(m.active().size(), 1u);
+  EXPECT_EQ(m.active()[0].severity, Severity::Warning);
+  EXPECT_EQ(logs.count("alert AgentwireNoMessageHandlers firing (warning)"), 1u);
+  EXPECT_NE(logs.text().find("[warning]"), std::string::npos);
+  handlers = 8;
+  m.evaluate(t0 + 3s);
+  EXPECT_TRUE(m.active().empty());
+  EXPECT_EQ(logs.count("alert AgentwireNoMessageHandlers resolved"), 1u);
+}
+
+TEST(AlertMonitorTest, HandlersRegisteredInTimeNeverFire) {
+  double handlers = 8;
+  AlertMonitor m({noHandlersRule([&] { return handlers; }, [] { return 60.0; })}, 1s, {});
+  m.evaluate(Clock::now());
+  EXPECT_TRUE(m.active().empty());
+}
+
+TEST(AlertMonitorTest, DeliveryFailureFiresCriticalAndResolvesAfterTheWindow) {
+  LogCapture logs;
+  double failures = 0;
+  AlertMonitor m({deliveryFailureRule([&] { return failures; })}, 1s, {});
+  auto t0 = Clock::now();
+  m.evaluate(t0);
+  EXPECT_TRUE(m.active().empty());
+  failures = 1;
+  m.evaluate(t0 + 1s);
+  ASSERT_EQ(m.active().size(), 1u);
+  EXPECT_EQ(m.active()[0].severity, Severity::Critical);
+  EXPECT_EQ(logs.count("alert AgentwireDeliveryFailures firing (critical)"), 1u);
+  EXPECT_NE(logs.text().find("[critical]"), std::string::npos);
+  for (int s = 2; s < 300; s += 10) m.evaluate(t0 + std::chrono::seconds(s));
+  EXPECT_EQ(m.active().size(), 1u) << "still within the 5-minute window";
+  m.evaluate(t0 + 302s);
+  EXPECT_TRUE(m.active().empty());
+  EXPECT_EQ(m.firings().at("AgentwireDeliveryFailures"), 1u);
+}
+
+TEST(AlertMonitorTest, ClickHouseDownLogsInfoOnceNotOncePerRetry) {
+  LogCapture logs;
+  bool up = false;
+  AlertMonitor m({clickHouseDownRule([] { return true; }, [&] { return up; }, [] { return "unreachable"; })}, 1s, {});
+  auto t0 = Clock::now();
+  for (int i = 0; i < 30; ++i) m.evaluate(t0 + std::chrono::seconds(i));  // 30 retries' worth
+  EXPECT_EQ(logs.count("alert AgentwireClickHouseDown firing (info)"), 1u);
+  EXPECT_NE(logs.text().find("[info]"), std::string::npos);
+  up = true;
+  m.evaluate(t0 + 31s);
+  EXPECT_EQ(logs.count("alert AgentwireClickHouseDown resolved"), 1u);
+}
+
+TEST(AlertMonitorTest, ClickHouseDisabledNeverFires) {
+  AlertMonitor m({clickHouseDownRule([] { return false; }, [] { return false; }, [] { return ""; })}, 1s, {});
+  m.evaluate(Clock::now());
+  EXPECT_TRUE(m.active().empty());
+}
+
+TEST(AlertMonitorTest, NotReadyFiresOnlyAfterItsDuration) {
+  bool ready = false;
+  AlertMonitor m({notReadyRule([&] { return ready; }, 30s)}, 1s, {});
+  auto t0 = Clock::now();
+  m.evaluate(t0);
+  m.evaluate(t0 + 29s);
+  EXPECT_TRUE(m.active().empty());
+  m.evaluate(t0 + 31s);
+  EXPECT_EQ(m.active().size(), 1u);
+  ready = true;
+  m.evaluate(t0 + 32s);
+  EXPECT_TRUE(m.active().empty());
+}
+
+TEST(AlertMonitorTest, RunErrorRatioNeedsVolumeAndRatio) {
+  double runs = 0, failed = 0;
+  AlertMonitor m({runErrorRatioRule([&] { return runs; }, [&] { return failed; })}, 1s, {});
+  auto t0 = Clock::now();
+  m.evaluate(t0);
+  runs = 5, failed = 5;  // 100% but too few runs
+  m.evaluate(t0 + 1s);
+  EXPECT_TRUE(m.active().empty());
+  runs = 100, failed = 8;  // 8%
+  m.evaluate(t0 + 2s);
+  EXPECT_TRUE(m.active().empty());
+  runs = 100, failed = 20;  // 20%
+  m.evaluate(t0 + 3s);
+  EXPECT_EQ(m.active().size(), 1u);
+}
+
+TEST(AlertMonitorTest, SlowConsumersAndAnalyticsDrops) {
+  double cut = 0, dropped = 0;
+  AlertMonitor m({slowConsumerRule([&] { return cut; }), analyticsDroppingRule([&] { return dropped; })}, 1s, {});
+  auto t0 = Clock::now();
+  m.evaluate(t0);
+  cut = 4;
+  m.evaluate(t0 + 1s);
+  EXPECT_TRUE(m.active().empty()) << "a few cut-offs are normal";
+  cut = 10;
+  dropped = 1;
+  m.evaluate(t0 + 2s);
+  EXPECT_EQ(m.active().size(), 2u);
+}
+
+}  // namespace
+}  // namespace agentwire::monitoring
