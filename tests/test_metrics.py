@@ -3,6 +3,7 @@ expected through connect, chat and disconnect; the self-check's traffic is not c
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import unittest
 
@@ -12,6 +13,12 @@ import wsclient  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def promtool_check(text):
+    """`promtool check metrics` (Debian's prometheus package): exposition format and naming lint."""
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    return r.returncode, (r.stdout + r.stderr).strip()
 
 
 def scrape(srv):
@@ -51,7 +58,15 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
             c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "metrics_user"))
             ack = await c.request("user_message", {"content": "count me"}, id_="m", want="ack")
             await c.recv_until(lambda f: f["type"] == "agent_completed")
-            during, _ = scrape(srv)
+            last_seq = max(f["seq"] for f in c.frames if "seq" in f)
+            await c.send("ack_events", {"seq": last_seq})
+            err = await c.request("get_thread_history", {"thread_id": "thr_nope"}, id_="e")
+            self.assertEqual(err["data"]["code"], "thread_not_found")
+            for _ in range(100):
+                during, _ = scrape(srv)
+                if during["agentwire_events_acked_total"] == last_seq:
+                    break
+                await asyncio.sleep(0.02)
             self.assertEqual(during["agentwire_connections"], 1)
             self.assertEqual(during["agentwire_users_connected"], 1)
             self.assertEqual(during["agentwire_websocket_connections"], 1)
@@ -59,6 +74,18 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(during["agentwire_events_appended_total"], events)
             self.assertEqual(during["agentwire_events_sent_total"], events)
             self.assertEqual(during["agentwire_delivery_failures_total"], 0)
+            # Acks are the ground truth of delivery: every event of the run was acknowledged once.
+            self.assertEqual(during["agentwire_events_acked_total"], events)
+            self.assertEqual(during['agentwire_agent_runs_total{agent="echo",outcome="completed"}'], 1)
+            self.assertEqual(during['agentwire_agent_run_duration_seconds_count{agent="echo"}'], 1)
+            self.assertEqual(during['agentwire_delivery_latency_seconds_count'], events)
+            self.assertEqual(during['agentwire_delivery_latency_seconds_bucket{le="+Inf"}'], events)
+            self.assertEqual(types["agentwire_delivery_latency_seconds"], "histogram")
+            self.assertEqual(during['agentwire_client_errors_total{code="thread_not_found"}'], 1)
+            self.assertEqual(during["agentwire_connections_opened_total"], 1)
+            self.assertEqual(during["agentwire_threads_running_without_connection"], 0)
+            code, out = promtool_check(srv.get("/metrics")[1])
+            self.assertEqual(code, 0, out)
             await c.close()
             for _ in range(100):
                 after, _ = scrape(srv)
@@ -68,8 +95,59 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(after["agentwire_connections"], 0)
             self.assertEqual(after["agentwire_users_connected"], 0)
             self.assertGreaterEqual(after["process_cpu_seconds_total"], before["process_cpu_seconds_total"])
+            for _ in range(100):
+                after, _ = scrape(srv)
+                if after.get('agentwire_connections_closed_total{code="1000"}') == 1:
+                    break
+                await asyncio.sleep(0.02)
+            self.assertEqual(after['agentwire_connections_closed_total{code="1000"}'], 1)
+            # A refused token is counted as a 1008 close.
+            with self.assertRaises(Exception):
+                await Client.connect(srv.port, "not-a-token")
+            refused, _ = scrape(srv)
+            self.assertEqual(refused['agentwire_connections_closed_total{code="1008"}'], 1)
+            status, alerts = srv.get("/health/alerts")
+            self.assertEqual(status, 200)
+            self.assertEqual(alerts["active"], [])
+            self.assertIn("AgentwireDeliveryFailures", alerts["rules"])
         finally:
             srv.stop()
+
+    async def test_clickhouse_down_series_and_alert(self):
+        port = harness.free_port()  # nothing listens here
+        srv = harness.Server("--set", "analytics.enabled=true", "--set", f"analytics.url=http://127.0.0.1:{port}",
+                             "--set", "analytics.flush_interval_ms=100", "--set", "analytics.retry_initial_ms=50",
+                             "--set", "analytics.retry_max_ms=100").start()
+        try:
+            c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "ch_user"))
+            await c.request("user_message", {"content": "x"}, id_="m", want="ack")
+            await c.recv_until(lambda f: f["type"] == "agent_completed")
+            await c.close()
+            for _ in range(200):
+                m, _ = scrape(srv)
+                if m["agentwire_analytics_spool_batches"] > 0 and m["agentwire_clickhouse_insert_errors_total"] > 2:
+                    break
+                await asyncio.sleep(0.02)
+            self.assertEqual(m["agentwire_analytics_enabled"], 1)
+            self.assertEqual(m["agentwire_clickhouse_up"], 0)
+            self.assertGreater(m["agentwire_analytics_spool_bytes"], 0)
+            self.assertEqual(m['agentwire_component_degraded{component="analytics"}'], 1)
+            self.assertEqual(m["agentwire_ready"], 1)
+            self.assertGreater(m['agentwire_analytics_rows_total{kind="event_delivered"}'], 0)
+            code, out = promtool_check(srv.get("/metrics")[1])
+            self.assertEqual(code, 0, out)
+            for _ in range(100):
+                status, alerts = srv.get("/health/alerts")
+                if alerts["active"]:
+                    break
+                await asyncio.sleep(0.05)
+            self.assertEqual([(a["name"], a["severity"]) for a in alerts["active"]],
+                             [("AgentwireClickHouseDown", "info")])
+        finally:
+            srv.stop()
+        firing = [l for l in srv.logs().splitlines() if "alert AgentwireClickHouseDown firing" in l]
+        self.assertEqual(len(firing), 1, "logged once, not once per retry")
+        self.assertIn("info", firing[0])
 
 
 if __name__ == "__main__":
