@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
 #include "app/metrics_wiring.hpp"
+#include "app/web_assets.hpp"
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
 #include "core/version.hpp"
@@ -127,6 +128,7 @@ int runServer(const core::Config& cfg) {
   server.route("GET", "/metrics", [&metrics](const net::HttpRequest&) {
     return net::HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}, {}};
   });
+  registerWebRoutes(server, cfg.server.web_dir);
   gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, [&probes] { return probes.isReady(); });
 
   try {

@@ -1,0 +1,150 @@
+// The chat page in Debian's Chromium against the real binary: node --test tests/e2e/
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Server, launchBrowser, signIn, runEvents, ARTIFACTS, freePort } from "./harness.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cleanups = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+async function started(server) {
+  await server.start();
+  cleanups.push(() => server.stop());
+  return server;
+}
+async function browser(options) {
+  const b = await launchBrowser(options);
+  cleanups.push(() => b.close());
+  return b;
+}
+
+const FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"];
+
+test("sign in, send a message, see the five events and the streamed answer in order; reload shows history", async () => {
+  const server = await started(new Server());
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "alice");
+  const input = page.getByLabel("Message");
+  await input.fill("hello browser");
+  await input.press("Enter");
+  const run = page.locator("article.run");
+  await run.locator(".run-status[data-status=completed]").waitFor();
+  const events = await runEvents(run);
+  // The five lifecycle events, in order, with the answer's chunks between tool_completed and agent_completed.
+  assert.deepEqual(events.filter((e) => e !== "agent_response_chunk"), FIVE);
+  const firstChunk = events.indexOf("agent_response_chunk");
+  assert.ok(firstChunk > events.indexOf("tool_completed") && firstChunk < events.indexOf("agent_completed"), events.join());
+  const answer = await run.locator(".run-answer").textContent();
+  assert.ok(answer.length > 0);
+  const chunks = await run.locator(".run-events li[data-event=agent_response_chunk]").allTextContents();
+  assert.equal(chunks.join(""), answer, "the streamed chunks make up the answer");
+  // seqs rendered strictly increasing: nothing twice, nothing out of order
+  const seqs = await run.locator(".run-events li").evaluateAll((lis) => lis.map((li) => Number(li.dataset.seq)));
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+  assert.equal(new Set(seqs).size, seqs.length);
+  assert.match(await run.locator(".run-status").textContent(), /^completed in \d+\.\d+ m?s$/);
+  assert.equal(await page.locator("#signin").isVisible(), false, "the sign-in form is gone once signed in");
+  assert.equal(await page.locator("#chat").isVisible(), true);
+  await page.locator("#thread-list button").first().waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, "chat.png"), fullPage: true });
+
+  await page.reload();
+  await page.locator("#conn-state[data-state=live]").waitFor();
+  await page.locator(".msg.user", { hasText: "hello browser" }).waitFor();
+  // After a reload the run's answer comes from the thread's history.
+  await page.locator(`text=${answer}`).first().waitFor();
+  assert.equal(await page.locator("#thread-list button").count(), 1);
+});
+
+test("Enter sends, Shift+Enter is a new line, and the page fits a phone", async () => {
+  const server = await started(new Server());
+  const ctx = await browser({ viewport: { width: 375, height: 740 } });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "phone_user");
+  const input = page.getByLabel("Message");
+  await input.fill("line one");
+  await input.press("Shift+Enter");
+  await input.type("line two");
+  assert.equal(await input.inputValue(), "line one\nline two", "Shift+Enter must not send");
+  assert.equal(await page.locator(".msg.user").count(), 0);
+  await input.press("Enter");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
+  assert.equal(await page.locator(".msg.user").first().textContent(), "line one\nline two");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `horizontal overflow of ${overflow}px on a phone viewport`);
+  // Every control is reachable by its accessible name.
+  for (const name of ["Send", "New thread", "Sign out"]) await page.getByRole("button", { name }).waitFor();
+});
+
+test("stopping the server mid-run: the page shows reconnecting, then the rest of the run arrives once", async () => {
+  const port = await freePort();
+  const agent = `agents.process_command=/usr/bin/python3 ${join(here, "slow_agent.py")}`;
+  const args = ["--set", agent, "--set", "agents.default=process"];
+  const first = new Server(args, { port });
+  await started(first);
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, first, "carol");
+  const input = page.getByLabel("Message");
+  await input.fill("take your time");
+  await input.press("Enter");
+  const run = page.locator("article.run");
+  await run.locator(".run-events li[data-event=agent_thinking]").waitFor();
+  // SIGTERM: connections get 1012, the run is ended with agent_stopped in the user's stream.
+  assert.equal(await first.stop("SIGTERM"), 0);
+  await page.locator("#conn-state[data-state=reconnecting]").waitFor({ timeout: 5000 });
+  const second = new Server(args, { dir: first.dir, port });
+  await started(second);
+  await page.locator("#conn-state[data-state=live]").waitFor({ timeout: 20000 });
+  await run.locator(".run-status[data-status=stopped]").waitFor({ timeout: 10000 });
+  const events = await runEvents(run);
+  assert.deepEqual(events, ["agent_started", "agent_thinking", "agent_stopped"], "each event exactly once, in order");
+  // A second reconnect (reload) must not show anything twice either.
+  await page.reload();
+  await page.locator("#conn-state[data-state=live]").waitFor();
+  await page.waitForTimeout(500);
+  const seqs = await page.locator(".run-events li").evaluateAll((lis) => lis.map((li) => li.dataset.seq));
+  assert.equal(new Set(seqs).size, seqs.length);
+});
+
+test("two users in two browser contexts see neither the other's threads nor events", async () => {
+  const server = await started(new Server());
+  const a = await browser();
+  const b = await browser();
+  const pa = a.pages()[0] || await a.newPage();
+  const pb = b.pages()[0] || await b.newPage();
+  await signIn(pa, server, "user_a");
+  await signIn(pb, server, "user_b");
+  for (const [page, text] of [[pa, "secret of a"], [pb, "secret of b"]]) {
+    const input = page.getByLabel("Message");
+    await input.fill(text);
+    await input.press("Enter");
+  }
+  await pa.locator("article.run .run-status[data-status=completed]").waitFor();
+  await pb.locator("article.run .run-status[data-status=completed]").waitFor();
+  await pa.waitForTimeout(300);
+  assert.equal(await pa.locator("text=secret of b").count(), 0);
+  assert.equal(await pb.locator("text=secret of a").count(), 0);
+  assert.equal(await pa.locator("#thread-list button").count(), 1);
+  assert.equal(await pb.locator("#thread-list button").count(), 1);
+  assert.equal(await pa.locator("article.run").count(), 1);
+  assert.equal(await pb.locator("article.run").count(), 1);
+});
+
+test("a degraded component shows a banner and chat still works", async () => {
+  const unused = await freePort();
+  const server = await started(new Server(["--set", "analytics.enabled=true", "--set", `analytics.url=http://127.0.0.1:${unused}`]));
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "dave");
+  const banner = page.getByRole("alert").filter({ hasText: "degraded" });
+  await banner.waitFor();
+  assert.match(await banner.textContent(), /analytics/);
+  const input = page.getByLabel("Message");
+  await input.fill("still chatting");
+  await input.press("Enter");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
+});

@@ -1,0 +1,468 @@
+// The agentwire chat page. Plain ES module, no build step.
+//
+// Delivery model (docs/protocol.md): every event for this user has a seq in the user's stream.
+// The page keeps the last seq it rendered (and the stream's epoch) in localStorage, resumes from
+// it on every (re)connect, ignores anything at or below it (so an event is never shown twice or
+// out of order), and acknowledges what it rendered with ack_events.
+
+const $ = (id) => document.getElementById(id);
+const EVENT_TYPES = new Set(["agent_started", "agent_thinking", "tool_executing", "tool_completed",
+  "agent_response_chunk", "agent_completed", "agent_error", "agent_stopped"]);
+
+const state = {
+  token: null,
+  user: null,
+  ws: null,
+  epoch: null,
+  lastSeq: 0,
+  connState: "offline",
+  attempts: 0,
+  reconnectTimer: null,
+  ackTimer: null,
+  threads: new Map(),     // thread_id -> {thread_id, title, created_at, activity}
+  items: new Map(),       // thread_id -> [item]; item = {kind: "message"|"run", ...}
+  runs: new Map(),        // run_id -> run item
+  current: null,          // thread_id shown, null = a new conversation
+  pending: new Map(),     // request id -> {resolve, reject}
+  nextId: 1,
+};
+
+// ---- persistence -------------------------------------------------------------------------
+
+const storeKey = () => `agentwire:${state.user}`;
+function saveCursor() {
+  localStorage.setItem(storeKey(), JSON.stringify({ epoch: state.epoch, lastSeq: state.lastSeq, current: state.current }));
+}
+function loadCursor() {
+  try { return JSON.parse(localStorage.getItem(storeKey())) || {}; } catch { return {}; }
+}
+
+// ---- connection --------------------------------------------------------------------------
+
+function setConn(s) {
+  state.connState = s;
+  const el = $("conn-state");
+  el.dataset.state = s;
+  el.textContent = s;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  setConn(state.attempts === 0 ? "connecting" : "reconnecting");
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  // Browsers cannot set headers on a WebSocket: the token travels as a subprotocol.
+  const ws = new WebSocket(`${proto}://${location.host}/ws`, ["jwt-auth", `jwt.${state.token}`]);
+  state.ws = ws;
+  ws.onmessage = (e) => onFrame(JSON.parse(e.data));
+  ws.onclose = (e) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    for (const p of state.pending.values()) p.reject(new Error("connection closed"));
+    state.pending.clear();
+    if (e.code === 1008) {  // the token was refused: signing in again is the only way out
+      setConn("offline");
+      signOut(`The server refused the token: ${e.reason || "policy"}`);
+      return;
+    }
+    scheduleReconnect();
+  };
+}
+
+function scheduleReconnect() {
+  if (!state.token) return;
+  state.attempts += 1;
+  // Exponential backoff with jitter: 0.5-1x of min(10 s, 250 ms * 2^n).
+  const step = Math.min(10000, 250 * 2 ** Math.min(state.attempts, 6));
+  const delay = step / 2 + Math.random() * step / 2;
+  setConn(navigator.onLine === false ? "offline" : "reconnecting");
+  state.reconnectTimer = setTimeout(connect, delay);
+}
+
+function send(type, data = {}, id) {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
+  const frame = { type, data };
+  if (id) frame.id = id;
+  state.ws.send(JSON.stringify(frame));
+  return true;
+}
+
+function request(type, data = {}) {
+  const id = `r${state.nextId++}`;
+  return new Promise((resolve, reject) => {
+    if (!send(type, data, id)) return reject(new Error("not connected"));
+    state.pending.set(id, { resolve, reject });
+  });
+}
+
+function onFrame(f) {
+  if (f.seq !== undefined) return onStreamEvent(f);
+  if (f.type === "connection_established") return onEstablished(f.data);
+  if (f.type === "resume_complete") return goneLive();
+  if (f.type === "resync_required") return onResync(f.data);
+  const p = f.id && state.pending.get(f.id);
+  if (p) {
+    state.pending.delete(f.id);
+    if (f.type === "error") p.reject(Object.assign(new Error(f.data.message), { code: f.data.code }));
+    else p.resolve(f);
+  }
+}
+
+function onEstablished(data) {
+  const saved = loadCursor();
+  if (saved.epoch && saved.epoch === data.epoch) {
+    state.epoch = saved.epoch;
+    state.lastSeq = Math.max(state.lastSeq, saved.lastSeq || 0);
+  } else if (state.epoch !== data.epoch) {
+    // A stream we have never seen (first visit, or the server's history was reset): start at its head.
+    state.epoch = data.epoch;
+    state.lastSeq = data.last_seq;
+    saveCursor();
+  }
+  send("resume", { last_seq: state.lastSeq, epoch: state.epoch }, "resume");
+}
+
+async function goneLive() {
+  state.attempts = 0;
+  setConn("live");
+  await refreshThreads();
+  if (state.current) await loadHistory(state.current);
+}
+
+async function onResync(data) {
+  // Our position is no longer in the stream: reload what matters over HTTP and continue live.
+  state.epoch = data.epoch;
+  state.lastSeq = data.last_seq;
+  saveCursor();
+  state.attempts = 0;
+  setConn("live");
+  await refreshThreads();
+  if (state.current) await loadHistoryHttp(state.current);
+}
+
+function scheduleAck() {
+  if (state.ackTimer) return;
+  state.ackTimer = setTimeout(() => {
+    state.ackTimer = null;
+    send("ack_events", { seq: state.lastSeq });
+  }, 150);
+}
+
+// ---- stream events -----------------------------------------------------------------------
+
+function onStreamEvent(ev) {
+  if (ev.seq <= state.lastSeq) return;  // already rendered (a replay overlapping what we saw)
+  state.lastSeq = ev.seq;
+  saveCursor();
+  scheduleAck();
+  if (!EVENT_TYPES.has(ev.type)) return;
+  const run = runFor(ev.thread_id, ev.run_id);
+  applyEvent(run, ev);
+  if (ev.thread_id === state.current) renderThread();
+  else markActivity(ev.thread_id);
+}
+
+function runFor(threadId, runId) {
+  let run = state.runs.get(runId);
+  if (!run) {
+    run = { kind: "run", run_id: runId, thread_id: threadId, events: [], text: "", status: "running" };
+    state.runs.set(runId, run);
+    itemsOf(threadId).push(run);
+  }
+  return run;
+}
+
+function applyEvent(run, ev) {
+  const d = ev.data || {};
+  run.events.push({ type: ev.type, seq: ev.seq, data: d });
+  switch (ev.type) {
+    case "agent_started": run.agent = d.agent_name; run.started = ev.ts; break;
+    case "agent_response_chunk": run.text += d.delta || ""; break;
+    case "agent_completed":
+      run.status = "completed"; run.text = d.content ?? run.text; run.time_ms = d.execution_time_ms;
+      run.message_id = d.message_id; break;
+    case "agent_error": run.status = "error"; run.error = `${d.code}: ${d.message}`; break;
+    case "agent_stopped": run.status = "stopped"; break;
+  }
+}
+
+function itemsOf(threadId) {
+  if (!state.items.has(threadId)) state.items.set(threadId, []);
+  return state.items.get(threadId);
+}
+
+// ---- threads and history -----------------------------------------------------------------
+
+async function refreshThreads() {
+  try {
+    const r = await request("list_threads");
+    for (const t of r.data.threads) state.threads.set(t.thread_id, { ...state.threads.get(t.thread_id), ...t });
+    renderThreads();
+  } catch { /* reconnect will retry */ }
+}
+
+function mergeHistory(threadId, messages) {
+  // History is the durable truth for messages; runs we watched live keep their progress details.
+  const items = [];
+  const seenRuns = new Set();
+  for (const m of messages) {
+    if (m.role !== "user" && m.run_id && state.runs.has(m.run_id)) {
+      items.push(state.runs.get(m.run_id));
+      seenRuns.add(m.run_id);
+    } else {
+      items.push({ kind: "message", role: m.role, content: m.content, message_id: m.message_id, run_id: m.run_id });
+    }
+  }
+  for (const it of itemsOf(threadId)) {
+    if (it.kind === "run" && !seenRuns.has(it.run_id)) items.push(it);  // still running, or ended without an answer
+  }
+  state.items.set(threadId, items);
+}
+
+async function loadHistory(threadId) {
+  try {
+    const r = await request("get_thread_history", { thread_id: threadId, limit: 200 });
+    mergeHistory(threadId, r.data.messages);
+    if (threadId === state.current) renderThread();
+  } catch { /* shown on the next reconnect */ }
+}
+
+async function loadHistoryHttp(threadId) {
+  const r = await fetch(`/api/threads/${encodeURIComponent(threadId)}/messages?limit=200`,
+    { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!r.ok) return;
+  mergeHistory(threadId, (await r.json()).messages);
+  if (threadId === state.current) renderThread();
+}
+
+function selectThread(threadId) {
+  state.current = threadId;
+  saveCursor();
+  const t = threadId && state.threads.get(threadId);
+  if (t) t.activity = false;
+  renderThreads();
+  renderThread();
+  if (threadId) loadHistory(threadId);
+  $("input").focus();
+}
+
+function markActivity(threadId) {
+  const t = state.threads.get(threadId);
+  if (t) t.activity = true;
+  else state.threads.set(threadId, { thread_id: threadId, title: "New thread", activity: true });
+  renderThreads();
+}
+
+// ---- sending -----------------------------------------------------------------------------
+
+async function sendMessage(text) {
+  const data = { content: text };
+  if (state.current) data.thread_id = state.current;
+  const local = { kind: "message", role: "user", content: text, pending: true };
+  const threadBefore = state.current;
+  if (threadBefore) { itemsOf(threadBefore).push(local); renderThread(); }
+  try {
+    const ack = await request("user_message", data);
+    local.pending = false;
+    local.message_id = ack.data.message_id;
+    if (!threadBefore) {
+      // The server created the thread: it becomes the current one.
+      state.threads.set(ack.data.thread_id, { thread_id: ack.data.thread_id, title: text.slice(0, 60) });
+      const items = itemsOf(ack.data.thread_id);
+      // Events of the run may already have arrived: keep the user's message first.
+      items.unshift(local);
+      selectThread(ack.data.thread_id);
+    } else {
+      renderThread();
+    }
+  } catch (e) {
+    local.pending = false;
+    local.error = e.code ? `${e.code}: ${e.message}` : "not sent: the connection is down";
+    if (!threadBefore) { showNotice(local.error); } else renderThread();
+  }
+}
+
+// ---- rendering ---------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "dataset") Object.assign(e.dataset, v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function renderThreads() {
+  const list = $("thread-list");
+  list.replaceChildren();
+  const threads = [...state.threads.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
+  for (const t of threads) {
+    const b = el("button", { type: "button", "aria-current": String(t.thread_id === state.current), dataset: { threadId: t.thread_id } },
+      t.title || "(untitled)", t.activity ? el("span", { class: "activity", "aria-label": "new activity" }, "●") : null);
+    b.onclick = () => selectThread(t.thread_id);
+    list.append(el("li", {}, b));
+  }
+}
+
+function describe(ev) {
+  const d = ev.data;
+  switch (ev.type) {
+    case "agent_started": return `started (${d.agent_name})`;
+    case "agent_thinking": return `thinking: ${d.reasoning ?? ""}`;
+    case "tool_executing": return el("span", { class: "tool" }, `tool ${d.tool_name}(${JSON.stringify(d.args)})`);
+    case "tool_completed": return el("span", { class: "tool" }, `tool ${d.tool_name} → ${JSON.stringify(d.result)} (${d.duration_ms} ms)`);
+    case "agent_response_chunk": return d.delta;
+    case "agent_completed": return `completed in ${Number(d.execution_time_ms).toFixed(1)} ms`;
+    case "agent_error": return `error ${d.code}: ${d.message}`;
+    case "agent_stopped": return "stopped";
+  }
+  return ev.type;
+}
+
+function renderRun(run) {
+  const events = el("ol", { class: "run-events", "aria-label": "run progress" });
+  for (const ev of run.events) {
+    events.append(el("li", { dataset: { event: ev.type, seq: String(ev.seq) } }, describe(ev)));
+  }
+  const took = run.time_ms === undefined ? "" : run.time_ms < 1000 ? `${run.time_ms.toFixed(1)} ms`
+    : `${(run.time_ms / 1000).toFixed(2)} s`;
+  const statusText = run.status === "completed" && took ? `completed in ${took}` : run.status;
+  return el("article", { class: "run", dataset: { runId: run.run_id, status: run.status }, "aria-busy": String(run.status === "running") },
+    el("div", { class: "run-head" }, el("span", {}, run.agent || "agent"),
+      el("span", { class: "run-status", dataset: { status: run.status } }, statusText)),
+    events,
+    el("div", { class: "run-answer" }, run.text),
+    run.error ? el("div", { class: "run-error", role: "alert" }, run.error) : null);
+}
+
+function renderThread() {
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  box.replaceChildren();
+  const t = state.current && state.threads.get(state.current);
+  $("thread-title").textContent = t ? (t.title || "(untitled)") : "New conversation";
+  for (const it of state.current ? itemsOf(state.current) : []) {
+    if (it.kind === "run") box.append(renderRun(it));
+    else {
+      box.append(el("div", { class: `msg ${it.role}${it.pending ? " pending" : ""}`, dataset: { role: it.role } }, it.content));
+      if (it.error) box.append(el("div", { class: "error", role: "alert" }, it.error));
+    }
+  }
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function showNotice(text) {
+  const box = $("messages");
+  box.append(el("div", { class: "error", role: "alert" }, text));
+}
+
+// ---- health banner -----------------------------------------------------------------------
+
+async function pollHealth() {
+  try {
+    const r = await fetch("/health", { cache: "no-store" });
+    const body = await r.json();
+    const degraded = (body.components || []).filter((c) => c.state !== "healthy");
+    const banner = $("degraded-banner");
+    if (degraded.length) {
+      banner.textContent = "Some server components are degraded (chat still works): " +
+        degraded.map((c) => `${c.name} (${c.state}${c.reason ? `: ${c.reason}` : ""})`).join("; ");
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
+  } catch { /* the connection state already says the server is unreachable */ }
+}
+
+// ---- sign in -----------------------------------------------------------------------------
+
+function userFromToken(token) {
+  try {
+    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return payload.sub;
+  } catch { return null; }
+}
+
+function signIn(token, user) {
+  state.token = token;
+  state.user = user;
+  sessionStorage.setItem("agentwire:session", JSON.stringify({ token, user }));
+  $("who").textContent = user;
+  $("sign-out").hidden = false;
+  $("signin").hidden = true;
+  $("chat").hidden = false;
+  const saved = loadCursor();
+  state.current = saved.current || null;
+  renderThreads();
+  renderThread();
+  state.attempts = 0;
+  connect();
+  $("input").focus();
+}
+
+function signOut(message) {
+  sessionStorage.removeItem("agentwire:session");
+  const ws = state.ws;
+  Object.assign(state, { token: null, user: null, ws: null, epoch: null, lastSeq: 0, current: null });
+  state.threads.clear(); state.items.clear(); state.runs.clear();
+  if (ws) ws.close(1000, "sign out");
+  clearTimeout(state.reconnectTimer);
+  setConn("offline");
+  $("who").textContent = "";
+  $("sign-out").hidden = true;
+  $("chat").hidden = true;
+  $("signin").hidden = false;
+  const err = $("signin-error");
+  err.hidden = !message;
+  err.textContent = message || "";
+}
+
+async function devSignIn(name) {
+  const r = await fetch(`/auth/dev-token?user=${encodeURIComponent(name)}`);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error ? body.error.message : `HTTP ${r.status}`);
+  signIn(body.token, body.user_id);
+}
+
+function init() {
+  $("signin-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try { await devSignIn($("username").value.trim()); } catch (err) {
+      const box = $("signin-error");
+      box.textContent = `Cannot sign in: ${err.message}. Outside development mode, use a token.`;
+      box.hidden = false;
+    }
+  });
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("token").value.trim();
+    const user = userFromToken(token);
+    if (!user) { $("signin-error").textContent = "That is not a JWT with a sub claim."; $("signin-error").hidden = false; return; }
+    signIn(token, user);
+  });
+  $("sign-out").addEventListener("click", () => signOut());
+  $("new-thread").addEventListener("click", () => selectThread(null));
+  const input = $("input");
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    sendMessage(text);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  window.addEventListener("online", () => { if (state.token && !state.ws) connect(); });
+  window.addEventListener("offline", () => { if (!state.ws) setConn("offline"); });
+  pollHealth();
+  setInterval(pollHealth, 5000);
+  const session = JSON.parse(sessionStorage.getItem("agentwire:session") || "null");
+  if (session && session.token) signIn(session.token, session.user);
+}
+
+init();
