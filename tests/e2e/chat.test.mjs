@@ -110,6 +110,36 @@ test("stopping the server mid-run: the page shows reconnecting, then the rest of
   assert.equal(new Set(seqs).size, seqs.length);
 });
 
+test("a page whose position left the retained stream gets resync_required and reloads the thread over HTTP", async () => {
+  const server = await started(new Server(["--set", "store.retention_events=5"]));
+  const ctx = await browser();
+  let page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "erin");
+  const input = page.getByLabel("Message");
+  await input.fill("first");
+  await input.press("Enter");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
+  const threadId = await page.locator("#thread-list button").first().getAttribute("data-thread-id");
+  await page.close();  // the cursor stays in localStorage
+  // While the page is away, three more runs push its position out of the 5 retained events.
+  const { token } = await (await fetch(`${server.url}/auth/dev-token?user=erin`)).json();
+  for (const text of ["second", "third", "fourth"]) {
+    const r = await fetch(`${server.url}/api/threads/${threadId}/messages`, {
+      method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ content: text }) });
+    assert.equal(r.status, 202);
+  }
+  await new Promise((r) => setTimeout(r, 500));  // the runs finish
+  page = await ctx.newPage();
+  const httpHistory = page.waitForRequest((req) => req.url().includes(`/api/threads/${threadId}/messages`));
+  await signIn(page, server, "erin");  // a new tab signs in again (the token is kept per tab)
+  await httpHistory;  // resync_required made the page reload the thread over HTTP
+  for (const text of ["first", "second", "third", "fourth"]) {
+    await page.locator(".msg.user", { hasText: text }).waitFor();
+  }
+  assert.equal(await page.locator(".msg.user").count(), 4, "each message once");
+});
+
 test("two users in two browser contexts see neither the other's threads nor events", async () => {
   const server = await started(new Server());
   const a = await browser();
