@@ -424,8 +424,10 @@ void Delivery::writerLoop() {
           recorder_->record(std::move(r));
         }
         // Retention runs per user as the stream grows, amortised over a tenth of the bound.
-        if (++p.us->since_prune >= std::max<int64_t>(16, retention_.events / 10)) {
-          p.us->since_prune = 0;
+        // Keyed on the seq, not on a counter in the user's in-memory state: that state is released
+        // whenever the user has no connection and nothing pending, which would reset a counter and
+        // let the stream of a user who is offline grow past the bound (found by the browser tests).
+        if (p.ev.seq % std::max<int64_t>(16, retention_.events / 10) == 0) {
           int64_t cutoff = retention_.age_ms > 0 ? core::nowMs() - retention_.age_ms : 0;
           store_.pruneEvents(p.ev.user_id, retention_.events, cutoff);
         }

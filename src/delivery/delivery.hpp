@@ -139,7 +139,6 @@ class Delivery final : public lifecycle::Component {
     std::vector<Entry> entries;
     int64_t last_seq = -1;    // last seq assigned (committed or queued); -1 = load from the store
     std::size_t pending = 0;  // events queued for the writer; the state is kept while > 0
-    int64_t since_prune = 0;  // events committed since retention last ran for this user
     bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
   struct Pending {

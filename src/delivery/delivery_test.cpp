@@ -233,6 +233,19 @@ TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
   EXPECT_EQ(conn->seqs().back(), 100);
 }
 
+// A user who is offline gets events one at a time, so their in-memory state is released between
+// events; retention must still hold (it once counted in that state and never ran).
+TEST_F(DeliveryTest, RetentionHoldsForAnOfflineUserWhoseEventsTrickleIn) {
+  delivery_.stop();
+  delivery_.setRetention({20, 0});
+  delivery_.start();
+  auto thread = threadOf("otto");
+  for (int i = 0; i < 100; ++i) deliverSync("otto", event(thread));
+  auto info = store_.streamInfo("otto");
+  EXPECT_EQ(info.last_seq, 100);
+  EXPECT_GE(info.first_seq, 100 - 20 - 16 + 1);
+}
+
 TEST_F(DeliveryTest, EventsPrunedDuringASlowReplayEndItWithResyncNotAGap) {
   delivery_.setReplayBudget({3, SIZE_MAX});
   auto thread = threadOf("ola");

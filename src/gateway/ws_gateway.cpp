@@ -85,22 +85,22 @@ void WsGateway::stop() {
 }
 
 void WsGateway::countClose(int code) {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(counts_mutex_);
   ++closes_[code];
 }
 
 void WsGateway::countError(const std::string& code) {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(counts_mutex_);
   ++errors_[code];
 }
 
 std::map<std::string, uint64_t> WsGateway::errorsByCode() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(counts_mutex_);
   return errors_;
 }
 
 std::map<int, uint64_t> WsGateway::closesByCode() const {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(counts_mutex_);
   return closes_;
 }
 

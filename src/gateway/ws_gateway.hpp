@@ -73,8 +73,10 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   std::unique_ptr<TokenAuthority> authority_;
   std::atomic<bool> accepting_{false};
   std::atomic<uint64_t> opened_{0};
-  std::map<int, uint64_t> closes_;          // guarded by mutex_
-  std::map<std::string, uint64_t> errors_;  // guarded by mutex_
+  // Counters have their own lock: they are bumped from paths that may hold mutex_ or none.
+  mutable std::mutex counts_mutex_;
+  std::map<int, uint64_t> closes_;          // guarded by counts_mutex_
+  std::map<std::string, uint64_t> errors_;  // guarded by counts_mutex_
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
 
   mutable std::mutex mutex_;

@@ -23,9 +23,9 @@ inline constexpr int kConnectionLimit = 4002;  // too many connections for this 
 }  // namespace close_code
 
 struct WsLimits {
-  std::size_t max_message_bytes = 64 * 1024;
+  std::size_t max_message_bytes = std::size_t{64} * 1024;
   std::size_t max_queue_messages = 1024;
-  std::size_t max_queue_bytes = 4 * 1024 * 1024;
+  std::size_t max_queue_bytes = std::size_t{4} * 1024 * 1024;
   int idle_timeout_ms = 30000;  // a ping goes out after half of this idle; no answer by the end closes
 };
 

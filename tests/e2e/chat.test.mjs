@@ -49,6 +49,14 @@ test("sign in, send a message, see the five events and the streamed answer in or
   assert.equal(await page.locator("#signin").isVisible(), false, "the sign-in form is gone once signed in");
   assert.equal(await page.locator("#chat").isVisible(), true);
   await page.locator("#thread-list button").first().waitFor();
+  // The page acknowledges what it rendered: every appended event ends up acked.
+  const metric = async (name) => {
+    const text = await (await fetch(server.url + "/metrics")).text();
+    const line = text.split("\n").find((l) => l.startsWith(name + " "));
+    return Number(line.split(" ")[1]);
+  };
+  for (let i = 0; i < 50 && (await metric("agentwire_events_acked_total")) < seqs.length; i++) await page.waitForTimeout(50);
+  assert.equal(await metric("agentwire_events_acked_total"), await metric("agentwire_events_appended_total"));
   await page.screenshot({ path: join(ARTIFACTS, "chat.png"), fullPage: true });
 
   await page.reload();
@@ -129,7 +137,13 @@ test("a page whose position left the retained stream gets resync_required and re
       body: JSON.stringify({ content: text }) });
     assert.equal(r.status, 202);
   }
-  await new Promise((r) => setTimeout(r, 500));  // the runs finish
+  // Wait for the three runs to finish (their answers are in the thread), however slow the build.
+  for (let i = 0; i < 200; i++) {
+    const h = await (await fetch(`${server.url}/api/threads/${threadId}/messages`, {
+      headers: { Authorization: `Bearer ${token}` } })).json();
+    if (h.messages.filter((m) => m.role === "agent").length === 4) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   page = await ctx.newPage();
   const httpHistory = page.waitForRequest((req) => req.url().includes(`/api/threads/${threadId}/messages`));
   await signIn(page, server, "erin");  // a new tab signs in again (the token is kept per tab)
