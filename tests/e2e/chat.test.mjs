@@ -1,6 +1,7 @@
 // The chat page in Debian's Chromium against the real binary: node --test tests/e2e/
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server, launchBrowser, signIn, runEvents, ARTIFACTS, freePort } from "./harness.mjs";
@@ -176,6 +177,29 @@ test("two users in two browser contexts see neither the other's threads nor even
   assert.equal(await pb.locator("#thread-list button").count(), 1);
   assert.equal(await pa.locator("article.run").count(), 1);
   assert.equal(await pb.locator("article.run").count(), 1);
+});
+
+test("outside dev mode the page says so, and signing in with a pasted token works", async () => {
+  const secret = "e2e-secret-0123456789abcdef0123456789";
+  const server = await started(new Server(["--set", "auth.dev_mode=off", "--set", `auth.secret=${secret}`]));
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await page.goto(server.url + "/");
+  await page.getByLabel("User name").fill("frank");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "use a token" }).waitFor();
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const unsigned = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "frank", exp: Math.floor(Date.now() / 1000) + 600 })}`;
+  const token = `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
+  await page.getByText("Sign in with a token").click();
+  await page.getByLabel(/JWT/).fill(token);
+  await page.getByRole("button", { name: "Use token" }).click();
+  await page.locator("#conn-state[data-state=live]").waitFor();
+  assert.equal(await page.locator("#who").textContent(), "frank");
+  const input = page.getByLabel("Message");
+  await input.fill("token works");
+  await input.press("Enter");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
 });
 
 test("a degraded component shows a banner and chat still works", async () => {
