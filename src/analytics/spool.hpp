@@ -39,7 +39,7 @@ class Spool {
   // Writes a batch that never entered the spool straight to rejected/.
   void rejectBatch(const Batch& batch, const std::string& reason);
 
-  bool empty() const { return segments_.empty(); }
+  bool empty() const { return segments_.empty(); }  // the owning thread only; others use batches()
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t batches() const { return count_.load(std::memory_order_relaxed); }
   uint64_t corrupt() const { return corrupt_.load(std::memory_order_relaxed); }
