@@ -18,6 +18,17 @@ BIN = os.environ.get("AW_BIN", os.path.join(os.path.dirname(__file__), "..", "bu
 TMP_ROOT = os.environ.get("AW_TEST_TMP", tempfile.gettempdir())
 
 
+def terminate(proc, timeout):
+    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """One agentwire process with its own data directory."""
 
@@ -102,13 +113,7 @@ class Server:
             self.log.close()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
         if self.proc and not self.log.closed:
             self.log.close()
 
@@ -191,13 +196,7 @@ class ClickHouse:
         raise AssertionError("clickhouse-server did not answer /ping")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 30)
         if self.proc:
             self.out.close()
         self.proc = None

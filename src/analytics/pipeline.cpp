@@ -232,8 +232,12 @@ void Pipeline::drainOne() {
     probe();
     if (!schema_ok_) return;
   }
-  bool from_previous_run = inherited_ > 0;
-  if (from_previous_run || unsure_.contains(batch->id)) {
+  // The front batch is settled (stored, found stored, or refused): it leaves the spool.
+  auto settled = [&] {
+    unsure_.erase(batch->id);
+    if (inherited_ > 0) --inherited_;
+  };
+  if (inherited_ > 0 || unsure_.contains(batch->id)) {
     bool found = false;
     SendResult c = sink_.contains(*batch, found);
     if (c.status != SendStatus::Ok) {
@@ -244,8 +248,7 @@ void Pipeline::drainOne() {
       log_->info("analytics batch {} was already stored; not sending it again", batch->id);
       ++stats_.duplicates_skipped;
       stats_.inserted += batch->rows;
-      unsure_.erase(batch->id);
-      if (inherited_ > 0) --inherited_;
+      settled();
       spool_.popFront();
       markUp();
       return;
@@ -256,8 +259,7 @@ void Pipeline::drainOne() {
     case SendStatus::Ok:
       stats_.inserted += batch->rows;
       ++stats_.batches_inserted;
-      unsure_.erase(batch->id);
-      if (inherited_ > 0) --inherited_;
+      settled();
       spool_.popFront();
       markUp();
       if (spool_.empty()) log_->info("analytics spool drained");
@@ -266,8 +268,7 @@ void Pipeline::drainOne() {
       log_->error("{} refused spooled analytics batch {} ({} rows) as malformed; moved to {}/rejected: {}",
                   sink_.describe(), batch->id, batch->rows, spool_.dir().string(), r.error);
       stats_.dropped_rejected += batch->rows;
-      unsure_.erase(batch->id);
-      if (inherited_ > 0) --inherited_;
+      settled();
       spool_.rejectFront(r.error);
       return;
     case SendStatus::Transient:

@@ -92,6 +92,22 @@ Record row(int i) {
   return r;
 }
 
+// A temp dir, a fake sink and a spool in that dir; each test makes its Pipeline.
+class PipelineTest : public ::testing::Test {
+ protected:
+  Spool& openSpool(uint64_t cap = 1 << 20) {
+    spool_ = std::make_unique<Spool>(dir_.path(), cap);
+    spool_->open();
+    return *spool_;
+  }
+
+  testing::TempDir dir_;
+  FakeSink sink;
+
+ private:
+  std::unique_ptr<Spool> spool_;
+};
+
 template <typename F>
 bool eventually(F f, std::chrono::milliseconds limit = 5000ms) {
   auto deadline = std::chrono::steady_clock::now() + limit;
@@ -102,11 +118,8 @@ bool eventually(F f, std::chrono::milliseconds limit = 5000ms) {
   return f();
 }
 
-TEST(PipelineTest, BatchesBySizeAndTime) {
-  testing::TempDir dir;
-  FakeSink sink;
-  Spool spool(dir.path(), 1 << 20);
-  spool.open();
+TEST_F(PipelineTest, BatchesBySizeAndTime) {
+  Spool& spool = openSpool();
   Pipeline p(sink, spool, fastOptions());
   p.start();
   for (int i = 0; i < 25; ++i) p.record(row(i));
@@ -117,11 +130,8 @@ TEST(PipelineTest, BatchesBySizeAndTime) {
   EXPECT_EQ(p.producedByKind().at("event_delivered"), 25u);
 }
 
-TEST(PipelineTest, OutageSpoolsThenDrainsInOrderWithoutDuplicates) {
-  testing::TempDir dir;
-  FakeSink sink;
-  Spool spool(dir.path(), 1 << 20);
-  spool.open();
+TEST_F(PipelineTest, OutageSpoolsThenDrainsInOrderWithoutDuplicates) {
+  Spool& spool = openSpool();
   Pipeline p(sink, spool, fastOptions());
   std::vector<bool> transitions;
   p.onStateChange([&](bool up, const std::string&) { transitions.push_back(up); });
@@ -146,11 +156,8 @@ TEST(PipelineTest, OutageSpoolsThenDrainsInOrderWithoutDuplicates) {
   EXPECT_EQ(transitions, (std::vector<bool>{true, false, true}));
 }
 
-TEST(PipelineTest, UnknownOutcomeIsCheckedBeforeRetrying) {
-  testing::TempDir dir;
-  FakeSink sink;
-  Spool spool(dir.path(), 1 << 20);
-  spool.open();
+TEST_F(PipelineTest, UnknownOutcomeIsCheckedBeforeRetrying) {
+  Spool& spool = openSpool();
   Pipeline p(sink, spool, fastOptions());
   p.start();
   sink.store_then_fail = true;
@@ -162,11 +169,8 @@ TEST(PipelineTest, UnknownOutcomeIsCheckedBeforeRetrying) {
   EXPECT_GE(sink.checks, 1);
 }
 
-TEST(PipelineTest, RejectedBatchIsMovedAsideNotRetried) {
-  testing::TempDir dir;
-  FakeSink sink;
-  Spool spool(dir.path(), 1 << 20);
-  spool.open();
+TEST_F(PipelineTest, RejectedBatchIsMovedAsideNotRetried) {
+  Spool& spool = openSpool();
   Pipeline p(sink, spool, fastOptions());
   p.start();
   sink.reject_next = true;
@@ -179,12 +183,9 @@ TEST(PipelineTest, RejectedBatchIsMovedAsideNotRetried) {
   EXPECT_EQ(sink.attempts, 2);
 }
 
-TEST(PipelineTest, SpoolCapDropsAndCounts) {
-  testing::TempDir dir;
-  FakeSink sink;
+TEST_F(PipelineTest, SpoolCapDropsAndCounts) {
   sink.up = false;
-  Spool spool(dir.path(), 3000);  // room for a couple of 10-row batches
-  spool.open();
+  Spool& spool = openSpool(3000);  // room for a couple of 10-row batches
   Pipeline p(sink, spool, fastOptions());
   p.start();
   for (int i = 0; i < 300; ++i) p.record(row(i));
@@ -198,12 +199,9 @@ TEST(PipelineTest, SpoolCapDropsAndCounts) {
   EXPECT_EQ(spooled_rows + p.stats().dropped_spool_full.load(), 300u);
 }
 
-TEST(PipelineTest, StopSpoolsWhatIsQueuedWhenTheSinkIsDown) {
-  testing::TempDir dir;
-  FakeSink sink;
+TEST_F(PipelineTest, StopSpoolsWhatIsQueuedWhenTheSinkIsDown) {
   sink.up = false;
-  Spool spool(dir.path(), 1 << 20);
-  spool.open();
+  Spool& spool = openSpool();
   Pipeline::Options o = fastOptions();
   o.flush_interval = 10s;  // nothing leaves by time: stop() must do it
   o.batch_rows = 1000;
@@ -215,11 +213,8 @@ TEST(PipelineTest, StopSpoolsWhatIsQueuedWhenTheSinkIsDown) {
   EXPECT_EQ(spool.front()->rows, 57u);
 }
 
-TEST(PipelineTest, QueueBoundDropsAndCounts) {
-  testing::TempDir dir;
-  FakeSink sink;
-  Spool spool(dir.path(), 1 << 20);
-  spool.open();
+TEST_F(PipelineTest, QueueBoundDropsAndCounts) {
+  Spool& spool = openSpool();
   Pipeline::Options o = fastOptions();
   o.queue_max = 5;
   o.batch_rows = 1000;
@@ -230,7 +225,7 @@ TEST(PipelineTest, QueueBoundDropsAndCounts) {
   EXPECT_EQ(p.stats().dropped_queue_full.load(), 3u);
 }
 
-TEST(PipelineTest, RowIsOneJsonObjectWithEveryColumn) {
+TEST(PipelineRowTest, RowIsOneJsonObjectWithEveryColumn) {
   Record r = row(7);
   r.ts_ms = 1795838400123;
   r.reason = "quote \" and newline \n";

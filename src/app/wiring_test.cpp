@@ -8,26 +8,15 @@
 #include "gateway/chat_handlers.hpp"
 #include "gateway/message_router.hpp"
 #include "store/sqlite/sqlite_store.hpp"
+#include "testing/log_capture.hpp"
 #include "testing/temp_dir.hpp"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 
 #include <sstream>
 
 namespace agentwire::app {
 namespace {
-
-struct LogCapture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-  LogCapture() { core::addLogSink(sink); }
-  ~LogCapture() { core::removeLogSink(sink); }
-  std::string text() {
-    sink->flush();
-    return out.str();
-  }
-};
 
 core::Config testConfig(const testing::TempDir& dir) {
   core::Config c;
@@ -45,7 +34,7 @@ std::size_t eventIndex(const std::vector<lifecycle::StartupTrace::Event>& events
 // The seed's "handler registration order" test.
 TEST(HandlerRegistrationOrderTest, HandlersAreRegisteredBeforeAnythingCountsThem) {
   testing::TempDir dir;
-  LogCapture logs;
+  testing::LogCapture logs;
   auto cfg = testConfig(dir);
   lifecycle::StartupTrace trace;
   lifecycle::Registry registry(trace);

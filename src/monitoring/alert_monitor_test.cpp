@@ -1,36 +1,16 @@
 #include "monitoring/alert_monitor.hpp"
 
-#include "core/logging.hpp"
+#include "testing/log_capture.hpp"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-
-#include <sstream>
 
 namespace agentwire::monitoring {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct LogCapture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-  LogCapture() { core::addLogSink(sink); }
-  ~LogCapture() { core::removeLogSink(sink); }
-  std::string text() {
-    sink->flush();
-    return out.str();
-  }
-  std::size_t count(const std::string& what) {
-    std::string t = text();
-    std::size_t n = 0;
-    for (auto p = t.find(what); p != std::string::npos; p = t.find(what, p + 1)) ++n;
-    return n;
-  }
-};
-
 TEST(AlertMonitorTest, ZeroHandlersForFiveSecondsFiresWarning) {
-  LogCapture logs;
+  testing::LogCapture logs;
   double handlers = 0;
   double uptime = 0;
   AlertMonitor m({noHandlersRule([&] { return handlers; }, [&] { return uptime; })}, 1s, {});
@@ -58,7 +38,7 @@ TEST(AlertMonitorTest, HandlersRegisteredInTimeNeverFire) {
 }
 
 TEST(AlertMonitorTest, DeliveryFailureFiresCriticalAndResolvesAfterTheWindow) {
-  LogCapture logs;
+  testing::LogCapture logs;
   double failures = 0;
   AlertMonitor m({deliveryFailureRule([&] { return failures; })}, 1s, {});
   auto t0 = Clock::now();
@@ -78,7 +58,7 @@ TEST(AlertMonitorTest, DeliveryFailureFiresCriticalAndResolvesAfterTheWindow) {
 }
 
 TEST(AlertMonitorTest, ClickHouseDownLogsInfoOnceNotOncePerRetry) {
-  LogCapture logs;
+  testing::LogCapture logs;
   bool up = false;
   AlertMonitor m({clickHouseDownRule([] { return true; }, [&] { return up; }, [] { return "unreachable"; })}, 1s, {});
   auto t0 = Clock::now();
