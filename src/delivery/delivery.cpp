@@ -59,18 +59,22 @@ std::pair<std::shared_ptr<Delivery::UserState>, std::unique_lock<std::mutex>> De
   }
 }
 
-std::optional<std::string> Delivery::ownerOf(const std::string& thread_id) {
+std::optional<ThreadInfo> Delivery::threadInfo(const std::string& thread_id) {
   {
-    std::shared_lock lock(owners_mutex_);
-    auto it = owners_.find(thread_id);
-    if (it != owners_.end()) return it->second;
+    std::shared_lock lock(threads_mutex_);
+    auto it = threads_.find(thread_id);
+    if (it != threads_.end()) return it->second;
   }
   auto t = store_.findThread(thread_id);
   if (!t) return std::nullopt;
-  std::unique_lock lock(owners_mutex_);
-  if (owners_.size() > 200000) owners_.clear();  // a bounded cache; owners are re-read on a miss
-  owners_.emplace(thread_id, t->user_id);
-  return t->user_id;
+  rememberThread(*t);
+  return ThreadInfo{t->user_id, t->agent};
+}
+
+void Delivery::rememberThread(const store::Thread& t) {
+  std::unique_lock lock(threads_mutex_);
+  if (threads_.size() > 200000) threads_.clear();  // a bounded cache; threads are re-read on a miss
+  threads_.emplace(t.id, ThreadInfo{t.user_id, t.agent});
 }
 
 std::shared_ptr<Delivery::UserState> Delivery::userState(const std::string& user_id, bool create) {
@@ -283,7 +287,8 @@ void Delivery::pump(Connection& conn) {
 }
 
 core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event) {
-  auto owner = ownerOf(event.thread_id);
+  auto thread = threadInfo(event.thread_id);
+  std::optional<std::string> owner = thread ? std::optional<std::string>(thread->user_id) : std::nullopt;
   if (!owner || *owner != user_id) {
     ++stats_.failures;
     ++(owner ? stats_.failures_forbidden : stats_.failures_thread_not_found);
@@ -341,13 +346,6 @@ void Delivery::storeMessage(store::Message m, MessageDone done) {
     return;
   }
   enqueue(Pending{nullptr, {}, std::move(m), std::move(done)});
-}
-
-core::Result<store::Message> Delivery::storeMessageAndWait(store::Message m) {
-  std::promise<core::Result<store::Message>> p;
-  auto f = p.get_future();
-  storeMessage(std::move(m), [&p](const core::Result<store::Message>& r) { p.set_value(r); });
-  return f.get();
 }
 
 void Delivery::writerLoop() {

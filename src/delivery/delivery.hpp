@@ -17,7 +17,6 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <future>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -25,6 +24,12 @@
 #include <unordered_map>
 
 namespace agentwire::delivery {
+
+// What delivery and the handlers need of a thread; it never changes once the thread exists.
+struct ThreadInfo {
+  std::string user_id;
+  std::string agent;
+};
 
 struct Event {
   std::string type;
@@ -111,12 +116,17 @@ class Delivery final : public lifecycle::Component {
   // after this call is committed no earlier than the message. Ids and times are filled in.
   using MessageDone = std::function<void(const core::Result<store::Message>&)>;
   void storeMessage(store::Message m, MessageDone done);
-  // The same, waiting for the commit. Not for I/O threads.
-  core::Result<store::Message> storeMessageAndWait(store::Message m);
 
   // Records a cumulative acknowledgement, on the writer thread (never on the caller's): acks of one
   // user in a batch are coalesced into one write. Never moves backwards.
   void ack(const std::string& user_id, int64_t seq);
+
+  // A thread's owner and agent, from a cache in front of the store (one read per thread, then
+  // none): the handlers of I/O threads ask here instead of the store, whose lock the writer holds
+  // during group commits. nullopt when there is no such thread.
+  std::optional<ThreadInfo> threadInfo(const std::string& thread_id);
+  // Puts a thread just created into the cache, so its first message does not read the store.
+  void rememberThread(const store::Thread& t);
 
   std::size_t connectionCount() const;
   std::size_t userCount() const;  // users with at least one live connection
@@ -165,7 +175,7 @@ class Delivery final : public lifecycle::Component {
   void recordFailure(const std::string& user_id, const std::string& thread_id, const std::string& type,
                      const std::string& reason);
   void writerLoop();
-  std::optional<std::string> ownerOf(const std::string& thread_id);
+
   void releaseIfEmpty(const std::string& user_id, const std::shared_ptr<UserState>& us);
   // Sends stored events from entry.next_seq on, within the budget; at the stream's head the
   // entry turns live. Caller holds the user lock. False when the connection is gone.
@@ -185,8 +195,8 @@ class Delivery final : public lifecycle::Component {
   std::string uncounted_user_;
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
 
-  std::shared_mutex owners_mutex_;
-  std::unordered_map<std::string, std::string> owners_;  // thread -> user; owners never change
+  std::shared_mutex threads_mutex_;
+  std::unordered_map<std::string, ThreadInfo> threads_;  // a thread's owner and agent never change
 
   std::mutex wq_mutex_;
   std::condition_variable wq_cv_;    // writer: work arrived / stop

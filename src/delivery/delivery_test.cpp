@@ -233,6 +233,19 @@ TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
   EXPECT_EQ(conn->seqs().back(), 100);
 }
 
+TEST_F(DeliveryTest, ThreadInfoGivesOwnerAndAgentAndRemembersNewThreads) {
+  auto t = store_.createThread("tia", "t", false, "echo");
+  ASSERT_TRUE(t.ok());
+  auto info = delivery_.threadInfo(t->id);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->user_id, "tia");
+  EXPECT_EQ(info->agent, "echo");
+  EXPECT_FALSE(delivery_.threadInfo("thr_missing"));
+  // A thread handed over at creation is known without the store (here: one the store never saw).
+  delivery_.rememberThread(store::Thread{"thr_only_in_cache", "tia", "x", 0, false, "llm"});
+  EXPECT_EQ(delivery_.threadInfo("thr_only_in_cache")->agent, "llm");
+}
+
 // A user who is offline gets events one at a time, so their in-memory state is released between
 // events; retention must still hold (it once counted in that state and never ran).
 TEST_F(DeliveryTest, RetentionHoldsForAnOfflineUserWhoseEventsTrickleIn) {

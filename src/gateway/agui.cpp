@@ -171,12 +171,13 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
 
     // The thread: the client's, if it is one of this user's; otherwise a new one.
     std::string thread_id;
-    if (auto t = store.findThread(client_thread)) {
+    if (auto t = delivery.threadInfo(client_thread)) {
       if (t->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
-      thread_id = t->id;
+      thread_id = client_thread;
     } else {
       auto t2 = store.createThread(user_id, content.substr(0, 60), false);
       if (!t2) return net::jsonError(500, "internal", t2.error().message);
+      delivery.rememberThread(*t2);
       thread_id = t2->id;
     }
 

@@ -25,9 +25,9 @@ json::object messageJson(const store::Message& m) {
 }
 
 // Resolves a thread the user may touch; sends the error frame and returns nullopt otherwise.
-std::optional<store::Thread> ownedThread(store::Store& store, const ClientContext& ctx, const Frame& f,
-                                         const std::string& thread_id) {
-  auto t = store.findThread(thread_id);
+std::optional<delivery::ThreadInfo> ownedThread(delivery::Delivery& delivery, const ClientContext& ctx, const Frame& f,
+                                                const std::string& thread_id) {
+  auto t = delivery.threadInfo(thread_id);
   if (!t) {
     sendError(*ctx.conn, "thread_not_found", "no thread '" + thread_id + "'", f.id);
     return std::nullopt;
@@ -54,6 +54,7 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     }
     auto t = s.store.createThread(ctx.user_id, stringField(f.data, "title"), ctx.user_id == kSystemUser, agent);
     if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
+    s.delivery.rememberThread(*t);
     sendReply(*ctx.conn, "thread_created", f.id, threadJson(t.value()));
   });
 
@@ -66,7 +67,7 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   router.addHandler("get_thread_history", [s](const ClientContext& ctx, const Frame& f) {
     auto thread_id = stringField(f.data, "thread_id");
     if (thread_id.empty()) return sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
-    if (!ownedThread(s.store, ctx, f, thread_id)) return;
+    if (!ownedThread(s.delivery, ctx, f, thread_id)) return;
     int limit = static_cast<int>(std::clamp<int64_t>(intField(f.data, "limit").value_or(100), 1, 1000));
     json::array messages;
     for (const auto& m : s.store.listMessages(thread_id, limit, intField(f.data, "before").value_or(0))) {
@@ -87,9 +88,10 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (thread_id.empty()) {
       auto t = s.store.createThread(ctx.user_id, content.substr(0, 60), ctx.user_id == kSystemUser);
       if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
+      s.delivery.rememberThread(*t);
       thread_id = t->id;
     } else {
-      auto t = ownedThread(s.store, ctx, f, thread_id);
+      auto t = ownedThread(s.delivery, ctx, f, thread_id);
       if (!t) return;
       if (agent.empty()) agent = t->agent;
     }
