@@ -2,7 +2,7 @@
 # A/B: user_message -> agent_completed latency, 1000 users at 1 msg/s, two binaries alternated.
 # Usage: bench/ab-chat.sh OLD_BINARY NEW_BINARY   (USERS=100 THINK="--think-ms 0" for the closed loop)
 set -euo pipefail
-B="${B:-build}"
+B="${B:-$(cd "$(dirname "$0")/.." && pwd)/build}"
 TMP=$(mktemp -d)
 ulimit -n "$(ulimit -Hn)"
 run() {
