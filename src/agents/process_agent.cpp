@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <system_error>
 
 extern char** environ;
 
@@ -47,7 +48,8 @@ class Child {
       close(in[1]);
       close(out[0]);
       pid_ = -1;
-      throw AgentError("agent_exited", fmt::format("cannot start '{}': {}", command, std::strerror(rc)));
+      throw AgentError("agent_exited", fmt::format("cannot start '{}': {}", command,
+                                                   std::error_code(rc, std::generic_category()).message()));
     }
     stdin_fd = in[1];
     stdout_fd = out[0];

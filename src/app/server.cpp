@@ -34,7 +34,7 @@ class Watchdog {
   Watchdog() {
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
-    thread_ = std::jthread([usec](std::stop_token st) {
+    thread_ = std::jthread([usec](const std::stop_token& st) {
       std::mutex m;
       std::condition_variable_any cv;
       std::unique_lock lock(m);

@@ -147,7 +147,7 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
 }  // namespace
 
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
-                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, std::function<bool()> ready) {
+                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, const std::function<bool()>& ready) {
   server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, ready](const net::HttpRequest& req) {
     auto caller = authenticateApiRequest(req, gateway, ready);
     if (caller.refusal) return std::move(*caller.refusal);
@@ -183,7 +183,7 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
 
     net::HttpReply reply{200, "text/event-stream", {}, {}, {}};
     reply.stream = [&delivery, &bridge, user_id, thread_id, client_thread, client_run,
-                    content](std::shared_ptr<net::StreamWriter> out) {
+                    content](const std::shared_ptr<net::StreamWriter>& out) {
       auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);
       agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
       conn->setRun(run.run_id);

@@ -25,6 +25,6 @@ class WsGateway;
 // (table in docs/protocol.md). Same JWT auth as the API. The run is an ordinary run of the
 // user: stored, in the user's stream, visible to their WebSocket connections too.
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
-                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, std::function<bool()> ready);
+                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, const std::function<bool()>& ready);
 
 }  // namespace agentwire::gateway

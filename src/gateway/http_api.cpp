@@ -42,7 +42,7 @@ ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& g
 }
 
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,
-                     int dev_token_ttl_s, std::function<bool()> ready) {
+                     int dev_token_ttl_s, const std::function<bool()>& ready) {
   // Authenticates, runs one frame through the router, and maps the reply to HTTP.
   auto call = [&router, &gateway, ready](const net::HttpRequest& req, Frame frame, const std::string& want_type,
                                          int ok_status) -> net::HttpReply {

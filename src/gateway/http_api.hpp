@@ -27,6 +27,6 @@ ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& g
                                  const std::function<bool()>& ready);
 
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,
-                     int dev_token_ttl_s, std::function<bool()> ready);
+                     int dev_token_ttl_s, const std::function<bool()>& ready);
 
 }  // namespace agentwire::gateway
