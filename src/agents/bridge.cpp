@@ -144,15 +144,7 @@ void AgentWebSocketBridge::execute(Run& run) {
   auto emitter = createUserEmitter(run.ctx);
   auto t0 = std::chrono::steady_clock::now();
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
-  if (recorder_->enabled()) {
-    analytics::Record r;
-    r.kind = "run_started";
-    r.user_id = run.ctx.user_id;
-    r.thread_id = run.ctx.thread_id;
-    r.run_id = run.ctx.run_id;
-    r.agent = run.agent->name();
-    recorder_->record(std::move(r));
-  }
+  if (recorder_->enabled()) recorder_->record(runRecord(run, "run_started"));
   emitter->emit("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}});
   std::string answer;
   std::string error;
@@ -207,6 +199,16 @@ void AgentWebSocketBridge::execute(Run& run) {
   finish(run, *emitter, t0, "completed", {});
 }
 
+analytics::Record AgentWebSocketBridge::runRecord(const Run& run, const char* kind) {
+  analytics::Record r;
+  r.kind = kind;
+  r.user_id = run.ctx.user_id;
+  r.thread_id = run.ctx.thread_id;
+  r.run_id = run.ctx.run_id;
+  r.agent = run.agent->name();
+  return r;
+}
+
 void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
                                   const std::string& outcome, const std::string& reason) {
   auto took = std::chrono::steady_clock::now() - t0;
@@ -216,12 +218,7 @@ void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, st
     ++outcomes_[{run.agent->name(), outcome}];
   }
   if (!recorder_->enabled()) return;
-  analytics::Record r;
-  r.kind = "run_finished";
-  r.user_id = run.ctx.user_id;
-  r.thread_id = run.ctx.thread_id;
-  r.run_id = run.ctx.run_id;
-  r.agent = run.agent->name();
+  analytics::Record r = runRecord(run, "run_finished");
   r.outcome = outcome;
   r.reason = reason;
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();

@@ -84,6 +84,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   };
   void workerLoop();
   void execute(Run& run);
+  // The analytics row of a run, with who, where and which agent filled in.
+  static analytics::Record runRecord(const Run& run, const char* kind);
   void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
               const std::string& outcome, const std::string& reason);
   // The first queued run whose user is under the running limit; caller holds mutex_.

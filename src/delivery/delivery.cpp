@@ -288,15 +288,14 @@ void Delivery::pump(Connection& conn) {
 
 core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event) {
   auto thread = threadInfo(event.thread_id);
-  std::optional<std::string> owner = thread ? std::optional<std::string>(thread->user_id) : std::nullopt;
-  if (!owner || *owner != user_id) {
+  if (!thread || thread->user_id != user_id) {
     ++stats_.failures;
-    ++(owner ? stats_.failures_forbidden : stats_.failures_thread_not_found);
-    const char* code = owner ? "forbidden" : "thread_not_found";
+    ++(thread ? stats_.failures_forbidden : stats_.failures_thread_not_found);
+    const char* code = thread ? "forbidden" : "thread_not_found";
     std::string msg = fmt::format(
         "MessageDeliveryError: cannot deliver '{}' to thread '{}' for user '{}': {} (user has {} active "
         "connections; {} users connected)",
-        event.type, event.thread_id, user_id, owner ? "the thread belongs to another user" : "no such thread",
+        event.type, event.thread_id, user_id, thread ? "the thread belongs to another user" : "no such thread",
         connectionsOf(user_id), userCount());
     log_->error("{}", msg);
     recordFailure(user_id, event.thread_id, event.type, code);
