@@ -46,11 +46,17 @@ class Server:
         self.port = None
 
     def start(self, wait_ready=True, timeout=20):
+        """Starts the process and waits for its port file (and readiness, with wait_ready).
+        With wait_ready=False a process that exits before listening is not an error here: a test
+        that expects a failed start checks wait_exit() and the log (how fast it fails is up to
+        the machine, so it must not decide the outcome)."""
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                if not wait_ready:
+                    return self
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
             try:
                 with open(self.port_file) as f:
@@ -122,12 +128,35 @@ class Server:
         self.proc.wait()
         self.log.close()
 
+    def pid(self):
+        return self.proc.pid
+
     def logs(self):
         try:
             with open(self.log_path, "rb") as f:
                 return f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+
+def wait_for(pred, timeout=30, what="condition", interval=0.02):
+    """Polls `pred` until it returns something truthy, which is returned. Tests wait on
+    conditions like this one, never on a fixed sleep: a slower or faster machine changes how long
+    the wait takes, not its outcome."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+async def wait_for_async(pred, timeout=30, what="condition"):
+    """wait_for from a coroutine: the blocking polls run in a thread so clients keep going."""
+    import asyncio
+    return await asyncio.to_thread(wait_for, pred, timeout, what)
 
 
 def run_cli(*args, env=None, timeout=30):
@@ -200,6 +229,21 @@ class ClickHouse:
         if self.proc:
             self.out.close()
         self.proc = None
+
+    def kill(self):
+        """An outage as it really happens: SIGKILL, no goodbye on open connections. (A SIGTERM
+        lets clickhouse-server 18.16 keep serving a client that keeps inserting for many seconds.)"""
+        self.proc.kill()
+        self.proc.wait()
+        self.out.close()
+        self.proc = None
+
+    def pause(self):
+        """A hung server: SIGSTOP. Connections stay open and requests get no answer."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
 
     def query(self, sql):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
