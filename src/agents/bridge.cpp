@@ -33,6 +33,7 @@ void AgentWebSocketBridge::start() {
   if (agents_.find(options_.default_agent) == agents_.end()) {
     throw std::runtime_error(fmt::format("default agent '{}' is not registered", options_.default_agent));
   }
+  interruptUnfinishedRuns();
   std::lock_guard lock(mutex_);
   stopping_ = false;
   accepting_ = true;
@@ -62,27 +63,101 @@ std::unique_ptr<UserEmitter> AgentWebSocketBridge::createUserEmitter(const UserC
   return std::unique_ptr<UserEmitter>(new UserEmitter(delivery_, ctx));
 }
 
-core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx, std::string input,
-                                                         const std::string& agent_name) {
+core::Result<Agent*> AgentWebSocketBridge::admit(const std::string& user_id, const std::string& agent_name) const {
   const std::string& name = agent_name.empty() ? options_.default_agent : agent_name;
   auto it = agents_.find(name);
   if (it == agents_.end()) return core::Error{"unknown_agent", fmt::format("no agent named '{}'", name)};
-  std::lock_guard lock(mutex_);
   if (!accepting_) return core::Error{"not_ready", "the agent bridge is not running"};
   if (queue_.size() >= options_.max_queue) {
     return core::Error{"rate_limited", fmt::format("agent queue is full ({} runs waiting)", queue_.size())};
   }
-  int& queued = queued_per_user_[ctx.user_id];
-  if (queued >= options_.max_queued_per_user) {
-    return core::Error{"rate_limited", fmt::format("{} runs of this user are already waiting", queued)};
+  auto q = queued_per_user_.find(user_id);
+  if (q != queued_per_user_.end() && q->second >= options_.max_queued_per_user) {
+    return core::Error{"rate_limited", fmt::format("{} runs of this user are already waiting", q->second)};
   }
-  ++queued;
+  return it->second.get();
+}
+
+core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx, std::string input,
+                                                         const std::string& agent_name) {
+  std::lock_guard lock(mutex_);
+  auto agent = admit(ctx.user_id, agent_name);
+  if (!agent) return agent.error();
+  ++queued_per_user_[ctx.user_id];
   auto token = std::make_shared<CancelToken>();
   runs_[ctx.run_id] = {ctx.user_id, token};
   run_threads_[ctx.run_id] = {ctx.user_id, ctx.thread_id};
-  queue_.push_back(Run{ctx, std::move(input), it->second.get(), token});
+  queue_.push_back(Run{ctx, std::move(input), *agent, token});
   cv_.notify_one();
   return ctx.run_id;
+}
+
+void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
+  std::string agent_name;
+  {
+    std::lock_guard lock(mutex_);
+    auto agent = admit(s.ctx.user_id, s.agent);
+    if (!agent) return accepted(agent.error());
+    agent_name = (*agent)->name();
+  }
+  store::Message m;
+  m.thread_id = s.ctx.thread_id;
+  m.user_id = s.ctx.user_id;
+  m.role = "user";
+  m.content = s.content;
+  m.run_id = s.ctx.run_id;
+  store::RunRecord run{s.ctx.run_id, s.ctx.user_id, s.ctx.thread_id, agent_name, options_.node_id, "queued", 0};
+  // On the writer thread once the message and its run are durable: ack, then queue the run.
+  delivery_.storeMessage(
+      std::move(m), std::move(run),
+      [this, s = std::move(s), agent_name, accepted = std::move(accepted)](const core::Result<store::Message>& r) {
+        accepted(r);
+        if (!r) return;
+        auto started = startRun(s.ctx, s.content, agent_name);
+        if (started) return;
+        // Admitted a moment ago, refused now (the queue filled meanwhile, or shutdown began): the
+        // run is stored, so it ends here, in the stream, like any other run.
+        log_->warn("run '{}' of user '{}' could not be queued after its message was stored: {}", s.ctx.run_id,
+                   s.ctx.user_id, started.error().message);
+        const char* code = started.error().code == "not_ready" ? "interrupted" : started.error().code.c_str();
+        delivery_.deliver(s.ctx.user_id,
+                          delivery::Event{"agent_error",
+                                          s.ctx.thread_id,
+                                          s.ctx.run_id,
+                                          {{"code", code}, {"message", started.error().message}},
+                                          std::string(code) == "interrupted" ? "interrupted" : "error"},
+                          delivery::Delivery::Backpressure::Overflow);
+      },
+      delivery::Delivery::Backpressure::FailFast);
+}
+
+void AgentWebSocketBridge::interruptUnfinishedRuns() {
+  auto runs = store_.unfinishedRuns(options_.node_id);
+  if (!runs) throw std::runtime_error("cannot read unfinished runs: " + runs.error().message);
+  for (const auto& run : *runs) {
+    auto r = delivery_.deliver(
+        run.user_id,
+        delivery::Event{"agent_error",
+                        run.thread_id,
+                        run.id,
+                        {{"code", "interrupted"},
+                         {"message", "the server stopped while this run was in progress; send the message again"}},
+                        "interrupted"});
+    if (!r) {
+      log_->error("cannot end interrupted run '{}' of user '{}': {}", run.id, run.user_id, r.error().message);
+      continue;
+    }
+    if (run.user_id != core::kSystemUser) {
+      std::lock_guard lock(mutex_);
+      ++outcomes_[{run.agent, "interrupted"}];
+    }
+  }
+  if (!runs->empty()) {
+    log_->warn(
+        "{} runs were still queued or running when the previous process ended; each ended with agent_error "
+        "interrupted",
+        runs->size());
+  }
 }
 
 bool AgentWebSocketBridge::stopRun(const std::string& user_id, const std::string& run_id) {
@@ -145,7 +220,7 @@ void AgentWebSocketBridge::execute(Run& run) {
   auto t0 = std::chrono::steady_clock::now();
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
   if (recorder_->enabled()) recorder_->record(runRecord(run, "run_started"));
-  emitter->emit("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}});
+  emitter->emitLifecycle("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}}, "running");
   std::string answer;
   std::string error;
   std::string error_code = "internal";
@@ -164,19 +239,19 @@ void AgentWebSocketBridge::execute(Run& run) {
   const std::string timeout_message = fmt::format("run exceeded {} ms", options_.run_timeout_ms);
   // A stop or a deadline that made the agent give up is reported as such, not as its error.
   if (run.cancel->stopRequested()) {
-    emitter->emit("agent_stopped", {});
+    emitter->emitLifecycle("agent_stopped", {}, "stopped");
     return finish(run, *emitter, t0, "stopped", {});
   }
   if (run.cancel->timedOut()) {
     log_->warn("run '{}' of agent '{}' for user '{}' timed out after {} ms", run.ctx.run_id, run.agent->name(),
                run.ctx.user_id, options_.run_timeout_ms);
-    emitter->emit("agent_error", {{"code", "timeout"}, {"message", timeout_message}});
+    emitter->emitLifecycle("agent_error", {{"code", "timeout"}, {"message", timeout_message}}, "error");
     return finish(run, *emitter, t0, "timeout", "timeout");
   }
   if (!error.empty()) {
     log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
                 run.ctx.user_id, run.ctx.thread_id, error);
-    emitter->emit("agent_error", {{"code", error_code}, {"message", error}});
+    emitter->emitLifecycle("agent_error", {{"code", error_code}, {"message", error}}, "error");
     return finish(run, *emitter, t0, "error", error_code);
   }
   store::Message m;
@@ -192,10 +267,14 @@ void AgentWebSocketBridge::execute(Run& run) {
   // durable. The worker is free for the next run at once (waiting here capped runs/s at
   // workers / commit time and was the largest part of the latency under load). If the commit
   // fails, the answer and agent_completed fail together and are counted as delivery failures.
-  delivery_.storeMessage(std::move(m), [log = log_, run_id = run.ctx.run_id](const core::Result<store::Message>& r) {
-    if (!r) log->error("cannot store the answer of run '{}': {}", run_id, r.error().message);
-  });
-  emitter->emit("agent_completed", {{"message_id", message_id}, {"content", answer}, {"execution_time_ms", took}});
+  delivery_.storeMessage(
+      std::move(m), std::nullopt,
+      [log = log_, run_id = run.ctx.run_id](const core::Result<store::Message>& r) {
+        if (!r) log->error("cannot store the answer of run '{}': {}", run_id, r.error().message);
+      },
+      delivery::Delivery::Backpressure::Wait);
+  emitter->emitLifecycle("agent_completed",
+                         {{"message_id", message_id}, {"content", answer}, {"execution_time_ms", took}}, "completed");
   finish(run, *emitter, t0, "completed", {});
 }
 

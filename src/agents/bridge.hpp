@@ -37,6 +37,7 @@ namespace agentwire::agents {
 class AgentWebSocketBridge final : public lifecycle::Component {
  public:
   struct Options {
+    std::string node_id = "local";  // recorded with each run: the node that executes it
     int workers = 4;
     std::size_t max_queue = 1000;
     std::string default_agent = "echo";
@@ -59,6 +60,22 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // An emitter bound to ctx's user, thread and run.
   std::unique_ptr<UserEmitter> createUserEmitter(const UserContext& ctx);
 
+  // A user's message and the run it starts, from any entry point (WebSocket, HTTP API, AG-UI).
+  struct Submission {
+    UserContext ctx;  // user, thread (must exist and be the user's), run id, request id
+    std::string content;
+    std::string agent;  // empty = the configured default
+  };
+  // Accepting a message is one step: the run is admitted first (errors at once, nothing stored:
+  // not_ready, unknown_agent, rate_limited, unavailable), then the message and its run are stored
+  // in one commit and the run is queued. `accepted` is called exactly once: with the stored message
+  // on the writer thread after the commit (the caller acks it there), or with the error. A run
+  // whose message was stored always ends with a terminal event in the user's stream, even when it
+  // cannot be queued after all (agent_error rate_limited) or the process dies (agent_error
+  // interrupted on the next start). Never blocks (safe on I/O threads).
+  using Accepted = std::function<void(const core::Result<store::Message>&)>;
+  void submit(Submission s, Accepted accepted);
+
   // Queues a run. Errors: not_ready (bridge not started), rate_limited (queue full),
   // unknown_agent. ctx.run_id must be set.
   core::Result<std::string> startRun(const UserContext& ctx, std::string input, const std::string& agent_name);
@@ -66,7 +83,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   bool stopRun(const std::string& user_id, const std::string& run_id);
 
   std::size_t activeRuns() const;
-  // Finished runs by (agent, outcome); outcome is completed, error, stopped or timeout.
+  // Finished runs by (agent, outcome); outcome is completed, error, stopped, timeout or
+  // interrupted (found unfinished at start: the process ended while they ran).
   std::map<std::pair<std::string, std::string>, uint64_t> runOutcomes() const;
   // Run durations (seconds, start of execution to the last event) by agent.
   std::map<std::string, monitoring::Histogram::Snapshot> runDurations() const;
@@ -82,6 +100,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     Agent* agent = nullptr;
     std::shared_ptr<CancelToken> cancel;
   };
+  // Admission of a new run (the checks of startRun without queueing it).
+  core::Result<Agent*> admit(const std::string& user_id, const std::string& agent_name) const;
+  // Ends every run the store still has as queued or running: the process that ran them is gone.
+  void interruptUnfinishedRuns();
   void workerLoop();
   void execute(Run& run);
   // The analytics row of a run, with who, where and which agent filled in.

@@ -189,7 +189,7 @@ TEST_F(BridgeTest, EchoEmitsAllFiveEventsAndStoresTheAnswer) {
   EXPECT_EQ(types, (std::vector<std::string>{"agent_started", "agent_thinking", "tool_executing", "tool_completed",
                                              "agent_completed"}));
   auto done = runFrames(*c, ctx.run_id).back().at("data").as_object();
-  auto history = store_.listMessages(ctx.thread_id, 10, 0);
+  auto history = *store_.listMessages(ctx.thread_id, 10, 0);
   ASSERT_EQ(history.size(), 1u);
   EXPECT_EQ(history[0].role, "agent");
   EXPECT_EQ(history[0].id, done.at("message_id").as_string());

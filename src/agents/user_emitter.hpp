@@ -33,6 +33,9 @@ class UserEmitter {
  private:
   friend class AgentWebSocketBridge;
   UserEmitter(delivery::Delivery& delivery, UserContext ctx) : delivery_(delivery), ctx_(std::move(ctx)) {}
+  // The runner's first and last events: they also set the run's stored status.
+  core::Result<int64_t> emitLifecycle(const std::string& type, boost::json::object data,
+                                      const std::string& run_status) const;
 
   delivery::Delivery& delivery_;
   const UserContext ctx_;

@@ -16,9 +16,21 @@
 #include "monitoring/alert_monitor.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
+#include <unistd.h>
+
 namespace agentwire::app {
 
 using Deps = std::vector<std::string>;
+
+namespace {
+// Recorded with each run. One SQLite process owns its file, so this only names the node in rows.
+std::string nodeId(const core::Config& cfg) {
+  if (!cfg.analytics.node.empty()) return cfg.analytics.node;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "local";
+  return host;
+}
+}  // namespace
 
 Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& cfg) {
   registry.add(std::make_unique<ConfigComponent>(cfg));
@@ -36,15 +48,15 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   // The bridge is built before the router (the handlers hold a reference to it) but starts after.
   auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
       delivery, store,
-      agents::AgentWebSocketBridge::Options{cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue),
-                                            cfg.agents.default_agent, cfg.agents.max_running_per_user,
-                                            cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms},
+      agents::AgentWebSocketBridge::Options{
+          nodeId(cfg), cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue), cfg.agents.default_agent,
+          cfg.agents.max_running_per_user, cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms},
       Deps{"delivery", "message_handlers", "analytics"});
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
       registry.trace(),
-      [&store, &delivery, bridge_ptr, &recorder](gateway::MessageRouter& r) {
-        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr, recorder});
+      [&store, &delivery, bridge_ptr, &recorder, limits = cfg.limits](gateway::MessageRouter& r) {
+        gateway::registerChatHandlers(r, gateway::ChatServices{store, delivery, *bridge_ptr, recorder, limits});
       },
       Deps{"delivery"}));
   auto& analytics = registry.add(std::move(analytics_owned));

@@ -86,8 +86,8 @@ TEST(DefaultGraphTest, SelfCheckThreadsAreNeverListed) {
   lifecycle::Registry registry(trace);
   auto c = buildDefaultGraph(registry, cfg);
   ASSERT_TRUE(registry.startAll().ok);
-  EXPECT_TRUE(c.store.listThreads(gateway::kSystemUser).empty());
-  EXPECT_GT(c.store.streamInfo(gateway::kSystemUser).last_seq, 0) << "the self-check delivered nothing";
+  EXPECT_TRUE(c.store.listThreads(gateway::kSystemUser, 10, {})->empty());
+  EXPECT_GT(c.store.streamInfo(gateway::kSystemUser)->last_seq, 0) << "the self-check delivered nothing";
   registry.stopAll();
 }
 

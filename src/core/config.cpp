@@ -98,9 +98,13 @@ const std::vector<KeySpec>& specs() {
       AW_INT("ws.max_queue_messages", ws.max_queue_messages, 1, 1000000),
       AW_INT("ws.max_queue_bytes", ws.max_queue_bytes, 1024, 1024 * 1024 * 1024),
       AW_INT("ws.idle_timeout_ms", ws.idle_timeout_ms, 100, 3600000),
+      AW_INT("ws.send_timeout_ms", ws.send_timeout_ms, 100, 3600000),
       AW_INT("ws.max_messages_per_second", ws.max_messages_per_second, 1, 1000000),
       AW_INT("ws.max_connections_per_user", ws.max_connections_per_user, 1, 100000),
       AW_INT("ws.resume_window_ms", ws.resume_window_ms, 0, 60000),
+      AW_INT("limits.max_threads_per_user", limits.max_threads_per_user, 1, 100000000),
+      AW_INT("limits.max_title_chars", limits.max_title_chars, 1, 10000),
+      AW_INT("limits.list_page_max", limits.list_page_max, 1, 100000),
       AW_BOOL("analytics.enabled", analytics.enabled),
       AW_BOOL("analytics.required", analytics.required),
       AW_STR("analytics.url", analytics.url, false),
@@ -204,6 +208,14 @@ void validate(const Config& c) {
         c.server.host));
   }
   if (c.store.path.empty()) throw ConfigError("configuration key 'store.path': must not be empty");
+  // HS256 with a short secret can be brute-forced offline from one token (RFC 7518 3.2 asks for
+  // at least the hash size). Dev mode on loopback may use a short one for a try.
+  if (!c.auth.secret.empty() && c.auth.secret.size() < 32 && !c.devModeEnabled()) {
+    throw ConfigError(fmt::format(
+        "configuration key 'auth.secret': {} bytes is too short; use at least 32 random bytes (e.g. openssl rand "
+        "-hex 32)",
+        c.auth.secret.size()));
+  }
 }
 
 }  // namespace

@@ -44,10 +44,17 @@ struct Config {
     int max_queue_messages = 1024;
     int max_queue_bytes = 4 * 1024 * 1024;
     int idle_timeout_ms = 30000;
+    int send_timeout_ms = 30000;  // frames waiting, no write completing: the peer stopped reading (4001)
     int max_messages_per_second = 50;
     int max_connections_per_user = 16;
     int resume_window_ms = 1000;
   } ws;
+  // Limits that hold on every entry point (WebSocket, HTTP API, AG-UI).
+  struct Limits {
+    int max_threads_per_user = 10000;
+    int max_title_chars = 200;
+    int list_page_max = 200;  // threads or messages in one page
+  } limits;
   struct Analytics {
     bool enabled = false;
     bool required = false;

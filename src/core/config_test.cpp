@@ -76,10 +76,23 @@ TEST(ConfigTest, NonLoopbackWithoutSecretIsRefused) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("'auth.secret'"), std::string::npos) << e.what();
   }
-  auto c = loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", "s3cret"}});
+  const std::string secret(32, 'k');
+  auto c = loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", secret}});
   EXPECT_FALSE(c.devModeEnabled()) << "dev mode must never be on off loopback";
-  EXPECT_THROW(loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", "x"}, {"auth.dev_mode", "on"}}),
+  EXPECT_THROW(loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", secret}, {"auth.dev_mode", "on"}}),
                ConfigError);
+}
+
+TEST(ConfigTest, ShortSecretIsRefusedOutsideDevMode) {
+  try {
+    loadConfig("", {}, {{"server.host", "0.0.0.0"}, {"auth.secret", std::string(31, 'k')}});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'auth.secret': 31 bytes is too short"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(loadConfig("", {}, {{"auth.dev_mode", "off"}, {"auth.secret", "x"}}), ConfigError);
+  // Dev mode on loopback: a short secret is allowed for a try.
+  EXPECT_NO_THROW(loadConfig("", {}, {{"auth.secret", "x"}}));
 }
 
 TEST(ConfigTest, RenderMasksSecretsAndRoundTrips) {

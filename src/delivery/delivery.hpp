@@ -3,6 +3,8 @@
 #include "analytics/record.hpp"
 #include "core/result.hpp"
 #include "delivery/connection.hpp"
+#include "delivery/stream_writer.hpp"
+#include "delivery/thread_cache.hpp"
 #include "lifecycle/component.hpp"
 #include "monitoring/histogram.hpp"
 #include "store/store.hpp"
@@ -10,32 +12,23 @@
 #include <boost/json/object.hpp>
 
 #include <spdlog/logger.h>
-#include <optional>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
-#include <thread>
-#include <unordered_map>
 
 namespace agentwire::delivery {
-
-// What delivery and the handlers need of a thread; it never changes once the thread exists.
-struct ThreadInfo {
-  std::string user_id;
-  std::string agent;
-};
 
 struct Event {
   std::string type;
   std::string thread_id;
   std::string run_id;
   boost::json::object data;
+  std::string run_status;  // lifecycle events: the run's stored status (see store::RunRecord)
 };
 
 // Counters read by health, metrics and the status page.
@@ -47,7 +40,8 @@ struct DeliveryStats {
   std::atomic<uint64_t> failures_thread_not_found{0};
   std::atomic<uint64_t> failures_forbidden{0};
   std::atomic<uint64_t> failures_store_error{0};
-  std::atomic<uint64_t> acked{0};  // events acknowledged by clients (cumulative acks, counted once)
+  std::atomic<uint64_t> acked{0};      // events acknowledged by clients (cumulative acks, counted once)
+  std::atomic<uint64_t> fell_back{0};  // live connections switched to catch-up at the high-water mark
   // deliver() called -> committed and queued on every live connection of the user.
   monitoring::Histogram latency{monitoring::Histogram::latencyBounds()};
 };
@@ -57,15 +51,16 @@ struct DeliveryStats {
 // live connection of that user. A user without connections is not an error: the event waits in
 // the stream until the user resumes.
 //
-// Thread-safe. deliver() assigns the seq in memory under the user's lock and queues the event
-// for the writer thread, which commits queued events in one transaction (group commit) and only
-// then sends them, in seq order, to the user's live connections: nothing is sent that is not
-// durable, and no caller waits on the disk. The queue is bounded (kMaxPending): when full,
-// deliver() waits for room, which slows the agents producing events, never the I/O threads.
+// Thread-safe. deliver() assigns the seq in memory under the user's lock and hands the event to
+// the StreamWriter (group commit); only after the commit is it sent, in seq order, to the user's
+// live connections: nothing is sent that is not durable, and no caller waits on the disk.
+//
+// A live connection whose backlog reaches the replay budget (half the send bound) stops receiving
+// pushed events and catches up from the stream when it drains, like a resume: a client that reads
+// is never cut off by a fast producer, and a connection's memory stays bounded.
 class Delivery final : public lifecycle::Component {
  public:
-  // How much one catch-up step may queue on a connection. Replays larger than this continue
-  // when the connection's queue drains (pump()), so a resume never overflows the send bound.
+  // How much one catch-up step may queue on a connection; also the high-water mark of live pushes.
   struct ReplayBudget {
     std::size_t frames = SIZE_MAX;
     std::size_t bytes = SIZE_MAX;
@@ -77,6 +72,14 @@ class Delivery final : public lifecycle::Component {
     int64_t age_ms = 0;  // 0 = no age bound
   };
 
+  // Whether a producer may wait for room in the writer queue (agent workers), must fail fast
+  // with `unavailable` (I/O threads), or queues past the bound without waiting (the writer's own
+  // commit callbacks, which must never wait for the writer; they add at most one item per item
+  // of the batch that called them).
+  enum class Backpressure { Wait, FailFast, Overflow };
+
+  enum class ResumeOutcome { Complete, Replaying, Resync };
+
   Delivery(store::Store& store, std::vector<std::string> dependencies);
   void setReplayBudget(ReplayBudget b) { budget_ = b; }  // before start()
   void setRetention(Retention r) { retention_ = r; }     // before start()
@@ -84,49 +87,58 @@ class Delivery final : public lifecycle::Component {
   void setUncountedUser(std::string user) { uncounted_user_ = std::move(user); }  // before start()
   // Where event_delivered and delivery_failed rows go (before start()).
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }
+  void setWriterOptions(StreamWriter::Options o) { writer_.setOptions(o); }  // before start()
 
   void start() override;
   void stop() override;
 
   // Registers a connection. `live` connections receive events appended from now on; a held
   // connection (live=false) receives nothing until resume() or goLive().
-  // Returns the user's stream info at the moment of attaching.
-  store::StreamInfo attach(const ConnectionPtr& conn, bool live);
+  // Returns the user's stream info at the moment of attaching (unavailable when it cannot be read).
+  core::Result<store::StreamInfo> attach(const ConnectionPtr& conn, bool live);
   void detach(const Connection& conn);
 
   // Sends, in order, every event with seq > last_seq, then `resume_complete {from_seq, to_seq}`
-  // (with id `ref`), then makes the connection live. Large replays go out in budgeted batches.
-  // Fails with `resync_required` when the epoch differs or those events are no longer retained;
-  // the connection is then live from the stream's head.
-  core::Result<bool> resume(Connection& conn, int64_t last_seq, const std::string& epoch, const std::string& ref);
+  // (with id `ref`), then makes the connection live. Large replays go out in budgeted batches
+  // (Replaying). When the epoch differs or those events are no longer retained, sends
+  // `resync_required` (id `ref`) before anything else and continues live from the head (Resync).
+  core::Result<ResumeOutcome> resume(Connection& conn, int64_t last_seq, const std::string& epoch,
+                                     const std::string& ref);
   // Makes a held connection live, first sending what was appended while it was held.
   void goLive(Connection& conn);
-  // Continues a replay on a connection whose queue drained. Cheap no-op when not replaying.
+  // Continues a catch-up on a connection whose queue drained. Cheap no-op when not catching up.
   void pump(Connection& conn);
 
   // Delivers an event of a thread on behalf of `user_id`. The thread must exist and belong to
   // the user; otherwise the event is refused (thread_not_found / forbidden), counted and logged.
   // Returns the event's seq; the event is committed and sent shortly after, by the writer.
-  core::Result<int64_t> deliver(const std::string& user_id, Event event);
+  // Waits for room in the writer queue (agent workers are paced by the store) unless told otherwise.
+  core::Result<int64_t> deliver(const std::string& user_id, Event event, Backpressure bp = Backpressure::Wait);
   // Waits until every event queued so far is committed and sent. For tests and shutdown.
   void flush();
 
-  // Stores a message of a thread through the same group commit as events. `done` runs on the
-  // writer thread once the transaction holding it committed (or failed). Anything delivered
-  // after this call is committed no earlier than the message. Ids and times are filled in.
+  // Stores a message (and, for a user message, the run it starts) through the same group commit as
+  // events. `done` runs on the writer thread once the transaction holding it committed (or failed
+  // for good). Anything delivered after this call is committed no earlier than the message. Ids and
+  // times are filled in. With FailFast, a full queue or a store that is failing answers
+  // `unavailable` at once (through `done`, on the caller's thread).
   using MessageDone = std::function<void(const core::Result<store::Message>&)>;
-  void storeMessage(store::Message m, MessageDone done);
+  void storeMessage(store::Message m, std::optional<store::RunRecord> run, MessageDone done, Backpressure bp);
 
   // Records a cumulative acknowledgement, on the writer thread (never on the caller's): acks of one
-  // user in a batch are coalesced into one write. Never moves backwards.
+  // user in a batch are coalesced into one write. Never moves backwards. Dropped when the queue is
+  // full (a later ack covers it).
   void ack(const std::string& user_id, int64_t seq);
 
-  // A thread's owner and agent, from a cache in front of the store (one read per thread, then
-  // none): the handlers of I/O threads ask here instead of the store, whose lock the writer holds
-  // during group commits. nullopt when there is no such thread.
-  std::optional<ThreadInfo> threadInfo(const std::string& thread_id);
-  // Puts a thread just created into the cache, so its first message does not read the store.
-  void rememberThread(const store::Thread& t);
+  // False while the store refuses writes (disk full, I/O errors): new messages are refused with
+  // `unavailable`; what is queued waits and is committed once the store takes it.
+  bool writable() const { return !writer_.failing(); }
+  std::size_t writerDepth() const { return writer_.depth(); }
+
+  // A thread's owner and agent, from a cache in front of the store (see ThreadCache).
+  core::Result<std::optional<ThreadInfo>> threadInfo(const std::string& thread_id) { return threads_.find(thread_id); }
+  void rememberThread(const store::Thread& t) { threads_.remember(t); }
+  void forgetThread(const std::string& thread_id) { threads_.forget(thread_id); }
 
   std::size_t connectionCount() const;
   std::size_t userCount() const;  // users with at least one live connection
@@ -151,40 +163,28 @@ class Delivery final : public lifecycle::Component {
     std::size_t pending = 0;  // events queued for the writer; the state is kept while > 0
     bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
-  struct Pending {
-    std::shared_ptr<UserState> us;  // null for a message or an ack
-    store::StoredEvent ev;
-    std::optional<store::Message> message;
-    MessageDone done;
-    int64_t ack_seq = 0;  // > 0: an ack of ev.user_id up to this seq
-    std::chrono::steady_clock::time_point queued_at = std::chrono::steady_clock::now();
-  };
-  // Waits for room in the writer queue (never call it while holding a user lock); false when
-  // delivery is not running.
-  bool waitForRoom();
-  // Hands one item to the writer (after waitForRoom()).
-  void enqueue(Pending&& p);
-  static constexpr std::size_t kMaxPending = 65536;
-  static constexpr std::size_t kMaxBatch = 1024;
 
   std::shared_ptr<UserState> userState(const std::string& user_id, bool create);
   // The user's current (not detached) state, locked.
   std::pair<std::shared_ptr<UserState>, std::unique_lock<std::mutex>> lockUser(const std::string& user_id);
+  // After a commit (on the writer thread): fan-out, callbacks, stats, retention.
+  void onCommitted(std::vector<WriteItem>& batch, const core::Result<store::CommitStats>& r);
+  void afterEvent(WriteItem& item, bool committed);
   // Returns how many live connections the event was queued to.
   int fanOut(UserState& us, const store::StoredEvent& ev);
   void recordFailure(const std::string& user_id, const std::string& thread_id, const std::string& type,
                      const std::string& reason);
-  void writerLoop();
-
   void releaseIfEmpty(const std::string& user_id, const std::shared_ptr<UserState>& us);
   // Sends stored events from entry.next_seq on, within the budget; at the stream's head the
   // entry turns live. Caller holds the user lock. False when the connection is gone.
   bool catchUp(Entry& e, const std::string& user_id);
   Entry* findEntry(UserState& us, const Connection& conn);
-  static std::shared_ptr<const std::string> frameOf(const store::StoredEvent& ev);
+  void dropGone(UserState& us);
 
   store::Store& store_;
   std::shared_ptr<spdlog::logger> log_;
+  ThreadCache threads_;
+  StreamWriter writer_;
   mutable std::shared_mutex users_mutex_;
   std::map<std::string, std::shared_ptr<UserState>> users_;
   std::atomic<std::size_t> connections_{0};
@@ -194,19 +194,6 @@ class Delivery final : public lifecycle::Component {
   Retention retention_;
   std::string uncounted_user_;
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
-
-  std::shared_mutex threads_mutex_;
-  std::unordered_map<std::string, ThreadInfo> threads_;  // a thread's owner and agent never change
-
-  std::mutex wq_mutex_;
-  std::condition_variable wq_cv_;    // writer: work arrived / stop
-  std::condition_variable room_cv_;  // producers: room in the queue; flush(): queue drained
-  std::deque<Pending> wq_;
-  std::size_t in_flight_ = 0;  // queued + being committed/sent
-  bool writer_running_ = false;
-  bool writer_stop_ = false;
-  bool failing_ = false;  // logging once per episode of commit failures
-  std::thread writer_;
 };
 
 }  // namespace agentwire::delivery

@@ -33,7 +33,7 @@ class DeliveryTest : public ::testing::Test {
 
   std::string threadOf(const std::string& user) { return store_.createThread(user, "t", false)->id; }
   Event event(const std::string& thread, const std::string& type = "agent_thinking") {
-    return Event{type, thread, "run_1", {{"step", 1}}};
+    return Event{type, thread, "run_1", {{"step", 1}}, {}};
   }
 
   testing::TempDir dir_;
@@ -50,7 +50,7 @@ TEST_F(DeliveryTest, UserWithoutConnectionGetsTheEventOnResume) {
   EXPECT_EQ(delivery_.stats().failures.load(), 0u);
 
   auto conn = std::make_shared<InProcessConnection>("c1", "alice");
-  auto info = delivery_.attach(conn, false);
+  auto info = *delivery_.attach(conn, false);
   EXPECT_EQ(info.last_seq, 1);
   auto r = delivery_.resume(*conn, 0, info.epoch, "r");
   ASSERT_TRUE(r.ok()) << r.error().message;
@@ -85,7 +85,7 @@ TEST_F(DeliveryTest, ForeignThreadIsRefusedAndCounted) {
   EXPECT_NE(r.error().message.find("mallory"), std::string::npos);
   EXPECT_NE(r.error().message.find("1 active connections"), std::string::npos) << r.error().message;
   EXPECT_TRUE(mallory->frames().empty());
-  EXPECT_EQ(store_.streamInfo("alice").last_seq, 0);
+  EXPECT_EQ(store_.streamInfo("alice")->last_seq, 0);
   auto missing = deliverSync("alice", event("thr_nope"));
   EXPECT_EQ(missing.error().code, "thread_not_found");
   EXPECT_EQ(delivery_.stats().failures.load(), 2u);
@@ -95,7 +95,7 @@ TEST_F(DeliveryTest, HeldConnectionReceivesNothingUntilResumeThenAllInOrder) {
   auto thread = threadOf("carol");
   deliverSync("carol", event(thread));
   auto conn = std::make_shared<InProcessConnection>("c", "carol");
-  auto info = delivery_.attach(conn, false);
+  auto info = *delivery_.attach(conn, false);
   deliverSync("carol", event(thread));  // arrives while held
   EXPECT_TRUE(conn->frames().empty());
   ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch, "r").ok());
@@ -108,10 +108,10 @@ TEST_F(DeliveryTest, LargeReplayGoesOutInBudgetedStepsAndStaysInOrder) {
   auto thread = threadOf("ivy");
   for (int i = 0; i < 10; ++i) deliverSync("ivy", event(thread));
   auto conn = std::make_shared<InProcessConnection>("c", "ivy");
-  auto info = delivery_.attach(conn, false);
+  auto info = *delivery_.attach(conn, false);
   auto r = delivery_.resume(*conn, 0, info.epoch, "r1");
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r.value()) << "still catching up";
+  EXPECT_EQ(r.value(), Delivery::ResumeOutcome::Replaying) << "still catching up";
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_TRUE(conn->replaying.load());
   // A live event during the replay is not sent ahead of older ones.
@@ -143,9 +143,36 @@ TEST_F(DeliveryTest, ResumeWithWrongEpochOrFutureSeqRequiresResync) {
   auto thread = threadOf("erin");
   deliverSync("erin", event(thread));
   auto conn = std::make_shared<InProcessConnection>("c", "erin");
-  auto info = delivery_.attach(conn, false);
-  EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other", "r").error().code, "resync_required");
-  EXPECT_EQ(delivery_.resume(*conn, 99, info.epoch, "r").error().code, "resync_required");
+  auto info = *delivery_.attach(conn, false);
+  EXPECT_EQ(delivery_.resume(*conn, 0, "ep_other", "r1").value(), Delivery::ResumeOutcome::Resync);
+  EXPECT_EQ(delivery_.resume(*conn, 99, info.epoch, "r2").value(), Delivery::ResumeOutcome::Resync);
+  auto frames = conn->frames();
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].at("type").as_string(), "resync_required");
+  EXPECT_EQ(frames[0].at("id").as_string(), "r1");
+  EXPECT_EQ(frames[1].at("id").as_string(), "r2");
+}
+
+// resync_required is the first thing the connection gets after asking: it goes out before the
+// connection turns live, so no live event can come ahead of it.
+TEST_F(DeliveryTest, ResyncNoticeComesBeforeAnyLiveEvent) {
+  auto thread = threadOf("rhea");
+  deliverSync("rhea", event(thread));
+  auto conn = std::make_shared<InProcessConnection>("c", "rhea");
+  delivery_.attach(conn, false);
+  std::atomic<bool> go{true};
+  std::thread producer([&] {
+    while (go.load()) delivery_.deliver("rhea", event(thread));
+  });
+  ASSERT_EQ(delivery_.resume(*conn, 0, "ep_stale", "r").value(), Delivery::ResumeOutcome::Resync);
+  while (conn->frames().size() < 5) std::this_thread::yield();
+  go = false;
+  producer.join();
+  delivery_.flush();
+  auto frames = conn->frames();
+  EXPECT_EQ(frames.front().at("type").as_string(), "resync_required");
+  int64_t head = frames.front().at("data").at("last_seq").as_int64();
+  EXPECT_EQ(frames[1].at("seq").as_int64(), head + 1) << "live from the head it announced, no gap";
 }
 
 TEST_F(DeliveryTest, ConcurrentDeliveriesKeepSeqGaplessAndOrderedPerConnection) {
@@ -171,13 +198,13 @@ TEST_F(DeliveryTest, AcksNeverMoveBackwards) {
   delivery_.ack("gus", 4);
   delivery_.ack("gus", 2);
   delivery_.flush();  // acks are written by the delivery writer, off the caller's thread
-  EXPECT_EQ(store_.streamInfo("gus").acked_seq, 4);
+  EXPECT_EQ(store_.streamInfo("gus")->acked_seq, 4);
   delivery_.ack("gus", 2);
   delivery_.flush();
-  EXPECT_EQ(store_.streamInfo("gus").acked_seq, 4) << "an ack never moves backwards";
+  EXPECT_EQ(store_.streamInfo("gus")->acked_seq, 4) << "an ack never moves backwards";
   delivery_.ack("gus", 100);
   delivery_.flush();
-  EXPECT_EQ(store_.streamInfo("gus").acked_seq, 5) << "an ack cannot pass the last appended seq";
+  EXPECT_EQ(store_.streamInfo("gus")->acked_seq, 5) << "an ack cannot pass the last appended seq";
 }
 
 TEST_F(DeliveryTest, ManyQueuedEventsAreCommittedInGroupsAndArriveInOrder) {
@@ -189,7 +216,7 @@ TEST_F(DeliveryTest, ManyQueuedEventsAreCommittedInGroupsAndArriveInOrder) {
   auto seqs = conn->seqs();
   ASSERT_EQ(seqs.size(), 3000u);
   for (int i = 0; i < 3000; ++i) ASSERT_EQ(seqs[i], i + 1);
-  EXPECT_EQ(store_.streamInfo("jo").last_seq, 3000);
+  EXPECT_EQ(store_.streamInfo("jo")->last_seq, 3000);
   EXPECT_EQ(delivery_.stats().appended.load(), 3000u);
 }
 
@@ -197,7 +224,7 @@ TEST_F(DeliveryTest, StopCommitsEverythingQueued) {
   auto thread = threadOf("kim");
   for (int i = 0; i < 500; ++i) delivery_.deliver("kim", event(thread));
   delivery_.stop();
-  EXPECT_EQ(store_.streamInfo("kim").last_seq, 500);
+  EXPECT_EQ(store_.streamInfo("kim")->last_seq, 500);
   EXPECT_EQ(deliverSync("kim", event(thread)).error().code, "not_ready");
 }
 
@@ -205,7 +232,7 @@ TEST_F(DeliveryTest, FramesAreValidJsonWhateverTheFieldsContain) {
   auto thread = threadOf("lee");
   auto conn = std::make_shared<InProcessConnection>("c", "lee");
   delivery_.attach(conn, true);
-  ASSERT_TRUE(deliverSync("lee", Event{"odd\"type\\\n", thread, "run\t1", {{"text", "quote \" and \u0001"}}}).ok());
+  ASSERT_TRUE(deliverSync("lee", Event{"odd\"type\\\n", thread, "run\t1", {{"text", "quote \" and \u0001"}}, {}}).ok());
   auto f = conn->frames().at(0);  // InProcessConnection parses every frame
   EXPECT_EQ(f.at("type").as_string(), "odd\"type\\\n");
   EXPECT_EQ(f.at("run_id").as_string(), "run\t1");
@@ -220,13 +247,13 @@ TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
   auto thread = threadOf("max");
   for (int i = 0; i < 100; ++i) delivery_.deliver("max", event(thread));
   delivery_.flush();
-  auto info = store_.streamInfo("max");
+  auto info = *store_.streamInfo("max");
   EXPECT_EQ(info.last_seq, 100);
   EXPECT_GE(info.first_seq, 100 - 20 - 16 + 1) << "at most the bound plus one pruning step is kept";
   EXPECT_LE(info.first_seq, 81);
   auto conn = std::make_shared<InProcessConnection>("c", "max");
   delivery_.attach(conn, false);
-  EXPECT_EQ(delivery_.resume(*conn, 3, info.epoch, "r").error().code, "resync_required");
+  EXPECT_EQ(delivery_.resume(*conn, 3, info.epoch, "r").value(), Delivery::ResumeOutcome::Resync);
   auto ok = delivery_.resume(*conn, info.first_seq - 1, info.epoch, "r2");
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(conn->seqs().front(), info.first_seq);
@@ -236,14 +263,14 @@ TEST_F(DeliveryTest, RetentionKeepsTheNewestEventsAndOlderResumesNeedResync) {
 TEST_F(DeliveryTest, ThreadInfoGivesOwnerAndAgentAndRemembersNewThreads) {
   auto t = store_.createThread("tia", "t", false, "echo");
   ASSERT_TRUE(t.ok());
-  auto info = delivery_.threadInfo(t->id);
+  auto info = delivery_.threadInfo(t->id).value();
   ASSERT_TRUE(info);
   EXPECT_EQ(info->user_id, "tia");
   EXPECT_EQ(info->agent, "echo");
-  EXPECT_FALSE(delivery_.threadInfo("thr_missing"));
+  EXPECT_FALSE(delivery_.threadInfo("thr_missing").value());
   // A thread handed over at creation is known without the store (here: one the store never saw).
   delivery_.rememberThread(store::Thread{"thr_only_in_cache", "tia", "x", 0, false, "llm"});
-  EXPECT_EQ(delivery_.threadInfo("thr_only_in_cache")->agent, "llm");
+  EXPECT_EQ(delivery_.threadInfo("thr_only_in_cache").value()->agent, "llm");
 }
 
 // A user who is offline gets events one at a time, so their in-memory state is released between
@@ -254,7 +281,7 @@ TEST_F(DeliveryTest, RetentionHoldsForAnOfflineUserWhoseEventsTrickleIn) {
   delivery_.start();
   auto thread = threadOf("otto");
   for (int i = 0; i < 100; ++i) deliverSync("otto", event(thread));
-  auto info = store_.streamInfo("otto");
+  auto info = *store_.streamInfo("otto");
   EXPECT_EQ(info.last_seq, 100);
   EXPECT_GE(info.first_seq, 100 - 20 - 16 + 1);
 }
@@ -264,10 +291,10 @@ TEST_F(DeliveryTest, EventsPrunedDuringASlowReplayEndItWithResyncNotAGap) {
   auto thread = threadOf("ola");
   for (int i = 0; i < 10; ++i) deliverSync("ola", event(thread));
   auto conn = std::make_shared<InProcessConnection>("c", "ola");
-  auto info = delivery_.attach(conn, false);
+  auto info = *delivery_.attach(conn, false);
   ASSERT_TRUE(delivery_.resume(*conn, 0, info.epoch, "r").ok());
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3}));
-  store_.pruneEvents("ola", 2, 0);  // retention runs while the client is still replaying
+  ASSERT_TRUE(store_.pruneEvents("ola", 2, 0).ok());  // retention runs while the client is still replaying
   while (conn->replaying.load()) delivery_.pump(*conn);
   auto frames = conn->frames();
   EXPECT_EQ(conn->seqs(), (std::vector<int64_t>{1, 2, 3})) << "no event after the gap was sent";
@@ -279,10 +306,10 @@ TEST_F(DeliveryTest, EventsPrunedDuringASlowReplayEndItWithResyncNotAGap) {
 TEST_F(DeliveryTest, RetentionByAgeDeletesOldEventsButKeepsTheNewest) {
   auto thread = threadOf("ned");
   std::vector<store::StoredEvent> old;
-  for (int i = 1; i <= 5; ++i) old.push_back(store::StoredEvent{i, "ned", "t", thread, "", 1000 + i, "{}"});
+  for (int i = 1; i <= 5; ++i) old.push_back(store::StoredEvent{i, "ned", "t", thread, "", 1000 + i, "{}", {}});
   ASSERT_TRUE(store_.appendEvents(old).ok());
-  EXPECT_EQ(store_.pruneEvents("ned", 1000, core::nowMs() - 1000), 5) << "only the newest survives";
-  EXPECT_EQ(store_.eventsAfter("ned", 0, 100).size(), 1u);
+  EXPECT_EQ(store_.pruneEvents("ned", 1000, core::nowMs() - 1000).value(), 5) << "only the newest survives";
+  EXPECT_EQ(store_.eventsAfter("ned", 0, 100)->size(), 1u);
 }
 
 TEST_F(DeliveryTest, DetachForgetsTheUserWhenLastConnectionLeaves) {

@@ -2,6 +2,7 @@
 
 #include "agents/bridge.hpp"
 #include "core/ids.hpp"
+#include "core/text.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/frame.hpp"
 #include "gateway/http_api.hpp"
@@ -121,8 +122,7 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
     }
   }
 
-  // Delivery drops this connection at the user's next event (send() refuses it) or once it is
-  // destroyed (its entry expires); detaching here would take the user lock we are called under.
+  // The stream's onClosed callback detaches this connection from delivery once the close is done.
   // Callers hold a strong reference (delivery's fan-out, the commit callback), so dropping
   // self_ here never destroys the object under our feet.
   void finish() {
@@ -171,12 +171,14 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
 
     // The thread: the client's, if it is one of this user's; otherwise a new one.
     std::string thread_id;
-    if (auto t = delivery.threadInfo(client_thread)) {
-      if (t->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
+    auto known = delivery.threadInfo(client_thread);
+    if (!known) return net::jsonError(503, known.error().code, known.error().message);
+    if (*known) {
+      if ((*known)->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
       thread_id = client_thread;
     } else {
-      auto t2 = store.createThread(user_id, content.substr(0, 60), false);
-      if (!t2) return net::jsonError(500, "internal", t2.error().message);
+      auto t2 = store.createThread(user_id, core::titleFrom(content, 60), false);
+      if (!t2) return net::jsonError(503, t2.error().code, t2.error().message);
       delivery.rememberThread(*t2);
       thread_id = t2->id;
     }
@@ -187,17 +189,17 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
       auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);
       agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
       conn->setRun(run.run_id);
-      delivery.attach(conn, true);  // before the run starts: nothing of it can be missed
-      store::Message m;
-      m.thread_id = thread_id;
-      m.user_id = user_id;
-      m.role = "user";
-      m.content = content;
-      delivery.storeMessage(std::move(m), [&bridge, conn, run, content](const core::Result<store::Message>& r) {
-        if (!r) return conn->fail("internal", r.error().message);
-        auto started = bridge.startRun(run, content, "");
-        if (!started) conn->fail(started.error().code, started.error().message);
+      // Leaves delivery once the stream is over (run ended, or the client went away), off the
+      // fan-out path that ends it: detaching there would take the user lock it is called under.
+      out->onClosed([&delivery, weak = std::weak_ptr<AguiConnection>(conn)] {
+        if (auto c = weak.lock()) delivery.detach(*c);
       });
+      // Before the run starts: nothing of it can be missed.
+      if (auto a = delivery.attach(conn, true); !a) return conn->fail(a.error().code, a.error().message);
+      bridge.submit(agents::AgentWebSocketBridge::Submission{run, content, ""},
+                    [conn](const core::Result<store::Message>& r) {
+                      if (!r) conn->fail(r.error().code, r.error().message);
+                    });
     };
     return reply;
   });

@@ -2,15 +2,22 @@
 
 #include "agents/bridge.hpp"
 #include "core/ids.hpp"
+#include "core/text.hpp"
 #include "delivery/delivery.hpp"
 #include "store/store.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
+
+#include <charconv>
 
 namespace agentwire::gateway {
 namespace {
 
 namespace json = boost::json;
+
+// Titles made from a first message are short: a sidebar line.
+constexpr std::size_t kDerivedTitleChars = 60;
 
 json::object threadJson(const store::Thread& t) {
   json::object o{{"thread_id", t.id}, {"title", t.title}, {"created_at", t.created_ms}};
@@ -24,19 +31,58 @@ json::object messageJson(const store::Message& m) {
   return o;
 }
 
+void sendError(const ClientContext& ctx, const core::Error& e, const Frame& f) {
+  gateway::sendError(*ctx.conn, e.code, e.message, f.id);
+}
+
 // Resolves a thread the user may touch; sends the error frame and returns nullopt otherwise.
 std::optional<delivery::ThreadInfo> ownedThread(delivery::Delivery& delivery, const ClientContext& ctx, const Frame& f,
                                                 const std::string& thread_id) {
   auto t = delivery.threadInfo(thread_id);
   if (!t) {
-    sendError(*ctx.conn, "thread_not_found", "no thread '" + thread_id + "'", f.id);
+    sendError(ctx, t.error(), f);
     return std::nullopt;
   }
-  if (t->user_id != ctx.user_id) {
+  if (!*t) {
+    gateway::sendError(*ctx.conn, "thread_not_found", "no thread '" + thread_id + "'", f.id);
+    return std::nullopt;
+  }
+  if ((*t)->user_id != ctx.user_id) {
     // Same wording as not-found would leak less, but the protocol names `forbidden` explicitly.
-    sendError(*ctx.conn, "forbidden", "thread '" + thread_id + "' belongs to another user", f.id);
+    gateway::sendError(*ctx.conn, "forbidden", "thread '" + thread_id + "' belongs to another user", f.id);
     return std::nullopt;
   }
+  return *t;
+}
+
+// "created_ms:thread_id", the cursor of the next page of threads.
+std::string cursorOf(const store::Thread& t) {
+  return fmt::format("{}:{}", t.created_ms, t.id);
+}
+
+std::optional<store::ThreadCursor> parseCursor(const std::string& s) {
+  auto colon = s.find(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  int64_t ms = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + colon, ms);
+  if (ec != std::errc{} || p != s.data() + colon || ms <= 0) return std::nullopt;
+  return store::ThreadCursor{ms, s.substr(colon + 1)};
+}
+
+// Creates a thread for the user if they are under the cap. Errors: thread_limit, store errors.
+core::Result<store::Thread> createThread(const ChatServices& s, const ClientContext& ctx, const std::string& title,
+                                         const std::string& agent) {
+  bool system = ctx.user_id == kSystemUser;
+  if (!system) {
+    auto n = s.store.countThreads(ctx.user_id);
+    if (!n) return n.error();
+    if (*n >= s.limits.max_threads_per_user) {
+      return core::Error{"thread_limit",
+                         fmt::format("this user has {} threads, the most allowed", s.limits.max_threads_per_user)};
+    }
+  }
+  auto t = s.store.createThread(ctx.user_id, title, system, agent);
+  if (t) s.delivery.rememberThread(*t);
   return t;
 }
 
@@ -48,110 +94,151 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   });
 
   router.addHandler("create_thread", [s](const ClientContext& ctx, const Frame& f) {
-    auto agent = stringField(f.data, "agent");
-    if (!agent.empty() && !s.bridge.hasAgent(agent)) {
-      return sendError(*ctx.conn, "unknown_agent", "no agent named '" + agent + "'", f.id);
+    auto agent = optionalString(f.data, "agent");
+    if (!agent) return sendError(ctx, agent.error(), f);
+    auto title = optionalString(f.data, "title");
+    if (!title) return sendError(ctx, title.error(), f);
+    std::string name = agent->value_or("");
+    if (!name.empty() && !s.bridge.hasAgent(name)) {
+      return gateway::sendError(*ctx.conn, "unknown_agent", "no agent named '" + name + "'", f.id);
     }
-    auto t = s.store.createThread(ctx.user_id, stringField(f.data, "title"), ctx.user_id == kSystemUser, agent);
-    if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
-    s.delivery.rememberThread(*t);
+    std::string t_title = title->value_or("");
+    if (core::truncateUtf8(t_title, static_cast<std::size_t>(s.limits.max_title_chars)).size() < t_title.size()) {
+      return gateway::sendError(*ctx.conn, "invalid_field",
+                                fmt::format("data.title must be at most {} characters", s.limits.max_title_chars),
+                                f.id);
+    }
+    auto t = createThread(s, ctx, t_title, name);
+    if (!t) return sendError(ctx, t.error(), f);
     sendReply(*ctx.conn, "thread_created", f.id, threadJson(t.value()));
   });
 
   router.addHandler("list_threads", [s](const ClientContext& ctx, const Frame& f) {
-    json::array threads;
-    for (const auto& t : s.store.listThreads(ctx.user_id)) threads.emplace_back(threadJson(t));
-    sendReply(*ctx.conn, "threads", f.id, {{"threads", std::move(threads)}});
+    auto limit = optionalInt(f.data, "limit");
+    if (!limit) return sendError(ctx, limit.error(), f);
+    auto before = optionalString(f.data, "before");
+    if (!before) return sendError(ctx, before.error(), f);
+    store::ThreadCursor cursor;
+    if (*before) {
+      auto c = parseCursor(**before);
+      if (!c)
+        return gateway::sendError(*ctx.conn, "invalid_field", "data.before is not a cursor from next_before", f.id);
+      cursor = *c;
+    }
+    int n = static_cast<int>(std::clamp<int64_t>(limit->value_or(50), 1, s.limits.list_page_max));
+    // One more than asked tells whether there is a next page.
+    auto threads = s.store.listThreads(ctx.user_id, n + 1, cursor);
+    if (!threads) return sendError(ctx, threads.error(), f);
+    json::object data;
+    if (threads->size() > static_cast<std::size_t>(n)) {
+      threads->resize(n);
+      data["next_before"] = cursorOf(threads->back());
+    }
+    json::array out;
+    for (const auto& t : *threads) out.emplace_back(threadJson(t));
+    data["threads"] = std::move(out);
+    sendReply(*ctx.conn, "threads", f.id, std::move(data));
   });
 
   router.addHandler("get_thread_history", [s](const ClientContext& ctx, const Frame& f) {
-    auto thread_id = stringField(f.data, "thread_id");
-    if (thread_id.empty()) return sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
-    if (!ownedThread(s.delivery, ctx, f, thread_id)) return;
-    int limit = static_cast<int>(std::clamp<int64_t>(intField(f.data, "limit").value_or(100), 1, 1000));
-    json::array messages;
-    for (const auto& m : s.store.listMessages(thread_id, limit, intField(f.data, "before").value_or(0))) {
-      messages.emplace_back(messageJson(m));
+    auto thread_id = optionalString(f.data, "thread_id");
+    if (!thread_id) return sendError(ctx, thread_id.error(), f);
+    if (!*thread_id || (*thread_id)->empty()) {
+      return gateway::sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
     }
-    sendReply(*ctx.conn, "thread_history", f.id, {{"thread_id", thread_id}, {"messages", std::move(messages)}});
+    auto limit = optionalInt(f.data, "limit");
+    if (!limit) return sendError(ctx, limit.error(), f);
+    auto before = optionalInt(f.data, "before");
+    if (!before) return sendError(ctx, before.error(), f);
+    if (!ownedThread(s.delivery, ctx, f, **thread_id)) return;
+    int n = static_cast<int>(std::clamp<int64_t>(limit->value_or(100), 1, s.limits.list_page_max * 5));
+    auto messages = s.store.listMessages(**thread_id, n, before->value_or(0));
+    if (!messages) return sendError(ctx, messages.error(), f);
+    json::array out;
+    for (const auto& m : *messages) out.emplace_back(messageJson(m));
+    sendReply(*ctx.conn, "thread_history", f.id, {{"thread_id", **thread_id}, {"messages", std::move(out)}});
   });
 
   router.addHandler("user_message", [s](const ClientContext& ctx, const Frame& f) {
     auto* content_v = f.data.if_contains("content");
-    if (content_v == nullptr || !content_v->is_string()) {
-      return sendError(*ctx.conn, "missing_field", "data.content (a string) is required", f.id);
+    if (content_v == nullptr || content_v->is_null()) {
+      return gateway::sendError(*ctx.conn, "missing_field", "data.content (a string) is required", f.id);
+    }
+    if (!content_v->is_string()) {
+      return gateway::sendError(*ctx.conn, "invalid_field", "data.content must be a string", f.id);
     }
     std::string content(content_v->as_string());
-    std::string thread_id = stringField(f.data, "thread_id");
+    auto thread_field = optionalString(f.data, "thread_id");
+    if (!thread_field) return sendError(ctx, thread_field.error(), f);
+    auto agent_field = optionalString(f.data, "agent");
+    if (!agent_field) return sendError(ctx, agent_field.error(), f);
     // The message's agent, else the thread's, else the configured default.
-    std::string agent = stringField(f.data, "agent");
+    std::string agent = agent_field->value_or("");
+    std::string thread_id = thread_field->value_or("");
+    if (!s.delivery.writable()) {
+      return gateway::sendError(*ctx.conn, store::kUnavailable,
+                                "the store cannot write right now; the message was not stored, retry later", f.id);
+    }
     if (thread_id.empty()) {
-      auto t = s.store.createThread(ctx.user_id, content.substr(0, 60), ctx.user_id == kSystemUser);
-      if (!t) return sendError(*ctx.conn, "internal", t.error().message, f.id);
-      s.delivery.rememberThread(*t);
+      auto t = createThread(s, ctx, core::titleFrom(content, kDerivedTitleChars), {});
+      if (!t) return sendError(ctx, t.error(), f);
       thread_id = t->id;
     } else {
       auto t = ownedThread(s.delivery, ctx, f, thread_id);
       if (!t) return;
       if (agent.empty()) agent = t->agent;
     }
-    store::Message m;
-    m.thread_id = thread_id;
-    m.user_id = ctx.user_id;
-    m.role = "user";
-    m.content = content;
-    // Stored through delivery's group commit; the ack and the run follow once it is durable,
-    // from the writer thread, so the I/O thread never waits on the disk.
     agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
-    s.delivery.storeMessage(std::move(m), [s, conn = ctx.conn, run_ctx, content, agent,
-                                           id = f.id](const core::Result<store::Message>& stored) {
-      if (!stored) return sendError(*conn, "internal", stored.error().message, id);
-      if (s.recorder.enabled()) {
-        analytics::Record r;
-        r.kind = "message_received";
-        r.user_id = run_ctx.user_id;
-        r.thread_id = run_ctx.thread_id;
-        r.run_id = run_ctx.run_id;
-        r.connection_id = conn->id();
-        r.agent = agent;
-        r.count = static_cast<int64_t>(content.size());
-        s.recorder.record(std::move(r));
-      }
-      sendReply(*conn, "ack", id,
-                {{"thread_id", run_ctx.thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
-      auto run = s.bridge.startRun(run_ctx, content, agent);
-      if (!run) sendError(*conn, run.error().code, run.error().message, id);
-    });
+    auto size = static_cast<int64_t>(content.size());
+    // Ack from the writer thread once the message and its run are durable; errors at once.
+    s.bridge.submit(agents::AgentWebSocketBridge::Submission{run_ctx, std::move(content), agent},
+                    [s, conn = ctx.conn, run_ctx, agent, size, id = f.id](const core::Result<store::Message>& stored) {
+                      if (!stored) return gateway::sendError(*conn, stored.error().code, stored.error().message, id);
+                      if (s.recorder.enabled()) {
+                        analytics::Record r;
+                        r.kind = "message_received";
+                        r.user_id = run_ctx.user_id;
+                        r.thread_id = run_ctx.thread_id;
+                        r.run_id = run_ctx.run_id;
+                        r.connection_id = conn->id();
+                        r.agent = agent;
+                        r.count = size;
+                        s.recorder.record(std::move(r));
+                      }
+                      sendReply(
+                          *conn, "ack", id,
+                          {{"thread_id", run_ctx.thread_id}, {"message_id", stored->id}, {"run_id", run_ctx.run_id}});
+                    });
   });
 
   router.addHandler("resume", [s](const ClientContext& ctx, const Frame& f) {
-    auto last_seq = intField(f.data, "last_seq");
-    if (!last_seq) return sendError(*ctx.conn, "missing_field", "data.last_seq is required", f.id);
-    // On success delivery sends the replay and then resume_complete itself, in order.
-    auto r = s.delivery.resume(*ctx.conn, *last_seq, stringField(f.data, "epoch"), f.id);
-    if (!r) {
-      if (r.error().code == "resync_required") {
-        auto info = s.store.streamInfo(ctx.user_id);
-        return sendReply(*ctx.conn, "resync_required", f.id,
-                         {{"epoch", info.epoch}, {"last_seq", info.last_seq}, {"reason", r.error().message}});
-      }
-      return sendError(*ctx.conn, r.error().code, r.error().message, f.id);
-    }
+    auto last_seq = optionalInt(f.data, "last_seq");
+    if (!last_seq) return sendError(ctx, last_seq.error(), f);
+    if (!*last_seq) return gateway::sendError(*ctx.conn, "missing_field", "data.last_seq is required", f.id);
+    auto epoch = optionalString(f.data, "epoch");
+    if (!epoch) return sendError(ctx, epoch.error(), f);
+    // Delivery sends the replay and resume_complete (or resync_required) itself, in order.
+    auto r = s.delivery.resume(*ctx.conn, **last_seq, epoch->value_or(""), f.id);
+    if (!r) sendError(ctx, r.error(), f);
   });
 
   router.addHandler("ack_events", [s](const ClientContext& ctx, const Frame& f) {
-    auto seq = intField(f.data, "seq");
-    if (!seq) return sendError(*ctx.conn, "missing_field", "data.seq is required", f.id);
-    s.delivery.ack(ctx.user_id, *seq);
+    auto seq = optionalInt(f.data, "seq");
+    if (!seq) return sendError(ctx, seq.error(), f);
+    if (!*seq) return gateway::sendError(*ctx.conn, "missing_field", "data.seq is required", f.id);
+    s.delivery.ack(ctx.user_id, **seq);
   });
 
   router.addHandler("stop_agent", [s](const ClientContext& ctx, const Frame& f) {
-    auto run_id = stringField(f.data, "run_id");
-    if (run_id.empty()) return sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
-    if (!s.bridge.stopRun(ctx.user_id, run_id)) {
-      return sendError(*ctx.conn, "run_not_found", "no active run '" + run_id + "' of this user", f.id);
+    auto run_id = optionalString(f.data, "run_id");
+    if (!run_id) return sendError(ctx, run_id.error(), f);
+    if (!*run_id || (*run_id)->empty()) {
+      return gateway::sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
     }
-    sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", run_id}});
+    if (!s.bridge.stopRun(ctx.user_id, **run_id)) {
+      return gateway::sendError(*ctx.conn, "run_not_found", "no active run '" + **run_id + "' of this user", f.id);
+    }
+    sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}});
   });
 }
 

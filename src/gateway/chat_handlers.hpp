@@ -3,6 +3,7 @@
 #include "core/ids.hpp"
 
 #include "analytics/record.hpp"
+#include "core/config.hpp"
 #include "gateway/message_router.hpp"
 
 namespace agentwire::store {
@@ -25,6 +26,7 @@ struct ChatServices {
   delivery::Delivery& delivery;
   agents::AgentWebSocketBridge& bridge;
   analytics::Recorder& recorder;
+  core::Config::Limits limits;
 };
 
 // Registers the protocol's client frames: ping, user_message, create_thread, list_threads,

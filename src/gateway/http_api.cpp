@@ -18,7 +18,8 @@ int statusFor(const std::string& code) {
   if (code == "forbidden") return 403;
   if (code == "thread_not_found" || code == "run_not_found") return 404;
   if (code == "rate_limited") return 429;
-  if (code == "not_ready") return 503;
+  if (code == "not_ready" || code == "unavailable") return 503;
+  if (code == "thread_limit") return 409;
   if (code == "internal") return 500;
   return 400;
 }

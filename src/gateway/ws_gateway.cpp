@@ -38,9 +38,9 @@ WsGateway::~WsGateway() {
 }
 
 net::WsLimits WsGateway::limits() const {
-  return net::WsLimits{static_cast<std::size_t>(config_.ws.max_message_bytes),
-                       static_cast<std::size_t>(config_.ws.max_queue_messages),
-                       static_cast<std::size_t>(config_.ws.max_queue_bytes), config_.ws.idle_timeout_ms};
+  return net::WsLimits{
+      static_cast<std::size_t>(config_.ws.max_message_bytes), static_cast<std::size_t>(config_.ws.max_queue_messages),
+      static_cast<std::size_t>(config_.ws.max_queue_bytes), config_.ws.idle_timeout_ms, config_.ws.send_timeout_ms};
 }
 
 void WsGateway::start() {
@@ -162,7 +162,13 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
 
 void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
   auto* state = conn->attachment<ConnState>();
-  auto info = delivery_.attach(conn, false);
+  auto attached = delivery_.attach(conn, false);
+  if (!attached) {
+    log_->warn("connection '{}' of user '{}' refused: {}", conn->id(), conn->userId(), attached.error().message);
+    conn->closeAfterFlush(net::close_code::kTryAgainLater, "unavailable: the stream cannot be read right now");
+    return;
+  }
+  const auto& info = *attached;
   {
     std::lock_guard lock(mutex_);
     sessions_[conn->id()] = conn;

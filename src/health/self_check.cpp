@@ -54,7 +54,9 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
   auto t0 = std::chrono::steady_clock::now();
   auto deadline = t0 + timeout_;
   auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("selfcheck"), gateway::kSystemUser);
-  delivery_.attach(conn, true);
+  if (auto a = delivery_.attach(conn, true); !a) {
+    return core::Error{"selfcheck_failed", "hop delivery: cannot attach: " + a.error().message};
+  }
   struct Detach {
     delivery::Delivery& d;
     const delivery::Connection& c;

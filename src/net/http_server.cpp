@@ -75,6 +75,7 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
       if (self->queue_.empty()) self->finish();
     });
   }
+  void onClosed(std::function<void()> fn) override { on_closed_ = std::move(fn); }
 
  private:
   void doWrite() {
@@ -96,9 +97,11 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    if (auto fn = std::move(on_closed_)) fn();
   }
 
   beast::tcp_stream stream_;
+  std::function<void()> on_closed_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   std::atomic<bool> closed_{false};
   bool done_ = false;

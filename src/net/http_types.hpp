@@ -33,6 +33,9 @@ class StreamWriter {
   virtual ~StreamWriter() = default;
   virtual bool write(std::shared_ptr<const std::string> data) = 0;  // false once closed
   virtual void close() = 0;                                         // after what is queued
+  // Called once, on the connection's strand, when the stream is over: closed after its data, or
+  // the peer went away. Set it before writing.
+  virtual void onClosed(std::function<void()> fn) = 0;
 };
 
 struct HttpReply {

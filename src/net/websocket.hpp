@@ -18,6 +18,7 @@ inline constexpr int kPolicy = 1008;  // authentication refused
 inline constexpr int kTooBig = 1009;  // message over ws.max_message_bytes
 inline constexpr int kInternal = 1011;
 inline constexpr int kServiceRestart = 1012;   // server shutting down; reconnect and resume
+inline constexpr int kTryAgainLater = 1013;    // the stream cannot be read right now; reconnect later
 inline constexpr int kSlowConsumer = 4001;     // fell behind the send-queue bound; resume on reconnect
 inline constexpr int kConnectionLimit = 4002;  // too many connections for this user
 }  // namespace close_code
@@ -27,6 +28,7 @@ struct WsLimits {
   std::size_t max_queue_messages = 1024;
   std::size_t max_queue_bytes = std::size_t{4} * 1024 * 1024;
   int idle_timeout_ms = 30000;  // a ping goes out after half of this idle; no answer by the end closes
+  int send_timeout_ms = 30000;  // frames waiting and no write completing this long: a stalled peer, closed 4001
 };
 
 // Whether an upgrade becomes a session. A refused upgrade still completes the handshake (so a
@@ -42,8 +44,9 @@ struct WsAdmission {
 
 // A server-side WebSocket connection. send() is thread-safe and never blocks: it posts onto
 // the connection's strand, where frames wait in a bounded queue with one write in flight. A
-// connection whose queue passes the bound is closed with 4001 (its events stay in its user's
-// stream for resume).
+// connection whose queue passes the bound, or whose writes make no progress for send_timeout_ms
+// while frames wait (a peer that stopped reading), is closed with 4001 (its events stay in its
+// user's stream for resume).
 class WsConnection : public delivery::Connection {
  public:
   // Closes after the frames already queued are written. Thread-safe; idempotent.

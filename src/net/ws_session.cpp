@@ -39,10 +39,18 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
   bool send(std::shared_ptr<const std::string> frame) override {
     if (!open_.load()) return false;
+    // Counted from here (not from the strand) so that a producer sees frames still in the post queue.
+    backlog_frames_.fetch_add(1, std::memory_order_relaxed);
+    backlog_bytes_.fetch_add(frame->size(), std::memory_order_relaxed);
     asio::post(ws_.get_executor(),
                [self = shared_from_this(), f = std::move(frame)]() mutable { self->enqueue(std::move(f)); });
     return true;
   }
+
+  std::size_t queuedFrames() const override { return backlog_frames_.load(std::memory_order_relaxed); }
+  std::size_t queuedBytes() const override { return backlog_bytes_.load(std::memory_order_relaxed); }
+
+  void closeWith(int code, const std::string& reason) override { closeAfterFlush(code, reason); }
 
   void closeAfterFlush(int code, std::string reason) override {
     asio::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)]() mutable {
@@ -83,32 +91,63 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     if (open_.load()) doRead();
   }
 
+  // A frame leaves the backlog: written, or dropped.
+  void settled(const std::string& frame) {
+    backlog_frames_.fetch_sub(1, std::memory_order_relaxed);
+    backlog_bytes_.fetch_sub(frame.size(), std::memory_order_relaxed);
+  }
+
   void enqueue(std::shared_ptr<const std::string> frame) {
-    if (close_requested_ || !open_.load()) return;
+    if (close_requested_ || !open_.load()) return settled(*frame);
     // A frame is accepted when the backlog in front of it is within the bound, so a backlog never
     // exceeds the bound by more than one frame and one large frame can always go out alone.
     if (!queue_.empty() && (queue_.size() >= limits_.max_queue_messages || queued_bytes_ >= limits_.max_queue_bytes)) {
-      core::logger("ws")->warn("connection '{}' of user '{}' fell behind ({} frames, {} bytes queued); closing 4001",
-                               id_, admission_.user_id, queue_.size(), queued_bytes_);
-      // Keep only the frame in flight; the rest are in the user's stream for resume.
-      while (queue_.size() > (writing_ ? 1u : 0u)) {
-        queued_bytes_ -= queue_.back()->size();
-        queue_.pop_back();
-      }
-      close_requested_ = true;
-      close_reason_ =
-          websocket::close_reason(static_cast<websocket::close_code>(close_code::kSlowConsumer), "slow_consumer");
-      forceCloseSoon();
-      if (!writing_) doClose();
-      return;
+      settled(*frame);
+      return cutOff("the send queue is full");
     }
     queued_bytes_ += frame->size();
     queue_.push_back(std::move(frame));
     if (!writing_) doWrite();
   }
 
+  // The peer does not keep up: close 4001 with only the frame in flight kept; the rest are in the
+  // user's stream for resume.
+  void cutOff(const char* why) {
+    core::logger("ws")->warn("connection '{}' of user '{}' fell behind ({} frames, {} bytes queued: {}); closing 4001",
+                             id_, admission_.user_id, queue_.size(), queued_bytes_, why);
+    while (queue_.size() > (writing_ ? 1u : 0u)) {
+      queued_bytes_ -= queue_.back()->size();
+      settled(*queue_.back());
+      queue_.pop_back();
+    }
+    close_requested_ = true;
+    close_reason_ =
+        websocket::close_reason(static_cast<websocket::close_code>(close_code::kSlowConsumer), "slow_consumer");
+    forceCloseSoon();
+    if (!writing_) doClose();
+  }
+
+  // Armed when writing starts after an idle spell; at each expiry, a write must have completed
+  // since the last one, else the peer has stopped reading. One timer per busy spell, not per frame.
+  void watchStall() {
+    if (stall_timer_armed_ || limits_.send_timeout_ms <= 0) return;
+    stall_timer_armed_ = true;
+    writes_at_arm_ = writes_done_;
+    if (!stall_timer_) stall_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+    stall_timer_->expires_after(std::chrono::milliseconds(limits_.send_timeout_ms));
+    stall_timer_->async_wait([self = shared_from_this()](beast::error_code ec) {
+      self->stall_timer_armed_ = false;
+      if (ec || self->finished_ || self->close_requested_ || !self->writing_) return;
+      if (self->writes_done_ == self->writes_at_arm_) {
+        return self->cutOff("no write completed within ws.send_timeout_ms");
+      }
+      self->watchStall();
+    });
+  }
+
   void doWrite() {
     writing_ = true;
+    watchStall();
     ws_.text(true);
     ws_.async_write(asio::buffer(*queue_.front()), beast::bind_front_handler(&WsSession::onWrite, shared_from_this()));
   }
@@ -116,7 +155,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void onWrite(beast::error_code ec, std::size_t) {
     writing_ = false;
     if (ec) return finish(close_code::kInternal);
+    ++writes_done_;
     queued_bytes_ -= queue_.front()->size();
+    settled(*queue_.front());
     queue_.pop_front();
     if (!queue_.empty()) return doWrite();
     if (close_requested_) return doClose();
@@ -160,6 +201,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     finished_ = true;
     bool was_open = open_.exchange(false);
     if (timer_) timer_->cancel();
+    if (stall_timer_) stall_timer_->cancel();
     if (was_open) handler_.onClose(*this, code);
   }
 
@@ -178,7 +220,13 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   bool drain_wanted_ = false;
   websocket::close_reason close_reason_;
   std::unique_ptr<asio::steady_timer> timer_;
+  std::unique_ptr<asio::steady_timer> stall_timer_;
+  bool stall_timer_armed_ = false;
+  uint64_t writes_done_ = 0;
+  uint64_t writes_at_arm_ = 0;
   std::atomic<bool> open_{false};
+  std::atomic<std::size_t> backlog_frames_{0};
+  std::atomic<std::size_t> backlog_bytes_{0};
 };
 
 }  // namespace

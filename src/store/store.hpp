@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace agentwire::store {
@@ -38,6 +39,8 @@ struct StoredEvent {
   std::string run_id;
   int64_t ts_ms = 0;
   std::string data_json;  // the event's `data` object, serialized
+  // Set on a run's lifecycle events: the run's stored status becomes this in the same commit.
+  std::string run_status;
 };
 
 struct StreamInfo {
@@ -47,38 +50,88 @@ struct StreamInfo {
   int64_t acked_seq = 0;  // highest seq the user acknowledged
 };
 
-// Durable storage of threads, messages and per-user event streams.
-// Implementations are thread-safe. Calls block on disk and belong off the I/O threads
-// where they are on a hot path.
+// A run as stored: created with its user message (status "queued"); its status then follows the
+// run's events in the same transactions that store them (agent_started -> running; agent_completed,
+// agent_error, agent_stopped -> completed, error or interrupted, stopped).
+struct RunRecord {
+  std::string id;
+  std::string user_id;
+  std::string thread_id;
+  std::string agent;
+  std::string node_id;  // the node that executes it
+  std::string status;
+  int64_t created_ms = 0;
+};
+
+// What the delivery writer commits in one transaction: all or none.
+struct WriteBatch {
+  std::vector<Message> messages;                      // ids and times set
+  std::vector<RunRecord> runs;                        // new runs
+  std::vector<StoredEvent> events;                    // each seq the next of its user's stream, in order
+  std::vector<std::pair<std::string, int64_t>> acks;  // (user, cumulative seq); never moves backwards
+
+  bool empty() const { return messages.empty() && runs.empty() && events.empty() && acks.empty(); }
+  std::size_t size() const { return messages.size() + runs.size() + events.size() + acks.size(); }
+};
+
+// What a commit wrote.
+struct CommitStats {
+  std::size_t items = 0;
+  int64_t newly_acked = 0;  // events the batch's acks acknowledged for the first time
+};
+
+// Where a page of a user's threads starts: threads strictly older than this (created_ms, id).
+struct ThreadCursor {
+  int64_t created_ms = 0;  // 0 = from the newest
+  std::string id;
+};
+
+// Error codes of every call: `unavailable` when the storage cannot be used right now (disk full,
+// I/O error, locked, connection lost): the same call may succeed later. `internal` for anything
+// else (a broken invariant). Nothing throws once start() returned.
+inline constexpr const char* kUnavailable = "unavailable";
+
+// Durable storage of threads, messages, runs and per-user event streams.
+// Implementations are thread-safe. Calls block on disk or network: they belong off the I/O threads.
 class Store {
  public:
   virtual ~Store() = default;
 
   virtual core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system,
                                             const std::string& agent = {}) = 0;
-  virtual std::optional<Thread> findThread(const std::string& thread_id) = 0;
-  // The user's threads, newest first, without system threads.
-  virtual std::vector<Thread> listThreads(const std::string& user_id) = 0;
+  // nullopt when there is no such thread.
+  virtual core::Result<std::optional<Thread>> findThread(const std::string& thread_id) = 0;
+  // The user's threads, newest first, without system threads; at most `limit`, older than `before`.
+  virtual core::Result<std::vector<Thread>> listThreads(const std::string& user_id, int limit,
+                                                        const ThreadCursor& before) = 0;
+  // How many (non-system) threads the user has.
+  virtual core::Result<int64_t> countThreads(const std::string& user_id) = 0;
+  // Removes a thread with its messages and runs (the self-check cleans up after itself).
+  virtual core::Result<bool> deleteThread(const std::string& thread_id) = 0;
 
   // Oldest first; at most `limit` messages created before `before_ms` (0 = no bound).
-  virtual std::vector<Message> listMessages(const std::string& thread_id, int limit, int64_t before_ms) = 0;
+  virtual core::Result<std::vector<Message>> listMessages(const std::string& thread_id, int limit,
+                                                          int64_t before_ms) = 0;
 
-  // Appends events whose seq the caller assigned (each the next of its user's stream, in order)
-  // in one transaction: all or none.
-  core::Result<std::size_t> appendEvents(const std::vector<StoredEvent>& events) { return commitBatch({}, events); }
-  // The group commit of the delivery writer: messages (ids and times set) and events in one
-  // transaction, all or none.
-  virtual core::Result<std::size_t> commitBatch(const std::vector<Message>& messages,
-                                                const std::vector<StoredEvent>& events) = 0;
+  // The group commit of the delivery writer.
+  virtual core::Result<CommitStats> commit(const WriteBatch& batch) = 0;
   // Events with seq > after_seq, in order, at most `limit`.
-  virtual std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) = 0;
-  virtual StreamInfo streamInfo(const std::string& user_id) = 0;
+  virtual core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq,
+                                                             int limit) = 0;
+  // The user's stream; created (empty, with a new epoch) on first use.
+  virtual core::Result<StreamInfo> streamInfo(const std::string& user_id) = 0;
   // Retention: deletes the user's events beyond the newest `keep_last` and those older than
   // `older_than_ms` (0 = no age bound); the newest event is always kept. Returns the new first_seq.
-  virtual int64_t pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) = 0;
-  // Records a cumulative acknowledgement; never moves backwards. Returns how many events it
-  // newly acknowledged (0 for a repeated or stale ack).
-  virtual int64_t ackEvents(const std::string& user_id, int64_t seq) = 0;
+  virtual core::Result<int64_t> pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) = 0;
+  // Runs not finished (queued or running) that `node_id` executes.
+  virtual core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) = 0;
+
+  // Convenience for tests and tools: appends events alone in one commit.
+  core::Result<CommitStats> appendEvents(std::vector<StoredEvent> events) {
+    WriteBatch b;
+    b.events = std::move(events);
+    return commit(b);
+  }
 };
 
 }  // namespace agentwire::store

@@ -29,17 +29,43 @@ CREATE TABLE IF NOT EXISTS streams (
 CREATE TABLE IF NOT EXISTS events (
   user_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, thread_id TEXT NOT NULL,
   run_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, agent TEXT NOT NULL,
+  node_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(status) WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS runs_by_thread ON runs(thread_id);
 )sql";
 
+// Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs.
+constexpr int kSchemaVersion = 3;
+
+// An SQLite failure inside SqliteStore; turned into an Error at the public boundary (guarded()).
+struct SqliteFailure : std::runtime_error {
+  SqliteFailure(int rc, const std::string& what) : std::runtime_error(what), code(rc) {}
+  int code;
+};
+
+// Failures that go away by themselves: space, I/O, locks, memory.
+bool transient(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL: return true;
+    default: return false;
+  }
+}
+
 // A borrowed prepared statement (from SqliteStore's cache) with bind helpers; reset on scope
-// exit so the next user finds it clean. Errors surface through sqlite3_errmsg.
+// exit so the next user finds it clean.
 class Stmt {
  public:
   Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-  ~Stmt() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
+  ~Stmt() { reset(); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -55,14 +81,14 @@ class Stmt {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(fmt::format("sqlite step failed: {}", sqlite3_errmsg(db_)));
+    throw SqliteFailure(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_));
   }
   std::string text(int i) const {
     auto p = sqlite3_column_text(s_, i);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i)) : std::string{};
   }
   int64_t integer(int i) const { return sqlite3_column_int64(s_, i); }
-  sqlite3_stmt* raw() const { return s_; }
+  bool null(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
   void reset() {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
@@ -77,6 +103,10 @@ Thread readThread(const Stmt& s) {
   return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5)};
 }
 
+RunRecord readRun(const Stmt& s) {
+  return RunRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)};
+}
+
 }  // namespace
 
 SqliteStore::SqliteStore(std::string path, std::vector<std::string> dependencies)
@@ -86,24 +116,53 @@ SqliteStore::~SqliteStore() {
   stop();
 }
 
+template <typename T>
+core::Result<T> SqliteStore::guarded(const char* what, bool write, const std::function<T()>& body) {
+  std::lock_guard lock(mutex_);
+  if (db_ == nullptr) return core::Error{kUnavailable, "the store is not open"};
+  try {
+    T out = body();
+    if (write && write_failing_) {
+      write_failing_ = false;
+      log_->info("SQLite writes succeed again");
+      setHealth(lifecycle::HealthState::Healthy);
+    }
+    return out;
+  } catch (const SqliteFailure& f) {
+    // A failed statement inside a transaction leaves it open: roll it back so the next call
+    // starts clean (a no-op when SQLite already rolled back).
+    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    bool retry_later = transient(f.code);
+    std::string message = fmt::format("{} failed: {} (SQLite code {})", what, f.what(), f.code);
+    if (write && retry_later) {
+      if (!write_failing_) {
+        write_failing_ = true;
+        log_->error("SQLite writes fail: {}; the server is not ready until a write succeeds", message);
+      }
+      setHealth(lifecycle::HealthState::Unhealthy, "writes fail: " + std::string(f.what()));
+    }
+    return core::Error{retry_later ? kUnavailable : "internal", message};
+  }
+}
+
 sqlite3_stmt* SqliteStore::prepared(const char* sql) {
   // Keyed by the literal's address: every call site passes a string literal.
   auto it = statements_.find(sql);
   if (it != statements_.end()) return it->second;
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) {
-    throw std::runtime_error(fmt::format("sqlite prepare failed: {}", sqlite3_errmsg(db_)));
-  }
+  int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+  if (rc != SQLITE_OK) throw SqliteFailure(rc, fmt::format("prepare: {}", sqlite3_errmsg(db_)));
   statements_.emplace(sql, st);
   return st;
 }
 
 void SqliteStore::exec(const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    throw std::runtime_error(fmt::format("sqlite: {}", msg));
+    throw SqliteFailure(rc, msg);
   }
 }
 
@@ -119,17 +178,24 @@ void SqliteStore::start() {
     throw std::runtime_error(fmt::format("cannot open SQLite database '{}': {}", path_, msg));
   }
   sqlite3_busy_timeout(db_, 5000);
-  // Exclusive locking: agentwire is the only user of its embedded database, so transactions skip
-  // the per-transaction POSIX file locks (fcntl) and the WAL needs no shared-memory index.
-  exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-  // One transaction: one sync for the whole schema instead of one per statement.
-  exec("BEGIN");
-  exec(kSchema);
-  // Added after the first release of the schema: databases created before lack the column.
-  if (sqlite3_exec(db_, "SELECT agent FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    exec("ALTER TABLE threads ADD COLUMN agent TEXT NOT NULL DEFAULT ''");
+  try {
+    // Exclusive locking: agentwire is the only user of its embedded database, so transactions skip
+    // the per-transaction POSIX file locks (fcntl) and the WAL needs no shared-memory index.
+    exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    // One transaction: one sync for the whole schema instead of one per statement.
+    exec("BEGIN");
+    exec(kSchema);
+    // Added after the first release of the schema: databases created before lack the column.
+    if (sqlite3_exec(db_, "SELECT agent FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      exec("ALTER TABLE threads ADD COLUMN agent TEXT NOT NULL DEFAULT ''");
+    }
+    exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
+    exec("COMMIT");
+  } catch (const SqliteFailure& f) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw std::runtime_error(fmt::format("cannot set up SQLite database '{}': {}", path_, f.what()));
   }
-  exec("COMMIT");
   log_->info("opened SQLite store at {}", path_);
 }
 
@@ -143,52 +209,85 @@ void SqliteStore::stop() {
   }
 }
 
+void SqliteStore::limitPagesForTest(int64_t pages) {
+  std::lock_guard lock(mutex_);
+  // SQLite never lowers max_page_count below the current size; 2^31-2 is its "no cap".
+  exec(fmt::format("PRAGMA max_page_count={}", pages > 0 ? pages : int64_t{2147483646}).c_str());
+}
+
 core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const std::string& title, bool system,
                                                const std::string& agent) {
-  Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent};
-  std::lock_guard lock(mutex_);
-  try {
+  return guarded<Thread>("create thread", true, [&] {
+    Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent};
     Stmt s(db_, prepared("INSERT INTO threads(id, user_id, title, created_ms, system, agent) VALUES (?,?,?,?,?,?)"));
     s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.created_ms).bind(5, int64_t{system});
     s.bind(6, t.agent);
     s.step();
-  } catch (const std::exception& e) {
-    return core::Error{"internal", e.what()};
-  }
-  return t;
+    return t;
+  });
 }
 
-std::optional<Thread> SqliteStore::findThread(const std::string& thread_id) {
-  std::lock_guard lock(mutex_);
-  Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE id = ?"));
-  s.bind(1, thread_id);
-  if (!s.step()) return std::nullopt;
-  return readThread(s);
+core::Result<std::optional<Thread>> SqliteStore::findThread(const std::string& thread_id) {
+  return guarded<std::optional<Thread>>("find thread", false, [&]() -> std::optional<Thread> {
+    Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE id = ?"));
+    s.bind(1, thread_id);
+    if (!s.step()) return std::nullopt;
+    return readThread(s);
+  });
 }
 
-std::vector<Thread> SqliteStore::listThreads(const std::string& user_id) {
-  std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE user_id = ? AND system = 0 "
-                  "ORDER BY created_ms DESC, id DESC"));
-  s.bind(1, user_id);
-  std::vector<Thread> out;
-  while (s.step()) out.push_back(readThread(s));
-  return out;
+core::Result<std::vector<Thread>> SqliteStore::listThreads(const std::string& user_id, int limit,
+                                                           const ThreadCursor& before) {
+  return guarded<std::vector<Thread>>("list threads", false, [&] {
+    Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE user_id = ? AND "
+                         "system = 0 AND (? = 0 OR (created_ms, id) < (?, ?)) ORDER BY created_ms DESC, id DESC "
+                         "LIMIT ?"));
+    s.bind(1, user_id).bind(2, before.created_ms).bind(3, before.created_ms).bind(4, before.id);
+    s.bind(5, int64_t{limit});
+    std::vector<Thread> out;
+    while (s.step()) out.push_back(readThread(s));
+    return out;
+  });
 }
 
-std::vector<Message> SqliteStore::listMessages(const std::string& thread_id, int limit, int64_t before_ms) {
-  std::lock_guard lock(mutex_);
-  // Newest `limit` before the bound, returned oldest first.
-  Stmt s(db_, prepared("SELECT id, thread_id, user_id, role, content, run_id, created_ms FROM ("
-                       " SELECT rowid AS rid, * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
-                       " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rid ASC"));
-  s.bind(1, thread_id).bind(2, before_ms).bind(3, before_ms).bind(4, int64_t{limit});
-  std::vector<Message> out;
-  while (s.step()) {
-    out.push_back(Message{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)});
-  }
-  return out;
+core::Result<int64_t> SqliteStore::countThreads(const std::string& user_id) {
+  return guarded<int64_t>("count threads", false, [&] {
+    Stmt s(db_, prepared("SELECT COUNT(*) FROM threads WHERE user_id = ? AND system = 0"));
+    s.bind(1, user_id);
+    s.step();
+    return s.integer(0);
+  });
+}
+
+core::Result<bool> SqliteStore::deleteThread(const std::string& thread_id) {
+  return guarded<bool>("delete thread", true, [&] {
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    Stmt m(db_, prepared("DELETE FROM messages WHERE thread_id = ?"));
+    m.bind(1, thread_id).step();
+    Stmt r(db_, prepared("DELETE FROM runs WHERE thread_id = ?"));
+    r.bind(1, thread_id).step();
+    Stmt t(db_, prepared("DELETE FROM threads WHERE id = ?"));
+    t.bind(1, thread_id).step();
+    bool found = sqlite3_changes(db_) > 0;
+    Stmt(db_, prepared("COMMIT")).step();
+    return found;
+  });
+}
+
+core::Result<std::vector<Message>> SqliteStore::listMessages(const std::string& thread_id, int limit,
+                                                             int64_t before_ms) {
+  return guarded<std::vector<Message>>("list messages", false, [&] {
+    // Newest `limit` before the bound, returned oldest first.
+    Stmt s(db_, prepared("SELECT id, thread_id, user_id, role, content, run_id, created_ms FROM ("
+                         " SELECT rowid AS rid, * FROM messages WHERE thread_id = ? AND (? = 0 OR created_ms < ?)"
+                         " ORDER BY created_ms DESC, rowid DESC LIMIT ?) ORDER BY created_ms ASC, rid ASC"));
+    s.bind(1, thread_id).bind(2, before_ms).bind(3, before_ms).bind(4, int64_t{limit});
+    std::vector<Message> out;
+    while (s.step()) {
+      out.push_back(Message{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)});
+    }
+    return out;
+  });
 }
 
 StreamInfo SqliteStore::streamInfoLocked(const std::string& user_id) {
@@ -202,92 +301,12 @@ StreamInfo SqliteStore::streamInfoLocked(const std::string& user_id) {
   return info;
 }
 
-StreamInfo SqliteStore::streamInfo(const std::string& user_id) {
-  std::lock_guard lock(mutex_);
-  return streamInfoLocked(user_id);
+core::Result<StreamInfo> SqliteStore::streamInfo(const std::string& user_id) {
+  // A write the first time (the stream row is created with its epoch).
+  return guarded<StreamInfo>("read stream", true, [&] { return streamInfoLocked(user_id); });
 }
 
-core::Result<std::size_t> SqliteStore::commitBatch(const std::vector<Message>& messages,
-                                                   const std::vector<StoredEvent>& events) {
-  std::lock_guard lock(mutex_);
-  try {
-    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
-    if (!messages.empty()) {
-      Stmt m(db_, prepared("INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) "
-                           "VALUES (?,?,?,?,?,?,?)"));
-      for (const auto& msg : messages) {
-        m.reset();
-        m.bind(1, msg.id).bind(2, msg.thread_id).bind(3, msg.user_id).bind(4, msg.role).bind(5, msg.content);
-        m.bind(6, msg.run_id).bind(7, msg.created_ms);
-        m.step();
-      }
-    }
-    std::map<std::string, int64_t> heads;
-    Stmt ins(db_,
-             prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
-    for (const auto& e : events) {
-      auto [it, fresh] = heads.try_emplace(e.user_id, 0);
-      if (fresh) it->second = streamInfoLocked(e.user_id).last_seq;
-      if (e.seq != it->second + 1) {
-        throw std::runtime_error(fmt::format("seq {} for user '{}' does not follow {}", e.seq, e.user_id, it->second));
-      }
-      it->second = e.seq;
-      ins.reset();
-      ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
-      ins.bind(6, e.ts_ms).bind(7, e.data_json);
-      ins.step();
-    }
-    Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
-    for (const auto& [user, seq] : heads) {
-      up.reset();
-      up.bind(1, seq).bind(2, user);
-      up.step();
-    }
-    Stmt(db_, prepared("COMMIT")).step();
-  } catch (const std::exception& ex) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return core::Error{"internal", ex.what()};
-  }
-  return messages.size() + events.size();
-}
-
-std::vector<StoredEvent> SqliteStore::eventsAfter(const std::string& user_id, int64_t after_seq, int limit) {
-  std::lock_guard lock(mutex_);
-  Stmt s(db_,
-         prepared("SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND seq > ? "
-                  "ORDER BY seq LIMIT ?"));
-  s.bind(1, user_id).bind(2, after_seq).bind(3, int64_t{limit});
-  std::vector<StoredEvent> out;
-  while (s.step()) {
-    out.push_back(StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6)});
-  }
-  return out;
-}
-
-int64_t SqliteStore::pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) {
-  std::lock_guard lock(mutex_);
-  auto info = streamInfoLocked(user_id);
-  int64_t first = std::max(info.first_seq, info.last_seq - keep_last + 1);
-  if (older_than_ms > 0) {
-    // The oldest event young enough to keep (events are appended in time order).
-    Stmt s(db_, prepared("SELECT MIN(seq) FROM events WHERE user_id = ? AND seq >= ? AND ts_ms >= ?"));
-    s.bind(1, user_id).bind(2, first).bind(3, older_than_ms);
-    int64_t young = s.step() && sqlite3_column_type(s.raw(), 0) != SQLITE_NULL ? s.integer(0) : info.last_seq;
-    first = std::max(first, young);
-  }
-  first = std::min(first, std::max<int64_t>(info.last_seq, 1));  // the newest event is always kept
-  if (first <= info.first_seq) return info.first_seq;
-  Stmt del(db_, prepared("DELETE FROM events WHERE user_id = ? AND seq < ?"));
-  del.bind(1, user_id).bind(2, first);
-  del.step();
-  Stmt up(db_, prepared("UPDATE streams SET first_seq = ? WHERE user_id = ?"));
-  up.bind(1, first).bind(2, user_id);
-  up.step();
-  return first;
-}
-
-int64_t SqliteStore::ackEvents(const std::string& user_id, int64_t seq) {
-  std::lock_guard lock(mutex_);
+int64_t SqliteStore::ackLocked(const std::string& user_id, int64_t seq) {
   StreamInfo before = streamInfoLocked(user_id);
   int64_t after = std::max(before.acked_seq, std::min(seq, before.last_seq));
   if (after == before.acked_seq) return 0;
@@ -295,6 +314,116 @@ int64_t SqliteStore::ackEvents(const std::string& user_id, int64_t seq) {
   s.bind(1, after).bind(2, user_id);
   s.step();
   return after - before.acked_seq;
+}
+
+core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
+  return guarded<CommitStats>("commit", true, [&] {
+    CommitStats stats;
+    int64_t now = core::nowMs();
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    if (!batch.messages.empty()) {
+      Stmt m(db_, prepared("INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) "
+                           "VALUES (?,?,?,?,?,?,?)"));
+      for (const auto& msg : batch.messages) {
+        m.reset();
+        m.bind(1, msg.id).bind(2, msg.thread_id).bind(3, msg.user_id).bind(4, msg.role).bind(5, msg.content);
+        m.bind(6, msg.run_id).bind(7, msg.created_ms);
+        m.step();
+      }
+    }
+    if (!batch.runs.empty()) {
+      Stmt r(db_, prepared("INSERT INTO runs(id, user_id, thread_id, agent, node_id, status, created_ms, updated_ms) "
+                           "VALUES (?,?,?,?,?,?,?,?)"));
+      for (const auto& run : batch.runs) {
+        r.reset();
+        r.bind(1, run.id).bind(2, run.user_id).bind(3, run.thread_id).bind(4, run.agent).bind(5, run.node_id);
+        r.bind(6, run.status.empty() ? std::string("queued") : run.status).bind(7, run.created_ms).bind(8, now);
+        r.step();
+      }
+    }
+    std::map<std::string, int64_t> heads;
+    Stmt ins(db_,
+             prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
+    Stmt status(db_, prepared("UPDATE runs SET status = ?, updated_ms = ? WHERE id = ?"));
+    for (const auto& e : batch.events) {
+      auto [it, fresh] = heads.try_emplace(e.user_id, 0);
+      if (fresh) it->second = streamInfoLocked(e.user_id).last_seq;
+      if (e.seq != it->second + 1) {
+        throw SqliteFailure(SQLITE_CONSTRAINT,
+                            fmt::format("seq {} for user '{}' does not follow {}", e.seq, e.user_id, it->second));
+      }
+      it->second = e.seq;
+      ins.reset();
+      ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
+      ins.bind(6, e.ts_ms).bind(7, e.data_json);
+      ins.step();
+      if (!e.run_status.empty()) {
+        status.reset();
+        status.bind(1, e.run_status).bind(2, now).bind(3, e.run_id);
+        status.step();
+      }
+    }
+    Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
+    for (const auto& [user, seq] : heads) {
+      up.reset();
+      up.bind(1, seq).bind(2, user);
+      up.step();
+    }
+    // Acks after the events they may refer to (an ack never passes the last seq).
+    for (const auto& [user, seq] : batch.acks) stats.newly_acked += ackLocked(user, seq);
+    Stmt(db_, prepared("COMMIT")).step();
+    stats.items = batch.size();
+    return stats;
+  });
+}
+
+core::Result<std::vector<StoredEvent>> SqliteStore::eventsAfter(const std::string& user_id, int64_t after_seq,
+                                                                int limit) {
+  return guarded<std::vector<StoredEvent>>("read events", false, [&] {
+    Stmt s(db_, prepared("SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND "
+                         "seq > ? ORDER BY seq LIMIT ?"));
+    s.bind(1, user_id).bind(2, after_seq).bind(3, int64_t{limit});
+    std::vector<StoredEvent> out;
+    while (s.step()) {
+      out.push_back(StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6), {}});
+    }
+    return out;
+  });
+}
+
+core::Result<int64_t> SqliteStore::pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) {
+  return guarded<int64_t>("prune events", true, [&] {
+    auto info = streamInfoLocked(user_id);
+    int64_t first = std::max(info.first_seq, info.last_seq - keep_last + 1);
+    if (older_than_ms > 0) {
+      // The oldest event young enough to keep (events are appended in time order).
+      Stmt s(db_, prepared("SELECT MIN(seq) FROM events WHERE user_id = ? AND seq >= ? AND ts_ms >= ?"));
+      s.bind(1, user_id).bind(2, first).bind(3, older_than_ms);
+      int64_t young = s.step() && !s.null(0) ? s.integer(0) : info.last_seq;
+      first = std::max(first, young);
+    }
+    first = std::min(first, std::max<int64_t>(info.last_seq, 1));  // the newest event is always kept
+    if (first <= info.first_seq) return info.first_seq;
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    Stmt del(db_, prepared("DELETE FROM events WHERE user_id = ? AND seq < ?"));
+    del.bind(1, user_id).bind(2, first);
+    del.step();
+    Stmt up(db_, prepared("UPDATE streams SET first_seq = ? WHERE user_id = ?"));
+    up.bind(1, first).bind(2, user_id);
+    up.step();
+    Stmt(db_, prepared("COMMIT")).step();
+    return first;
+  });
+}
+
+core::Result<std::vector<RunRecord>> SqliteStore::unfinishedRuns(const std::string& /*node_id*/) {
+  return guarded<std::vector<RunRecord>>("list unfinished runs", false, [&] {
+    Stmt s(db_, prepared("SELECT id, user_id, thread_id, agent, node_id, status, created_ms FROM runs "
+                         "WHERE status IN ('queued', 'running') ORDER BY created_ms"));
+    std::vector<RunRecord> out;
+    while (s.step()) out.push_back(readRun(s));
+    return out;
+  });
 }
 
 }  // namespace agentwire::store

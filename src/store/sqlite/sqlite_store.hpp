@@ -5,6 +5,7 @@
 
 #include <spdlog/logger.h>
 
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 
@@ -15,6 +16,14 @@ namespace agentwire::store {
 
 // The embedded default store: one SQLite file in WAL mode, one connection guarded by a mutex.
 // A component: start() opens the file and creates the schema (idempotent); stop() closes it.
+//
+// Errors never throw after start(): SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY and the like come back
+// as `unavailable` (the call may succeed later, e.g. once disk space returns), anything else as
+// `internal`. A failed write also sets the component unhealthy with the reason (so the server is
+// not ready) until a write succeeds again.
+//
+// The file is opened with exclusive locking: one process owns it, so every unfinished run in it
+// belongs to this process (unfinishedRuns ignores the node id).
 class SqliteStore final : public Store, public lifecycle::Component {
  public:
   SqliteStore(std::string path, std::vector<std::string> dependencies);
@@ -25,26 +34,38 @@ class SqliteStore final : public Store, public lifecycle::Component {
 
   core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system,
                                     const std::string& agent = {}) override;
-  std::optional<Thread> findThread(const std::string& thread_id) override;
-  std::vector<Thread> listThreads(const std::string& user_id) override;
-  std::vector<Message> listMessages(const std::string& thread_id, int limit, int64_t before_ms) override;
-  core::Result<std::size_t> commitBatch(const std::vector<Message>& messages,
-                                        const std::vector<StoredEvent>& events) override;
-  std::vector<StoredEvent> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
-  StreamInfo streamInfo(const std::string& user_id) override;
-  int64_t ackEvents(const std::string& user_id, int64_t seq) override;
-  int64_t pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) override;
+  core::Result<std::optional<Thread>> findThread(const std::string& thread_id) override;
+  core::Result<std::vector<Thread>> listThreads(const std::string& user_id, int limit,
+                                                const ThreadCursor& before) override;
+  core::Result<int64_t> countThreads(const std::string& user_id) override;
+  core::Result<bool> deleteThread(const std::string& thread_id) override;
+  core::Result<std::vector<Message>> listMessages(const std::string& thread_id, int limit, int64_t before_ms) override;
+  core::Result<CommitStats> commit(const WriteBatch& batch) override;
+  core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
+  core::Result<StreamInfo> streamInfo(const std::string& user_id) override;
+  core::Result<int64_t> pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) override;
+  core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
+
+  // Tests: caps the database at `pages` pages (SQLite's max_page_count), so writes fail with
+  // SQLITE_FULL as on a full disk; 0 lifts the cap.
+  void limitPagesForTest(int64_t pages);
 
  private:
+  // Runs `body` under the mutex; an SQLite failure inside becomes an Error (and rolls back an
+  // open transaction). `write` marks calls whose failure makes the component unhealthy.
+  template <typename T>
+  core::Result<T> guarded(const char* what, bool write, const std::function<T()>& body);
   void exec(const char* sql);
   sqlite3_stmt* prepared(const char* sql);  // cached for the connection's life; caller holds mutex_
   StreamInfo streamInfoLocked(const std::string& user_id);
+  int64_t ackLocked(const std::string& user_id, int64_t seq);
 
   std::string path_;
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mutex_;
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> statements_;
+  bool write_failing_ = false;  // guarded by mutex_: one log line per episode
 };
 
 }  // namespace agentwire::store
