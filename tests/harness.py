@@ -29,6 +29,34 @@ def terminate(proc, timeout):
             proc.wait()
 
 
+class _LogCopier:
+    """Copies a process's output to a file as it comes, so logs() sees it at once."""
+
+    def __init__(self, path):
+        self.file = open(path, "ab")
+        self.thread = None
+        self.closed = False
+
+    def follow(self, pipe):
+        import threading
+
+        def copy():
+            for line in iter(pipe.readline, b""):
+                self.file.write(line)
+                self.file.flush()
+            pipe.close()
+        self.thread = threading.Thread(target=copy, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        if self.closed:
+            return
+        if self.thread:
+            self.thread.join(timeout=30)
+        self.file.close()
+        self.closed = True
+
+
 class Server:
     """One agentwire process with its own data directory."""
 
@@ -50,8 +78,11 @@ class Server:
         With wait_ready=False a process that exits before listening is not an error here: a test
         that expects a failed start checks wait_exit() and the log (how fast it fails is up to
         the machine, so it must not decide the outcome)."""
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        # Through a pipe, copied to the log file by a thread of ours: the server's own file limits
+        # (a test may cap its file size to cause write errors) never cost us its log.
+        self.log = _LogCopier(self.log_path)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env)
+        self.log.follow(self.proc.stdout)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -70,6 +70,8 @@ int runServer(const core::Config& cfg) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a peer or agent program that went away is an error code, not a death
+  // A file size limit reached (RLIMIT_FSIZE) is a failed write (EFBIG), handled like a full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   lifecycle::StartupTrace trace;
   lifecycle::Registry registry(trace);

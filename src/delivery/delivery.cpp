@@ -301,6 +301,7 @@ void Delivery::storeMessage(store::Message m, std::optional<store::RunRecord> ru
   item.message = std::move(m);
   item.run = std::move(run);
   item.done = std::move(done);
+  item.refusable = bp == Backpressure::FailFast;
   writer_.push(std::move(item));
 }
 

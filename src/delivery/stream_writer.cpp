@@ -80,11 +80,82 @@ std::size_t StreamWriter::depth() const {
   return queue_.size();
 }
 
-core::Result<store::CommitStats> StreamWriter::commitWithRetry(const store::WriteBatch& batch) {
+namespace {
+
+// The store's view of a batch: messages (with their runs), events, acks (one per user, the highest).
+void assemble(const std::vector<WriteItem>& batch, store::WriteBatch& wb) {
+  std::unordered_map<std::string, std::size_t> ack_index;  // user -> position in wb.acks
+  wb.messages.clear();
+  wb.runs.clear();
+  wb.events.clear();
+  wb.acks.clear();
+  for (const auto& item : batch) {
+    switch (item.kind) {
+      case WriteItem::Kind::Message:
+        wb.messages.push_back(*item.message);
+        if (item.run) wb.runs.push_back(*item.run);
+        break;
+      case WriteItem::Kind::Ack: {
+        auto [it, fresh] = ack_index.try_emplace(item.event.user_id, wb.acks.size());
+        if (fresh) {
+          wb.acks.emplace_back(item.event.user_id, item.event.seq);
+        } else {
+          wb.acks[it->second].second = std::max(wb.acks[it->second].second, item.event.seq);
+        }
+        break;
+      }
+      case WriteItem::Kind::Event: wb.events.push_back(item.event); break;
+    }
+  }
+}
+
+}  // namespace
+
+bool StreamWriter::refuse(std::vector<WriteItem>& batch, const core::Error& why) {
+  auto refusable = [](const WriteItem& i) { return i.kind == WriteItem::Kind::Message && i.refusable; };
+  if (std::none_of(batch.begin(), batch.end(), refusable)) return false;
+  core::Error error{store::kUnavailable,
+                    "the store cannot write right now (" + why.message + "); the message was not stored, retry later"};
+  std::size_t removed = 0;
+  std::erase_if(batch, [&](WriteItem& i) {
+    if (!refusable(i)) return false;
+    if (i.done) i.done(error);
+    ++removed;
+    return true;
+  });
+  {
+    std::lock_guard lock(mutex_);
+    in_flight_ -= removed;
+  }
+  room_cv_.notify_all();
+  return true;
+}
+
+void StreamWriter::refuseQueued(const core::Error& why) {
+  // Messages that were queued just before the failures began would otherwise wait behind the
+  // retries with no answer.
+  std::vector<WriteItem> taken;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->kind == WriteItem::Kind::Message && it->refusable) {
+        taken.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (taken.empty()) return;
+  room_cv_.notify_all();
+  refuse(taken, why);
+}
+
+core::Result<store::CommitStats> StreamWriter::commitWithRetry(std::vector<WriteItem>& batch, store::WriteBatch& wb) {
   auto backoff = options_.retry_initial;
   int attempts_while_stopping = 0;
   for (;;) {
-    auto r = store_.commit(batch);
+    auto r = store_.commit(wb);
     if (r || r.error().code != store::kUnavailable) {
       if (failing_.exchange(false)) log_->info("event stream writes succeed again");
       return r;
@@ -95,10 +166,15 @@ core::Result<store::CommitStats> StreamWriter::commitWithRetry(const store::Writ
     }
     if (!failing_.exchange(true)) {
       log_->error(
-          "cannot commit {} items: {}; new messages are refused (unavailable) and the batch is retried "
+          "cannot commit {} items: {}; new messages are refused (unavailable) and the rest is retried "
           "until the store takes it",
-          batch.size(), r.error().message);
+          wb.size(), r.error().message);
     }
+    if (refuse(batch, r.error())) {
+      assemble(batch, wb);
+      if (wb.empty()) return store::CommitStats{};
+    }
+    refuseQueued(r.error());
     std::unique_lock lock(mutex_);
     if (stopping_ && ++attempts_while_stopping > options_.attempts_after_stop) return r;
     work_cv_.wait_for(lock, backoff, [&] { return stopping_ && attempts_while_stopping == 0; });
@@ -109,43 +185,40 @@ core::Result<store::CommitStats> StreamWriter::commitWithRetry(const store::Writ
 void StreamWriter::loop() {
   std::vector<WriteItem> batch;
   store::WriteBatch wb;
-  std::unordered_map<std::string, std::size_t> ack_index;  // user -> position in wb.acks
+  auto probe_backoff = options_.retry_initial;
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
-      if (queue_.empty()) return;  // stopping, and everything queued was written
+      auto ready = [&] { return !queue_.empty() || stopping_; };
+      if (failing_.load()) {
+        work_cv_.wait_for(lock, probe_backoff, ready);
+      } else {
+        work_cv_.wait(lock, ready);
+      }
+      if (queue_.empty()) {
+        if (stopping_) return;  // everything queued was written
+        // Failing with nothing to write: find out with a real write when the store takes writes
+        // again, so that readiness comes back by itself.
+        lock.unlock();
+        if (store_.probeWrite()) {
+          failing_ = false;
+          probe_backoff = options_.retry_initial;
+          log_->info("event stream writes succeed again");
+        } else {
+          probe_backoff = std::min(options_.retry_max, probe_backoff * 2);
+        }
+        continue;
+      }
       while (!queue_.empty() && batch.size() < options_.max_batch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
     room_cv_.notify_all();
-    wb.messages.clear();
-    wb.runs.clear();
-    wb.events.clear();
-    wb.acks.clear();
-    ack_index.clear();
-    for (const auto& item : batch) {
-      switch (item.kind) {
-        case WriteItem::Kind::Message:
-          wb.messages.push_back(*item.message);
-          if (item.run) wb.runs.push_back(*item.run);
-          break;
-        case WriteItem::Kind::Ack: {
-          // Cumulative: one per user per batch, the highest.
-          auto [it, fresh] = ack_index.try_emplace(item.event.user_id, wb.acks.size());
-          if (fresh) {
-            wb.acks.emplace_back(item.event.user_id, item.event.seq);
-          } else {
-            wb.acks[it->second].second = std::max(wb.acks[it->second].second, item.event.seq);
-          }
-          break;
-        }
-        case WriteItem::Kind::Event: wb.events.push_back(item.event); break;
-      }
-    }
-    auto committed = commitWithRetry(wb);
+    // While the store fails, a user's new message is refused rather than queued behind the retries.
+    if (failing_.load()) refuse(batch, core::Error{store::kUnavailable, lastError()});
+    assemble(batch, wb);
+    auto committed = commitWithRetry(batch, wb);
     on_committed_(batch, committed);
     {
       std::lock_guard lock(mutex_);

@@ -27,6 +27,9 @@ struct WriteItem {
   std::optional<store::RunRecord> run;                            // with a Message: the run it starts, stored with it
   std::function<void(const core::Result<store::Message>&)> done;  // Message: on the writer thread
   std::shared_ptr<void> owner;  // Event: the producer's per-user state, kept alive until fanned out
+  // Message: may be refused (done gets `unavailable`) instead of waiting while the store fails: a
+  // user's new message, which the client can send again. An agent's answer is never refusable.
+  bool refusable = false;
   std::chrono::steady_clock::time_point queued_at = std::chrono::steady_clock::now();
 };
 
@@ -34,10 +37,13 @@ struct WriteItem {
 // store transaction and hands the batch and the outcome to `on_committed` (fan-out, callbacks).
 //
 // Failures: a commit that fails with `unavailable` (disk full, I/O error, database unreachable) is
-// retried with backoff, the same batch, until it succeeds: nothing queued is dropped and the order
-// holds. Meanwhile failing() is true so that callers refuse new work with a retryable error. Any
-// other failure fails the batch (on_committed sees the error). On stop() the queue is drained;
-// if the store still fails then, the batch is given up after a few attempts and reported lost.
+// retried with backoff until it succeeds: the refusable messages in it (users' new messages) are
+// answered `unavailable` at once and leave the batch, everything else (agents' events and answers,
+// acks) stays, in order, and is committed once the store takes writes again. Meanwhile failing()
+// is true so that callers refuse new work with a retryable error, and while nothing is queued the
+// writer probes the store with a small write so that it notices the recovery by itself. Any other
+// failure fails the batch (on_committed sees the error). On stop() the queue is drained; if the
+// store still fails then, the batch is given up after a few attempts and reported lost.
 //
 // The queue is bounded: waitForRoom() blocks producers that may wait (agent workers);
 // hasRoom() lets the I/O threads fail fast instead. push() itself never blocks.
@@ -74,7 +80,11 @@ class StreamWriter {
 
  private:
   void loop();
-  core::Result<store::CommitStats> commitWithRetry(const store::WriteBatch& batch);
+  core::Result<store::CommitStats> commitWithRetry(std::vector<WriteItem>& batch, store::WriteBatch& wb);
+  // Answers the refusable messages of a failing batch and removes them; true when there were any.
+  bool refuse(std::vector<WriteItem>& batch, const core::Error& why);
+  // The same for refusable messages still in the queue.
+  void refuseQueued(const core::Error& why);
 
   store::Store& store_;
   Options options_;

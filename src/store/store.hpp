@@ -123,6 +123,8 @@ class Store {
   // Retention: deletes the user's events beyond the newest `keep_last` and those older than
   // `older_than_ms` (0 = no age bound); the newest event is always kept. Returns the new first_seq.
   virtual core::Result<int64_t> pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) = 0;
+  // A small real write (a heartbeat row), to learn whether writes succeed again after failures.
+  virtual core::Result<bool> probeWrite() = 0;
   // Runs not finished (queued or running) that `node_id` executes.
   virtual core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) = 0;
 

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
   node_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(status) WHERE status IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS runs_by_thread ON runs(thread_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql";
 
 // Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs.
@@ -413,6 +414,15 @@ core::Result<int64_t> SqliteStore::pruneEvents(const std::string& user_id, int64
     up.step();
     Stmt(db_, prepared("COMMIT")).step();
     return first;
+  });
+}
+
+core::Result<bool> SqliteStore::probeWrite() {
+  return guarded<bool>("write probe", true, [&] {
+    Stmt s(db_, prepared("INSERT INTO meta(key, value) VALUES ('write_probe', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    s.bind(1, std::to_string(core::nowMs())).step();
+    return true;
   });
 }
 

@@ -44,6 +44,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
   core::Result<StreamInfo> streamInfo(const std::string& user_id) override;
   core::Result<int64_t> pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) override;
+  core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
 
   // Tests: caps the database at `pages` pages (SQLite's max_page_count), so writes fail with
