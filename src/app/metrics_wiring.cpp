@@ -85,10 +85,11 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
                      Family::Type::Counter);
     out.back().add(static_cast<double>(c.ws_gateway.connectionsOpened()));
     out.emplace_back("agentwire_connections_closed_total",
-                     "WebSocket connections closed, by close code (4001 = fell behind, 1008 = refused token).",
+                     "WebSocket connections closed, by close code (4001 = fell behind, 1008 = refused token, 1006 = no "
+                     "close frame, other = a code outside the protocol).",
                      Family::Type::Counter);
     for (const auto& [code, n] : c.ws_gateway.closesByCode()) {
-      out.back().add(static_cast<double>(n), {{"code", std::to_string(code)}});
+      out.back().add(static_cast<double>(n), {{"code", code == 0 ? std::string("other") : std::to_string(code)}});
     }
     // Runs in progress on threads whose user has no live connection: their events wait in the
     // stream (not an error), but many of them mean clients are not coming back.

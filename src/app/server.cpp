@@ -86,8 +86,16 @@ int runServer(const core::Config& cfg) {
   }
 
   health::Probes probes(registry);
-  net::HttpServer server(
-      net::HttpServer::Options{cfg.server.host, static_cast<uint16_t>(cfg.server.port), cfg.server.threads});
+  net::HttpServer::Options http_options;
+  http_options.host = cfg.server.host;
+  http_options.port = static_cast<uint16_t>(cfg.server.port);
+  http_options.threads = cfg.server.threads;
+  // The same bound as a WebSocket message: an HTTP body carries one.
+  http_options.max_body_bytes = static_cast<std::size_t>(cfg.ws.max_message_bytes);
+  http_options.request_timeout = std::chrono::milliseconds(cfg.server.request_timeout_ms);
+  http_options.max_http_connections = static_cast<std::size_t>(cfg.server.max_http_connections);
+  http_options.max_http_connections_per_ip = static_cast<std::size_t>(cfg.server.max_http_connections_per_ip);
+  net::HttpServer server(http_options);
   server.route("GET", "/health/live", [&](const net::HttpRequest&) { return probes.live(); });
   server.route("GET", "/health/ready", [&](const net::HttpRequest&) { return probes.ready(); });
   server.route("GET", "/health/startup", [&](const net::HttpRequest&) { return probes.startup(); });
@@ -107,9 +115,15 @@ int runServer(const core::Config& cfg) {
   });
   server.route("GET", "/health/selfcheck", [&](const net::HttpRequest&) {
     if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
-    auto r = c.self_check.runOnce();
-    if (!r) return net::jsonError(503, "selfcheck_failed", r.error().message);
-    return net::jsonReply(200, boost::json::object{{"ok", true}, {"took_ms", r->took_ms}});
+    // Answered when the check is done, on the self-check's thread: no I/O thread waits for it.
+    net::HttpReply reply;
+    reply.deferred = [&c](net::Respond respond) {
+      c.self_check.request([respond = std::move(respond)](const core::Result<health::SelfCheck::Report>& r) {
+        if (!r) return respond(net::jsonError(503, r.error().code, r.error().message));
+        respond(net::jsonReply(200, boost::json::object{{"ok", true}, {"took_ms", r->took_ms}, {"reused", r->reused}}));
+      });
+    };
+    return reply;
   });
   server.setUpgradeGate([&](const net::HttpRequest& req) {
     if (req.path != "/ws") return net::jsonError(404, "not_found", "WebSocket endpoint is /ws");
@@ -118,7 +132,7 @@ int runServer(const core::Config& cfg) {
       r.headers.emplace_back("Retry-After", "1");
       return r;
     }
-    return net::HttpReply{0, {}, {}, {}, {}};
+    return net::HttpReply{0, {}, {}, {}, {}, {}};
   });
 
   server.setWsHandler(&c.ws_gateway, c.ws_gateway.limits());
@@ -127,8 +141,18 @@ int runServer(const core::Config& cfg) {
   monitoring::MetricsEndpoint metrics;
   monitoring::addProcessMetrics(metrics);
   registerGatewayMetrics(metrics, c, registry, probes);
+  metrics.addSource([&server](std::vector<monitoring::Family>& out) {
+    const auto& n = server.counters();
+    out.emplace_back("agentwire_http_refused_total",
+                     "HTTP connections and requests the listener refused or dropped, by reason.",
+                     monitoring::Family::Type::Counter);
+    out.back().add(static_cast<double>(n.accept_errors.load()), {{"reason", "accept_error"}});
+    out.back().add(static_cast<double>(n.refused_over_cap.load()), {{"reason", "over_connection_cap"}});
+    out.back().add(static_cast<double>(n.bad_requests.load()), {{"reason", "bad_request"}});
+    out.back().add(static_cast<double>(n.request_timeouts.load()), {{"reason", "request_timeout"}});
+  });
   server.route("GET", "/metrics", [&metrics](const net::HttpRequest&) {
-    return net::HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}, {}};
+    return net::HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}, {}, {}};
   });
   registerWebRoutes(server, cfg.server.web_dir);
   gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, [&probes] { return probes.isReady(); });

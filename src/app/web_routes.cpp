@@ -13,7 +13,7 @@ net::HttpReply serveFile(const std::string& web_dir, const std::string& name) {
   }
   // Only names that exist in the build are served, so a path can never leave web/.
   if (found == nullptr) return net::jsonError(404, "not_found", "no such file: " + name);
-  net::HttpReply r{200, found->content_type, std::string(found->data), {}, {}};
+  net::HttpReply r{200, found->content_type, std::string(found->data), {}, {}, {}};
   if (!web_dir.empty()) {
     std::ifstream f(web_dir + "/" + name, std::ios::binary);
     if (f) {

@@ -72,8 +72,8 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
     bridge.addAgent(std::make_unique<agents::ProcessAgent>("process", cfg.agents.process_command));
   }
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
-      router, delivery, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms), cfg.selfcheck.enabled,
-      Deps{"agent_bridge"}));
+      router, delivery, store, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
+      cfg.selfcheck.enabled, Deps{"agent_bridge"}));
   auto& ws_gateway = registry.add(std::make_unique<gateway::WsGateway>(cfg, router, delivery, Deps{"self_check"}));
   ws_gateway.setRecorder(recorder);
   gateway::setErrorObserver([&recorder, &ws_gateway](const delivery::Connection& conn, const std::string& code) {

@@ -22,9 +22,12 @@ struct Config {
     int port = 8080;
     int threads = 2;
     int drain_timeout_ms = 5000;
-    int shutdown_delay_ms = 0;  // readiness is false this long before the listener closes
-    std::string port_file;      // when set, the bound port is written here once listening
-    std::string web_dir;        // static files for / and /status; empty = built-in location
+    int shutdown_delay_ms = 0;              // readiness is false this long before the listener closes
+    int request_timeout_ms = 10000;         // an HTTP request (or upgrade) must arrive within this
+    int max_http_connections = 4096;        // HTTP connections not upgraded to WebSocket, in all ...
+    int max_http_connections_per_ip = 256;  // ... and from one address
+    std::string port_file;                  // when set, the bound port is written here once listening
+    std::string web_dir;                    // static files for / and /status; empty = built-in location
   } server;
   struct Log {
     std::string level = "info";

@@ -183,7 +183,7 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
       thread_id = t2->id;
     }
 
-    net::HttpReply reply{200, "text/event-stream", {}, {}, {}};
+    net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
     reply.stream = [&delivery, &bridge, user_id, thread_id, client_thread, client_run,
                     content](const std::shared_ptr<net::StreamWriter>& out) {
       auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);

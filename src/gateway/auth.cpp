@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <jwt.h>
 #include <sys/stat.h>
+#include <boost/json.hpp>
 
 #include <cerrno>
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -44,14 +46,36 @@ core::Result<std::string> TokenAuthority::verify(const std::string& token) const
     return core::Error{"invalid_token",
                        fmt::format("algorithm '{}' is not accepted", jwt_alg_str(jwt_get_alg(jwt.get())))};
   }
-  errno = 0;
-  long exp = jwt_get_grant_int(jwt.get(), "exp");
-  if (errno == 0 && exp != 0 && exp <= static_cast<long>(std::time(nullptr))) {
-    return core::Error{"token_expired", "token has expired"};
+  // The time claims are read from the claims JSON, not with jwt_get_grant_int (which ignores a
+  // claim of the wrong type: a token whose exp is "1000" or true would never expire).
+  char* raw_claims = jwt_get_grants_json(jwt.get(), nullptr);
+  if (raw_claims == nullptr) return core::Error{"invalid_token", "token has no claims"};
+  boost::system::error_code ec;
+  auto claims = boost::json::parse(raw_claims, ec);
+  free(raw_claims);  // libjwt 1.10 has no jwt_free_str
+  if (ec || !claims.is_object()) return core::Error{"invalid_token", "token claims are not a JSON object"};
+  const auto& c = claims.as_object();
+  double now = static_cast<double>(std::time(nullptr));
+  // RFC 7519 NumericDate: a JSON number of seconds (fractions allowed).
+  auto numericDate = [&](const char* name) -> core::Result<std::optional<double>> {
+    auto* v = c.if_contains(name);
+    if (v == nullptr) return std::optional<double>();
+    if (v->is_int64()) return std::optional<double>(static_cast<double>(v->as_int64()));
+    if (v->is_uint64()) return std::optional<double>(static_cast<double>(v->as_uint64()));
+    if (v->is_double()) return std::optional<double>(v->as_double());
+    return core::Error{"invalid_token", fmt::format("claim '{}' is not a NumericDate", name)};
+  };
+  auto exp = numericDate("exp");
+  if (!exp) return exp.error();
+  if (*exp && **exp <= now) return core::Error{"token_expired", "token has expired"};
+  auto nbf = numericDate("nbf");
+  if (!nbf) return nbf.error();
+  if (*nbf && **nbf > now) return core::Error{"invalid_token", "token is not valid yet (nbf)"};
+  auto* sub = c.if_contains("sub");
+  if (sub == nullptr || !sub->is_string() || !validUserId(std::string(sub->as_string()))) {
+    return core::Error{"invalid_token", "token has no valid 'sub'"};
   }
-  const char* sub = jwt_get_grant(jwt.get(), "sub");
-  if (sub == nullptr || !validUserId(sub)) return core::Error{"invalid_token", "token has no valid 'sub'"};
-  return std::string(sub);
+  return std::string(sub->as_string());
 }
 
 std::string TokenAuthority::issue(const std::string& user_id, std::chrono::seconds ttl) const {
@@ -105,6 +129,47 @@ std::string loadOrCreateDevSecret(const std::string& path) {
     throw std::runtime_error(fmt::format("cannot write dev secret to '{}'", path));
   }
   return s;
+}
+
+bool loopbackHostHeader(const std::string& host_header) {
+  std::string host = host_header;
+  if (host.empty()) return false;
+  if (host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string::npos) return false;
+    std::string rest = host.substr(close + 1);
+    if (!rest.empty() &&
+        (rest[0] != ':' || rest.size() == 1 || rest.find_first_not_of("0123456789", 1) != std::string::npos)) {
+      return false;
+    }
+    return host.substr(1, close - 1) == "::1";
+  }
+  auto colon = host.rfind(':');
+  if (colon != std::string::npos) {
+    std::string port = host.substr(colon + 1);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) return false;
+    host = host.substr(0, colon);
+  }
+  for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (host == "localhost") return true;
+  // 127.0.0.0/8 as a dotted quad of numbers only (not 127.attacker.example).
+  if (host.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (!std::isdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
+bool loopbackOrigin(const std::string& origin) {
+  for (const char* scheme : {"http://", "https://"}) {
+    if (origin.rfind(scheme, 0) == 0) return loopbackHostHeader(origin.substr(std::string(scheme).size()));
+  }
+  return false;
 }
 
 bool validUserId(const std::string& id) {

@@ -37,6 +37,12 @@ std::optional<BearerToken> extractToken(const net::HttpRequest& req);
 // For dev mode without a configured secret: tokens survive a restart of the server.
 std::string loadOrCreateDevSecret(const std::string& path);
 
+// True for a Host header naming a loopback address: localhost, 127.0.0.0/8 or [::1], with or
+// without a port. Dev mode answers only such hosts (a DNS-rebound name is refused).
+bool loopbackHostHeader(const std::string& host);
+// True for an Origin of a loopback page: http(s)://localhost|127.x.x.x|[::1](:port).
+bool loopbackOrigin(const std::string& origin);
+
 // A user id we accept: 1..128 characters of [A-Za-z0-9_.@-], not starting with "__" (reserved).
 bool validUserId(const std::string& id);
 

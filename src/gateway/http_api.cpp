@@ -1,12 +1,14 @@
 #include "gateway/http_api.hpp"
 
 #include "core/ids.hpp"
-#include "delivery/in_process_connection.hpp"
+#include "delivery/connection.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
 
 #include <boost/json.hpp>
+
+#include <atomic>
 
 namespace agentwire::gateway {
 namespace {
@@ -26,8 +28,7 @@ int statusFor(const std::string& code) {
 
 }  // namespace
 
-ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& gateway,
-                                 const std::function<bool()>& ready) {
+ApiCaller authenticateApiRequest(const net::HttpRequest& req, WsGateway& gateway, const std::function<bool()>& ready) {
   if (!ready() || gateway.authority() == nullptr) {
     auto r = net::jsonError(503, "not_ready", "the server is not ready");
     r.headers.emplace_back("Retry-After", "1");
@@ -39,34 +40,84 @@ ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& g
   }
   auto user = gateway.authority()->verify(token->token);
   if (!user) return {{}, net::jsonError(401, user.error().code, user.error().message)};
+  if (!gateway.allowApiCall(user.value())) {
+    auto r = net::jsonError(429, "rate_limited", "too many requests for this user; retry later");
+    r.headers.emplace_back("Retry-After", "1");
+    return {{}, std::move(r)};
+  }
   return {user.value(), std::nullopt};
 }
 
+namespace {
+
+// The reply side of an HTTP API call: takes the handler's frames and answers the request with
+// the first one that is the awaited type or an error. Lives as long as a handler or the writer
+// (whose commit callback sends the ack) holds it; answers once.
+class ReplyConnection final : public delivery::Connection {
+ public:
+  ReplyConnection(std::string user, std::string want, int ok_status, net::Respond respond)
+      : id_(core::newId("http")),
+        user_(std::move(user)),
+        want_(std::move(want)),
+        ok_status_(ok_status),
+        respond_(std::move(respond)) {}
+
+  const std::string& id() const override { return id_; }
+  const std::string& userId() const override { return user_; }
+
+  bool send(std::shared_ptr<const std::string> frame) override {
+    if (answered_.load()) return false;
+    boost::system::error_code ec;
+    auto v = json::parse(*frame, ec);
+    if (ec || !v.is_object()) return true;
+    const auto& f = v.as_object();
+    auto* type = f.if_contains("type");
+    if (type == nullptr || !type->is_string()) return true;
+    bool error = type->as_string() == "error";
+    if (!error && type->as_string() != want_) return true;
+    if (answered_.exchange(true)) return false;
+    const auto& data = f.at("data");
+    if (error) {
+      std::string code(data.at("code").as_string());
+      auto reply = net::jsonError(statusFor(code), code, std::string(data.at("message").as_string()));
+      if (code == "unavailable" || code == "not_ready" || code == "rate_limited") {
+        reply.headers.emplace_back("Retry-After", "1");
+      }
+      respond_(std::move(reply));
+    } else {
+      respond_(net::jsonReply(ok_status_, data));
+    }
+    return true;
+  }
+
+ private:
+  std::string id_;
+  std::string user_;
+  std::string want_;
+  int ok_status_;
+  net::Respond respond_;
+  std::atomic<bool> answered_{false};
+};
+
+}  // namespace
+
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,
                      int dev_token_ttl_s, const std::function<bool()>& ready) {
-  // Authenticates, runs one frame through the router, and maps the reply to HTTP.
+  // Authenticates, runs one frame through the router, and answers with its reply when it comes:
+  // a user_message is acked from the delivery writer once it is durable, and no I/O thread waits
+  // for that (the reply is deferred).
   auto call = [&router, &gateway, ready](const net::HttpRequest& req, Frame frame, const std::string& want_type,
                                          int ok_status) -> net::HttpReply {
     auto caller = authenticateApiRequest(req, gateway, ready);
     if (caller.refusal) return std::move(*caller.refusal);
-    // The handlers answer on a connection; this one only collects the reply. A user_message is
-    // acked from the delivery writer once the message is committed, so this may wait that long.
-    auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("http"), caller.user_id);
-    frame.id = "http";
-    router.dispatch(ClientContext{conn, caller.user_id}, frame);
-    auto f = conn->waitFor(
-        [&](const json::object& o) {
-          auto t = o.at("type").as_string();
-          return t == want_type || t == "error";
-        },
-        std::chrono::seconds(10));
-    if (!f) return net::jsonError(500, "internal", "no reply from handler");
-    if (f->at("type").as_string() == "error") {
-      const auto& d = f->at("data").as_object();
-      std::string code(d.at("code").as_string());
-      return net::jsonError(statusFor(code), code, std::string(d.at("message").as_string()));
-    }
-    return net::jsonReply(ok_status, f->at("data"));
+    net::HttpReply reply;
+    reply.deferred = [&router, user = caller.user_id, frame = std::move(frame), want_type,
+                      ok_status](net::Respond respond) mutable {
+      auto conn = std::make_shared<ReplyConnection>(user, want_type, ok_status, std::move(respond));
+      frame.id = "http";
+      router.dispatch(ClientContext{conn, user}, frame);
+    };
+    return reply;
   };
 
   auto bodyObject = [](const net::HttpRequest& req) -> core::Result<json::object> {
@@ -79,6 +130,10 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
 
   server.route("GET", "/auth/dev-token", [&gateway, dev_mode, dev_token_ttl_s](const net::HttpRequest& req) {
     if (!dev_mode) return net::jsonError(403, "dev_mode_disabled", "dev tokens are only issued in dev mode");
+    // A page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name as Host.
+    if (!loopbackHostHeader(req.header("host"))) {
+      return net::jsonError(403, "forbidden_host", "dev tokens are only issued to requests for a loopback host name");
+    }
     if (gateway.authority() == nullptr) return net::jsonError(503, "not_ready", "the server is not ready");
     auto it = req.query.find("user");
     if (it == req.query.end() || !validUserId(it->second)) {
@@ -90,7 +145,10 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
   });
 
   server.route("GET", "/api/threads", [call](const net::HttpRequest& req) {
-    return call(req, Frame{"list_threads", "", {}}, "threads", 200);
+    json::object data;
+    if (auto it = req.query.find("limit"); it != req.query.end()) data["limit"] = std::atoll(it->second.c_str());
+    if (auto it = req.query.find("before"); it != req.query.end()) data["before"] = it->second;
+    return call(req, Frame{"list_threads", "", std::move(data)}, "threads", 200);
   });
   server.route("POST", "/api/threads", [call, bodyObject](const net::HttpRequest& req) {
     auto body = bodyObject(req);

@@ -13,7 +13,7 @@ class WsGateway;
 
 // The HTTP API (same JWT auth, same error codes as the WebSocket protocol):
 //   GET  /auth/dev-token?user=NAME      dev mode only
-//   GET  /api/threads                   POST /api/threads {title?}
+//   GET  /api/threads?limit=&before=    POST /api/threads {title?, agent?}
 //   GET  /api/threads/{id}/messages     POST /api/threads/{id}/messages {content, agent?}
 // Each call goes through the same handlers as the WebSocket frames; POSTing a message has the
 // same effect as a `user_message` (the run's events go to the user's stream).
@@ -23,8 +23,9 @@ struct ApiCaller {
   std::string user_id;
   std::optional<net::HttpReply> refusal;
 };
-ApiCaller authenticateApiRequest(const net::HttpRequest& req, const WsGateway& gateway,
-                                 const std::function<bool()>& ready);
+// Past the user's rate (ws.max_messages_per_second, shared by every HTTP call of the user):
+// 429 rate_limited with Retry-After.
+ApiCaller authenticateApiRequest(const net::HttpRequest& req, WsGateway& gateway, const std::function<bool()>& ready);
 
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,
                      int dev_token_ttl_s, const std::function<bool()>& ready);

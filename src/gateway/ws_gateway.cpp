@@ -8,21 +8,54 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <optional>
+#include <unordered_map>
 
 namespace agentwire::gateway {
 
+// Open connections per user, shared by the gateway and every connection's reservation.
+struct WsGateway::UserSlots {
+  std::mutex mutex;
+  std::unordered_map<std::string, int> open;
+
+  // Check and take in one step: parallel upgrades with one token cannot pass the limit together.
+  bool take(const std::string& user, int limit) {
+    std::lock_guard lock(mutex);
+    int& n = open[user];
+    if (n >= limit) {
+      if (n == 0) open.erase(user);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void give(const std::string& user) {
+    std::lock_guard lock(mutex);
+    auto it = open.find(user);
+    if (it != open.end() && --it->second <= 0) open.erase(it);
+  }
+};
+
 // Per-connection state, touched on the connection's strand (rate bucket) or atomically (held).
+// It holds the connection's place under the per-user limit from admission (before the handshake)
+// until the session is gone, whatever ends it.
 struct WsGateway::ConnState {
+  ConnState(std::shared_ptr<UserSlots> s, std::string user, double rate)
+      : slots(std::move(s)), user_id(std::move(user)), bucket(rate) {}
+  ~ConnState() { slots->give(user_id); }
+  ConnState(const ConnState&) = delete;
+  ConnState& operator=(const ConnState&) = delete;
+
+  std::shared_ptr<UserSlots> slots;
   std::string user_id;
   std::optional<int64_t> resume_from;  // from /ws?last_seq=N&epoch=E
   std::string resume_epoch;
   std::atomic<bool> held{true};
-  double tokens = 0;
-  std::chrono::steady_clock::time_point refilled = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point opened = refilled;
+  TokenBucket bucket;
+  std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now();
 };
 
 WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery::Delivery& delivery,
@@ -31,7 +64,9 @@ WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery
       config_(config),
       router_(router),
       delivery_(delivery),
-      log_(core::logger("ws")) {}
+      log_(core::logger("ws")),
+      slots_(std::make_shared<UserSlots>()),
+      api_limiter_(config.ws.max_messages_per_second) {}
 
 WsGateway::~WsGateway() {
   stop();
@@ -85,8 +120,17 @@ void WsGateway::stop() {
 }
 
 void WsGateway::countClose(int code) {
+  // Codes a client chooses must not become unbounded label values: anything not of the protocol
+  // is counted as 0 ("other"). No close frame at all is 1006.
+  static constexpr int kKnown[] = {1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 4001, 4002};
+  if (code == 0) code = 1006;
+  if (std::find(std::begin(kKnown), std::end(kKnown), code) == std::end(kKnown)) code = 0;
   std::lock_guard lock(counts_mutex_);
   ++closes_[code];
+}
+
+bool WsGateway::allowApiCall(const std::string& user_id) {
+  return api_limiter_.allow(user_id);
 }
 
 void WsGateway::countError(const std::string& code) {
@@ -133,12 +177,20 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
     auto offered = req.header("sec-websocket-protocol");
     a.subprotocol = offered.find("jwt-auth") != std::string::npos ? "jwt-auth" : "jwt." + token->token;
   }
+  if (config_.devModeEnabled()) {
+    // Dev mode trusts loopback; a page from elsewhere (DNS rebinding) must not ride on that.
+    auto origin = req.header("origin");
+    if (!origin.empty() && !loopbackOrigin(origin)) {
+      a.close_reason = "forbidden_origin: dev mode accepts WebSocket connections from loopback pages only";
+      return a;
+    }
+  }
   auto user = authority_->verify(token->token);
   if (!user) {
     a.close_reason = user.error().code + ": " + user.error().message;
     return a;
   }
-  if (delivery_.connectionsOf(user.value()) >= static_cast<std::size_t>(config_.ws.max_connections_per_user)) {
+  if (!slots_->take(user.value(), config_.ws.max_connections_per_user)) {
     a.close_code = net::close_code::kConnectionLimit;
     a.close_reason =
         fmt::format("connection_limit: at most {} connections per user", config_.ws.max_connections_per_user);
@@ -146,9 +198,7 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
   }
   a.accepted = true;
   a.user_id = user.value();
-  auto state = std::make_shared<ConnState>();
-  state->user_id = user.value();
-  state->tokens = config_.ws.max_messages_per_second;
+  auto state = std::make_shared<ConnState>(slots_, user.value(), config_.ws.max_messages_per_second);
   // Resume at connect time: /ws?last_seq=N&epoch=E
   if (auto it = req.query.find("last_seq"); it != req.query.end()) {
     int64_t v = -1;
@@ -203,22 +253,17 @@ void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
 void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) {
   auto* state = conn->attachment<ConnState>();
   if (!is_text) return sendError(*conn, "invalid_json", "binary frames are not supported; send JSON text", "");
-  auto frame = parseFrame(payload);
-  std::string ref = frame ? frame->id : std::string{};
+  std::string ref;
+  auto frame = parseFrame(payload, &ref);
 
   // Token bucket: max_messages_per_second, with a burst of the same size.
-  auto now = std::chrono::steady_clock::now();
-  double rate = config_.ws.max_messages_per_second;
-  state->tokens = std::min(rate, state->tokens + rate * std::chrono::duration<double>(now - state->refilled).count());
-  state->refilled = now;
-  if (state->tokens < 1.0) {
+  if (!state->bucket.take()) {
     return sendError(*conn, "rate_limited",
                      fmt::format("more than {} messages per second; this message was not processed",
                                  config_.ws.max_messages_per_second),
                      ref);
   }
-  state->tokens -= 1.0;
-  if (!frame) return sendError(*conn, frame.error().code, frame.error().message, "");
+  if (!frame) return sendError(*conn, frame.error().code, frame.error().message, ref);
 
   if (state->held.exchange(false)) {
     {

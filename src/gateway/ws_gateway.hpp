@@ -4,6 +4,7 @@
 #include "core/config.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/message_router.hpp"
+#include "gateway/rate_limiter.hpp"
 #include "lifecycle/component.hpp"
 #include "net/websocket.hpp"
 
@@ -47,12 +48,15 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   std::size_t openConnections() const;
   uint64_t connectionsOpened() const { return opened_.load(); }
   // Closed connections by WebSocket close code (1000, 1001, 1006, 1008, 1009, 1012, 4001...),
-  // including upgrades refused after the handshake (bad token, connection limit).
+  // including upgrades refused after the handshake (bad token, connection limit). Codes outside
+  // the protocol's are counted under 0; a connection that ended without a close frame is 1006.
   std::map<int, uint64_t> closesByCode() const;
   // Error frames sent to clients, by error code (fed by the error observer, see frame.hpp).
   void countError(const std::string& code);
   std::map<std::string, uint64_t> errorsByCode() const;
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
+  // HTTP API and AG-UI calls of a user, under the same rate as a WebSocket's messages.
+  bool allowApiCall(const std::string& user_id);
 
   net::WsAdmission admit(const net::HttpRequest& req) override;
   void onOpen(const std::shared_ptr<net::WsConnection>& conn) override;
@@ -62,6 +66,7 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
 
  private:
   struct ConnState;
+  struct UserSlots;
   void sweepLoop();
   void countClose(int code);
   net::WsAdmission decide(const net::HttpRequest& req);
@@ -78,6 +83,8 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   std::map<int, uint64_t> closes_;          // guarded by counts_mutex_
   std::map<std::string, uint64_t> errors_;  // guarded by counts_mutex_
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
+  std::shared_ptr<UserSlots> slots_;
+  UserRateLimiter api_limiter_;
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -2,10 +2,12 @@
 
 #include "core/ids.hpp"
 #include "core/logging.hpp"
+#include "core/thread_name.hpp"
 #include "delivery/delivery.hpp"
 #include "delivery/in_process_connection.hpp"
 #include "gateway/chat_handlers.hpp"
 #include "gateway/message_router.hpp"
+#include "store/store.hpp"
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -23,11 +25,13 @@ const char* hopFor(const std::string& expected) {
 
 }  // namespace
 
-SelfCheck::SelfCheck(gateway::MessageRouter& router, delivery::Delivery& delivery, lifecycle::StartupTrace& trace,
-                     std::chrono::milliseconds timeout, bool enabled, std::vector<std::string> dependencies)
+SelfCheck::SelfCheck(gateway::MessageRouter& router, delivery::Delivery& delivery, store::Store& store,
+                     lifecycle::StartupTrace& trace, std::chrono::milliseconds timeout, bool enabled,
+                     std::vector<std::string> dependencies)
     : Component("self_check", std::move(dependencies)),
       router_(router),
       delivery_(delivery),
+      store_(store),
       trace_(trace),
       timeout_(timeout),
       enabled_(enabled),
@@ -48,9 +52,74 @@ void SelfCheck::start() {
   if (!r) throw std::runtime_error(r.error().message);
   trace_.recordEvent(name(), fmt::format("routing_ok frames={} took_ms={:.2f}", r->frames.size(), r->took_ms));
   log_->info("routing self-check passed: {} frames in {:.2f} ms", r->frames.size(), r->took_ms);
+  std::lock_guard lock(mutex_);
+  stopping_ = false;
+  last_ = r;
+  last_at_ = std::chrono::steady_clock::now();
+  worker_ = std::thread([this] {
+    core::setThreadName("aw-selfcheck");
+    workerLoop();
+  });
 }
 
-core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
+SelfCheck::~SelfCheck() {
+  stop();
+}
+
+void SelfCheck::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  std::vector<Done> left;
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(waiting_);
+  }
+  for (auto& d : left) d(core::Error{"not_ready", "the server is stopping"});
+}
+
+void SelfCheck::request(Done done, std::chrono::milliseconds min_interval) {
+  std::unique_lock lock(mutex_);
+  if (!enabled_) {
+    lock.unlock();
+    return done(core::Error{"selfcheck_disabled", "the routing self-check is disabled by configuration"});
+  }
+  if (stopping_ || !worker_.joinable()) {
+    lock.unlock();
+    return done(core::Error{"not_ready", "the self-check is not running"});
+  }
+  if (last_ && waiting_.empty() && std::chrono::steady_clock::now() - last_at_ < min_interval) {
+    auto r = *last_;
+    lock.unlock();
+    if (r) r->reused = true;
+    return done(r);
+  }
+  waiting_.push_back(std::move(done));
+  lock.unlock();
+  cv_.notify_one();
+}
+
+void SelfCheck::workerLoop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+    if (stopping_) return;
+    std::vector<Done> batch;
+    batch.swap(waiting_);
+    lock.unlock();
+    auto r = runOnce();
+    if (!r) log_->error("routing self-check failed: {}", r.error().message);
+    for (auto& d : batch) d(r);
+    lock.lock();
+    last_ = std::move(r);
+    last_at_ = std::chrono::steady_clock::now();
+  }
+}
+
+core::Result<SelfCheck::Report> SelfCheck::runOnce() {
   auto t0 = std::chrono::steady_clock::now();
   auto deadline = t0 + timeout_;
   auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("selfcheck"), gateway::kSystemUser);
@@ -81,6 +150,25 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
   std::size_t want = 0;
   int64_t last_seq = 0;
   std::string run_id;
+  std::string thread_id;
+  bool passed = false;
+  // A check that passed leaves no thread, message or run behind (its run has ended: the check
+  // saw agent_completed; flush() makes sure the answer is stored before the thread goes). A check
+  // that failed leaves them for inspection: its run may still be going.
+  struct Cleanup {
+    SelfCheck& self;
+    std::string& thread_id;
+    bool& passed;
+    ~Cleanup() {
+      if (thread_id.empty() || !passed) return;
+      self.delivery_.flush();
+      self.delivery_.forgetThread(thread_id);
+      if (auto r = self.store_.deleteThread(thread_id); !r) {
+        self.log_->warn("self-check thread '{}' not removed: {}", thread_id, r.error().message);
+      }
+      (void)self.store_.pruneEvents(gateway::kSystemUser, 1, 0);
+    }
+  } cleanup{*this, thread_id, passed};
   for (std::size_t received = 0; want < expected.size(); ++received) {
     auto frame = conn->frameAt(received, deadline);
     if (!frame) {
@@ -98,6 +186,7 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
     }
     if (type == "ack") {
       run_id = std::string(o.at("data").as_object().at("run_id").as_string());
+      thread_id = std::string(o.at("data").as_object().at("thread_id").as_string());
     } else {
       // Stream events: seq strictly increasing by one, all of this run.
       int64_t seq = o.at("seq").as_int64();
@@ -118,6 +207,7 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() const {
     }
   }
   report.took_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  passed = true;
   return report;
 }
 

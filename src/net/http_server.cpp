@@ -8,10 +8,12 @@
 #include <boost/url/parse.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -34,25 +36,118 @@ std::string lower(std::string s) {
 
 class Session;
 
+// Logs a repeated condition at most once per interval, with how many were left out.
+class Throttled {
+ public:
+  template <typename... Args>
+  void warn(spdlog::logger& log, fmt::format_string<Args...> f, Args&&... args) {
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_) {
+      ++suppressed_;
+      return;
+    }
+    std::string text = fmt::format(f, std::forward<Args>(args)...);
+    if (suppressed_ > 0) text += fmt::format(" ({} more like this since the last report)", suppressed_);
+    log.warn("{}", text);
+    suppressed_ = 0;
+    next_ = now + std::chrono::seconds(10);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::chrono::steady_clock::time_point next_{};
+  uint64_t suppressed_ = 0;
+};
+
 struct HttpServer::Impl {
   Options options;
   asio::io_context ioc;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   tcp::acceptor acceptor{ioc};
+  asio::steady_timer accept_timer{ioc};
+  std::chrono::milliseconds accept_backoff{0};
   std::vector<Route> routes;
   UpgradeGate upgrade_gate;
   WsHandler* ws_handler = nullptr;
   WsLimits ws_limits;
   std::vector<std::thread> threads;
   std::shared_ptr<spdlog::logger> log = core::logger("http");
+  Counters counters;
+  Throttled accept_warnings;
+  Throttled cap_warnings;
   mutable std::mutex sessions_mutex;
   std::set<std::shared_ptr<Session>> sessions;  // closed on stop()
+
+  // Open HTTP connections, in all and per address. Shared with the connections' slots: a session
+  // destroyed with the io_context's pending handlers may outlive the rest of Impl.
+  struct Caps {
+    std::mutex mutex;
+    std::size_t total = 0;
+    std::map<asio::ip::address, std::size_t> per_ip;
+  };
+  std::shared_ptr<Caps> caps = std::make_shared<Caps>();
 
   explicit Impl(Options o) : options(std::move(o)) {}
 
   HttpReply dispatch(const HttpRequest& req) const;
   void doAccept();
+  // Takes a slot for an HTTP connection from `ip`; false over either cap.
+  bool takeSlot(const asio::ip::address& ip);
 };
+
+// An HTTP connection's place under the caps, given back when the connection ends or upgrades.
+class Slot {
+ public:
+  Slot(std::shared_ptr<HttpServer::Impl::Caps> caps, asio::ip::address ip)
+      : caps_(std::move(caps)), ip_(std::move(ip)) {}
+  ~Slot() { release(); }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  void release() {
+    if (!caps_) return;
+    std::lock_guard lock(caps_->mutex);
+    --caps_->total;
+    auto it = caps_->per_ip.find(ip_);
+    if (it != caps_->per_ip.end() && --it->second == 0) caps_->per_ip.erase(it);
+    caps_.reset();
+  }
+
+ private:
+  std::shared_ptr<HttpServer::Impl::Caps> caps_;
+  asio::ip::address ip_;
+};
+
+bool HttpServer::Impl::takeSlot(const asio::ip::address& ip) {
+  std::lock_guard lock(caps->mutex);
+  auto& n = caps->per_ip[ip];
+  if (caps->total >= options.max_http_connections || n >= options.max_http_connections_per_ip) {
+    if (n == 0) caps->per_ip.erase(ip);
+    return false;
+  }
+  ++n;
+  ++caps->total;
+  return true;
+}
+
+// RFC 9112 6.1 and 6.3: a request with Transfer-Encoding must end in chunked and must not also
+// carry Content-Length; anything else is how requests get smuggled past a proxy. Refused with 400.
+std::optional<std::string> framingProblem(const http::request<http::string_body>& msg) {
+  auto te = msg.find(http::field::transfer_encoding);
+  if (te == msg.end()) return std::nullopt;
+  if (msg.find(http::field::content_length) != msg.end()) {
+    return "Transfer-Encoding and Content-Length together";
+  }
+  std::string v = lower(std::string(te->value()));
+  v.erase(0, v.find_first_not_of(" \t"));
+  v.erase(v.find_last_not_of(" \t") + 1);
+  if (v != "chunked") return "Transfer-Encoding other than chunked: '" + std::string(te->value()) + "'";
+  if (std::distance(msg.equal_range(http::field::transfer_encoding).first,
+                    msg.equal_range(http::field::transfer_encoding).second) > 1) {
+    return "more than one Transfer-Encoding";
+  }
+  return std::nullopt;
+}
 
 // A streamed response body after the headers: raw writes, one in flight, closed by the producer.
 // Close-delimited (no Content-Length), which HTTP/1.1 allows and SSE clients expect.
@@ -109,7 +204,8 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl& server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket&& socket, HttpServer::Impl& server, asio::ip::address ip)
+      : stream_(std::move(socket)), server_(server), slot_(server.caps, std::move(ip)) {}
 
   void run() {
     asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::doRead, shared_from_this()));
@@ -127,17 +223,23 @@ class Session : public std::enable_shared_from_this<Session> {
   void doRead() {
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
-    stream_.expires_after(std::chrono::seconds(60));
+    stream_.expires_after(server_.options.request_timeout);
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::onRead, shared_from_this()));
   }
 
   void onRead(beast::error_code ec, std::size_t) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+    if (ec == beast::error::timeout) {
+      // Started a request and did not finish it in time (slowloris), or idle past the keep-alive.
+      if (buffer_.size() > 0 || parser_->got_some()) ++server_.counters.request_timeouts;
+      return finish();
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::eof) {
       return finish();
     }
     if (ec) {
       // A malformed request gets a 400 rather than a silent close.
+      ++server_.counters.bad_requests;
       if (ec == http::error::body_limit) {
         return writeReply(jsonError(413, "too_large", "request body too large"), false);
       }
@@ -145,6 +247,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return writeReply(jsonError(400, "bad_request", ec.message()), false);
     }
     auto& msg = parser_->get();
+    if (auto problem = framingProblem(msg)) {
+      ++server_.counters.bad_requests;
+      buffer_.clear();  // whatever followed is not read as a request
+      return writeReply(jsonError(400, "bad_request", "ambiguous message framing: " + *problem), false);
+    }
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -167,6 +274,7 @@ class Session : public std::enable_shared_from_this<Session> {
         std::lock_guard lock(server_.sessions_mutex);
         server_.sessions.erase(shared_from_this());
       }
+      slot_.release();  // a WebSocket now, under the gateway's limits
       startWsSession(std::move(stream_), parser_->release(), std::move(admission), *server_.ws_handler,
                      server_.ws_limits);
       return;
@@ -196,7 +304,30 @@ class Session : public std::enable_shared_from_this<Session> {
         });
   }
 
+  void deferReply(HttpReply r, bool keep_alive) {
+    struct Pending {
+      std::atomic<bool> answered{false};
+      std::unique_ptr<asio::steady_timer> timer;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->timer = std::make_unique<asio::steady_timer>(stream_.get_executor(), server_.options.deferred_timeout);
+    auto self = shared_from_this();
+    pending->timer->async_wait([self, pending](beast::error_code ec) {
+      if (ec || pending->answered.exchange(true)) return;
+      self->writeReply(jsonError(504, "timeout", "no answer in time"), false);
+    });
+    stream_.expires_never();  // nothing is read while the answer is pending
+    r.deferred([self, pending, keep_alive](HttpReply reply) {
+      if (pending->answered.exchange(true)) return;
+      asio::post(self->stream_.get_executor(), [self, pending, keep_alive, reply = std::move(reply)]() mutable {
+        pending->timer->cancel();
+        self->writeReply(std::move(reply), keep_alive);
+      });
+    });
+  }
+
   void writeReply(HttpReply r, bool keep_alive) {
+    if (r.deferred) return deferReply(std::move(r), keep_alive);
     if (r.stream) return startStream(std::move(r));
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
     res->set(http::field::server, "agentwire");
@@ -223,21 +354,25 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl& server_;
+  Slot slot_;
 };
 
 HttpReply HttpServer::Impl::dispatch(const HttpRequest& req) const {
   const Route* best = nullptr;
-  bool path_known = false;
+  std::set<std::string> allowed;
   for (const auto& r : routes) {
     bool match = r.prefix ? req.path.rfind(r.path, 0) == 0 : req.path == r.path;
     if (!match) continue;
-    path_known = true;
+    allowed.insert(r.method);
+    if (r.method == "GET") allowed.insert("HEAD");
     if (r.method != req.method && !(r.method == "GET" && req.method == "HEAD")) continue;
     if (best == nullptr || r.path.size() > best->path.size()) best = &r;
   }
   if (best == nullptr) {
-    return path_known ? jsonError(405, "method_not_allowed", "method not allowed")
-                      : jsonError(404, "not_found", "no such endpoint: " + req.path);
+    if (allowed.empty()) return jsonError(404, "not_found", "no such endpoint: " + req.path);
+    auto reply = jsonError(405, "method_not_allowed", "method not allowed");
+    reply.headers.emplace_back("Allow", fmt::format("{}", fmt::join(allowed, ", ")));
+    return reply;
   }
   try {
     return best->handler(req);
@@ -250,19 +385,38 @@ HttpReply HttpServer::Impl::dispatch(const HttpRequest& req) const {
 void HttpServer::Impl::doAccept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) {
-      // Small frames must not wait for Nagle + delayed ACK (a 40 ms stall per burst).
-      beast::error_code opt_ec;
-      socket.set_option(tcp::no_delay(true), opt_ec);
-      auto s = std::make_shared<Session>(std::move(socket), *this);
-      {
-        std::lock_guard lock(sessions_mutex);
-        sessions.insert(s);
-      }
-      s->run();
-    } else {
-      log->warn("accept failed: {}", ec.message());
+    if (ec) {
+      // Out of file descriptors (or memory): accepting again at once would spin. Back off, and
+      // say so once per interval, not once per attempt.
+      ++counters.accept_errors;
+      accept_backoff = std::clamp(accept_backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+      accept_warnings.warn(*log, "accept failed: {}; retrying in {} ms", ec.message(), accept_backoff.count());
+      accept_timer.expires_after(accept_backoff);
+      accept_timer.async_wait([this](beast::error_code tec) {
+        if (!tec && acceptor.is_open()) doAccept();
+      });
+      return;
     }
+    accept_backoff = std::chrono::milliseconds(0);
+    beast::error_code ep_ec;
+    auto ip = socket.remote_endpoint(ep_ec).address();
+    if (ep_ec || !takeSlot(ip)) {
+      ++counters.refused_over_cap;
+      cap_warnings.warn(*log,
+                        "connection from {} refused: over the cap of open HTTP connections ({} per address, {} in all)",
+                        ip.to_string(), options.max_http_connections_per_ip, options.max_http_connections);
+      socket.close(ep_ec);
+      return doAccept();
+    }
+    // Small frames must not wait for Nagle + delayed ACK (a 40 ms stall per burst).
+    beast::error_code opt_ec;
+    socket.set_option(tcp::no_delay(true), opt_ec);
+    auto s = std::make_shared<Session>(std::move(socket), *this, ip);
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.insert(s);
+    }
+    s->run();
     doAccept();
   });
 }
@@ -314,7 +468,12 @@ void HttpServer::stopAccepting() {
   asio::post(impl_->ioc, [&im = *impl_] {
     beast::error_code ec;
     im.acceptor.close(ec);
+    im.accept_timer.cancel();
   });
+}
+
+const HttpServer::Counters& HttpServer::counters() const {
+  return impl_->counters;
 }
 
 std::size_t HttpServer::openConnections() const {

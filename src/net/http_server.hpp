@@ -6,6 +6,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,22 @@ class HttpServer {
     uint16_t port = 8080;
     int threads = 2;
     std::size_t max_body_bytes = 1 << 20;
+    // A request (headers and body) must arrive within this; also the keep-alive idle limit.
+    std::chrono::milliseconds request_timeout{10000};
+    // A deferred reply not given within this is answered 504.
+    std::chrono::milliseconds deferred_timeout{30000};
+    // HTTP connections not (yet) upgraded to WebSocket: past either cap a new connection is
+    // closed at once, before anything is read from it.
+    std::size_t max_http_connections = 4096;
+    std::size_t max_http_connections_per_ip = 256;
+  };
+
+  // What the listener refused or survived (for metrics).
+  struct Counters {
+    std::atomic<uint64_t> accept_errors{0};
+    std::atomic<uint64_t> refused_over_cap{0};
+    std::atomic<uint64_t> bad_requests{0};
+    std::atomic<uint64_t> request_timeouts{0};
   };
 
   explicit HttpServer(Options options);
@@ -50,6 +67,7 @@ class HttpServer {
   void stopAccepting();
   // Number of open HTTP connections (for draining).
   std::size_t openConnections() const;
+  const Counters& counters() const;
   // Stops the I/O threads and closes every connection.
   void stop();
 

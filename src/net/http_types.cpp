@@ -5,7 +5,7 @@
 namespace agentwire::net {
 
 HttpReply jsonReply(int status, const boost::json::value& body) {
-  return HttpReply{status, "application/json", boost::json::serialize(body), {}, {}};
+  return HttpReply{status, "application/json", boost::json::serialize(body), {}, {}, {}};
 }
 
 HttpReply jsonError(int status, const std::string& code, const std::string& message) {

@@ -38,6 +38,10 @@ class StreamWriter {
   virtual void onClosed(std::function<void()> fn) = 0;
 };
 
+struct HttpReply;
+// Answers a deferred request; callable once, from any thread.
+using Respond = std::function<void(HttpReply)>;
+
 struct HttpReply {
   int status = 200;
   std::string content_type = "application/json";
@@ -46,6 +50,10 @@ struct HttpReply {
   // When set, the response is streamed: the headers go out, then this is called with the writer
   // (on the connection's strand) and the body is whatever is written until close().
   std::function<void(std::shared_ptr<StreamWriter>)> stream;
+  // When set, the answer comes later: this is called (on the connection's strand, right away)
+  // with a Respond to call once the reply is known, from any thread. No I/O thread waits for it.
+  // Without an answer within the server's deferred timeout, the server answers 504 itself.
+  std::function<void(Respond)> deferred;
 };
 
 using HttpHandler = std::function<HttpReply(const HttpRequest&)>;

@@ -79,7 +79,11 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
   void onRead(beast::error_code ec, std::size_t) {
     if (ec) {
-      int code = ec == websocket::error::message_too_big ? close_code::kTooBig : ws_.reason().code;
+      // The code of the close we asked for (4001, 1012...) when the read failed because we cut the
+      // connection after it; else the peer's close code (0 when it sent none: counted as 1006).
+      int code = ec == websocket::error::message_too_big ? close_code::kTooBig
+                 : close_requested_                      ? static_cast<int>(close_reason_.code)
+                                                         : static_cast<int>(ws_.reason().code);
       return finish(code);
     }
     auto data = buffer_.cdata();
