@@ -191,9 +191,8 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
       conn->setRun(run.run_id);
       // Leaves delivery once the stream is over (run ended, or the client went away), off the
       // fan-out path that ends it: detaching there would take the user lock it is called under.
-      out->onClosed([&delivery, weak = std::weak_ptr<AguiConnection>(conn)] {
-        if (auto c = weak.lock()) delivery.detach(*c);
-      });
+      // Holds the connection until then (a cycle through the stream that its close breaks).
+      out->onClosed([&delivery, conn] { delivery.detach(*conn); });
       // Before the run starts: nothing of it can be missed.
       if (auto a = delivery.attach(conn, true); !a) return conn->fail(a.error().code, a.error().message);
       bridge.submit(agents::AgentWebSocketBridge::Submission{run, content, ""},
