@@ -113,6 +113,45 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
         finally:
             srv.stop()
 
+    async def test_delivery_success_counts_acking_streams_and_consistency_counts_unacked_threads(self):
+        srv = harness.Server().start()
+        try:
+            token = wsclient.dev_token(srv.port, "acker")
+            c = await Client.connect(srv.port, token)
+            await c.send("ping")
+            first = await c.request("user_message", {"content": "one"}, id_="m1", want="ack")
+            await c.recv_until(lambda f: f["type"] == "agent_completed")
+            head = c.events()[-1]["seq"]
+            await c.send("ack_events", {"seq": head})  # the stream's first ack: from here on it is acking
+            await harness.wait_for_async(lambda: scrape(srv)[0]["agentwire_events_acked_total"] == head,
+                                         what="the first ack written")
+            m, _ = scrape(srv)
+            self.assertEqual(m["agentwire_events_appended_acking_total"], 0, "history before the first ack is out")
+            self.assertEqual(m["agentwire_events_acked_acking_total"], 0)
+            # An HTTP-only user never acks: its events are not in the ratio.
+            other = {"Authorization": f"Bearer {wsclient.dev_token(srv.port, 'http_only')}"}
+            status, t, _ = srv.request("POST", "/api/threads", {}, headers=other)
+            status, _, _ = srv.request("POST", f"/api/threads/{t['thread_id']}/messages", {"content": "x"},
+                                       headers=other)
+            second = await c.request("user_message", {"content": "two", "thread_id": first["data"]["thread_id"]},
+                                     id_="m2", want="ack")
+            await c.recv_until(lambda f: f["type"] == "agent_completed" and f["run_id"] == second["data"]["run_id"])
+            run_events = len([e for e in c.events() if e["run_id"] == second["data"]["run_id"]])
+            await harness.wait_for_async(
+                lambda: scrape(srv)[0]["agentwire_events_appended_acking_total"] == run_events,
+                what="the second run counted on the acking stream")
+            half = c.events()[-1]["seq"] - 2
+            await c.send("ack_events", {"seq": half})
+            await harness.wait_for_async(
+                lambda: scrape(srv)[0]["agentwire_events_acked_acking_total"] == half - head, what="acked counted")
+            # Two events unacknowledged and the user leaves: one thread waits for a client.
+            await c.close()
+            await harness.wait_for_async(
+                lambda: scrape(srv)[0]["agentwire_threads_unacked_without_connection"] == 1,
+                what="the unacknowledged thread counted (refreshed every 10 s)")
+        finally:
+            srv.stop()
+
     async def test_clickhouse_down_series_and_alert(self):
         port = harness.free_port()  # nothing listens here
         srv = harness.Server("--set", "analytics.enabled=true", "--set", f"analytics.url=http://127.0.0.1:{port}",

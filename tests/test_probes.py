@@ -85,6 +85,12 @@ class ProbeTest(unittest.TestCase):
             self.assertLess(registered, counted)
             self.assertNotIn("zero handlers", srv.logs())
             self.assertIn("startup trace:", srv.logs(), "the trace is logged as a table")
+            # The alert monitor watches startup from beside the chain: it saw the handlers too.
+            status, alerts = srv.get("/health/alerts")
+            self.assertIn("AgentwireNoMessageHandlers", alerts["rules"])
+            self.assertEqual([a["name"] for a in alerts["active"]], [])
+            _, text = srv.get("/metrics")
+            self.assertEqual(harness.metric_samples(text, "agentwire_handlers_registered")[frozenset()], 8)
         finally:
             srv.stop()
 
@@ -128,6 +134,18 @@ class ProbeTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, srv.logs())
         self.assertIn("component 'store'", lines[0])
         self.assertIn("cannot open SQLite database", lines[0])
+        # The failed start is counted in the data directory, so the success rate sees it.
+        os.rmdir(os.path.join(srv.dir, "agentwire.db"))
+        good = harness.Server(data_dir=srv.dir).start()
+        try:
+            _, text = good.get("/metrics")
+            counts = {name: harness.metric_samples(text, name)[frozenset()]
+                      for name in ("agentwire_starts_total", "agentwire_ready_starts_total",
+                                   "agentwire_clean_starts_total")}
+            self.assertEqual(counts, {"agentwire_starts_total": 2, "agentwire_ready_starts_total": 1,
+                                      "agentwire_clean_starts_total": 1})
+        finally:
+            good.stop()
 
     def test_selfcheck_on_demand(self):
         srv = harness.Server().start()

@@ -13,8 +13,7 @@ namespace agentwire::app {
 ConfigComponent::ConfigComponent(const core::Config& config) : Component("config", {}), config_(config) {}
 
 void ConfigComponent::start() {
-  auto dir = std::filesystem::path(config_.store.path).parent_path();
-  if (dir.empty()) dir = ".";
+  std::filesystem::path dir = config_.dataDir();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot create data directory '{}': {}", dir.string(), ec.message()));

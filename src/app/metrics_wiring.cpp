@@ -1,21 +1,53 @@
 #include "app/metrics_wiring.hpp"
 
+#include "app/startup_history.hpp"
+
 #include "agents/bridge.hpp"
 #include "gateway/frame.hpp"
 
+#include <chrono>
+#include <mutex>
 #include <set>
 #include "analytics/analytics_component.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 namespace agentwire::app {
 
 using monitoring::Family;
 
+namespace {
+
+// The unacknowledged-threads figure, refreshed at most every 10 s (it is a store read).
+struct UnackedCache {
+  std::mutex mutex;
+  std::chrono::steady_clock::time_point at{};
+  int64_t value = 0;
+
+  int64_t get(const Components& c) {
+    std::lock_guard lock(mutex);
+    auto now = std::chrono::steady_clock::now();
+    if (at != std::chrono::steady_clock::time_point{} && now - at < std::chrono::seconds(10)) return value;
+    auto users = c.store.unackedThreadsByUser(100000);
+    if (!users) return value;  // keep the last figure while the store cannot be read
+    int64_t n = 0;
+    for (const auto& [user, threads] : *users) {
+      if (c.delivery.connectionsOf(user) == 0) n += threads;
+    }
+    value = n;
+    at = now;
+    return value;
+  }
+};
+
+}  // namespace
+
 void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c, lifecycle::Registry& registry,
-                            const health::Probes& probes) {
-  m.addSource([&c, &registry, &probes](std::vector<Family>& out) {
+                            const health::Probes& probes, const StartupHistory& history) {
+  auto unacked = std::make_shared<UnackedCache>();
+  m.addSource([&c, &registry, &probes, &history, unacked](std::vector<Family>& out) {
     out.emplace_back("agentwire_ready", "1 when every critical component is healthy and no shutdown began.",
                      Family::Type::Gauge);
     out.back().add(probes.isReady() ? 1 : 0);
@@ -32,21 +64,21 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
 
     Family took("agentwire_component_start_duration_seconds", "Time each component's start() took.",
                 Family::Type::Gauge);
-    bool clean = true;
     for (const auto& s : registry.trace().spans()) {
       if (s.end_ms >= 0) took.add((s.end_ms - s.start_ms) / 1000.0, {{"component", s.component}});
-      if (s.outcome != "ok") clean = false;
     }
     out.push_back(std::move(took));
-    const bool finished =
-        registry.phase() == lifecycle::Phase::Running || registry.phase() == lifecycle::Phase::Stopping;
-    // Per process these are 0 or 1; summed over instances and restarts, clean/starts is the
-    // startup success rate.
-    out.emplace_back("agentwire_starts_total", "Startups of this process that reached ready.", Family::Type::Counter);
-    out.back().add(finished ? 1 : 0);
-    out.emplace_back("agentwire_clean_starts_total", "Startups that reached ready with every component ok.",
+    // Kept in the data directory across restarts (a failed start is counted before the process
+    // exits): clean / attempts is the startup success rate.
+    auto starts = history.counts();
+    out.emplace_back("agentwire_starts_total", "Start attempts with this data directory, failed ones included.",
                      Family::Type::Counter);
-    out.back().add(finished && clean ? 1 : 0);
+    out.back().add(static_cast<double>(starts.attempts));
+    out.emplace_back("agentwire_ready_starts_total", "Starts that reached ready.", Family::Type::Counter);
+    out.back().add(static_cast<double>(starts.ready));
+    out.emplace_back("agentwire_clean_starts_total", "Starts that reached ready with every component ok.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(starts.clean));
 
     out.emplace_back("agentwire_handlers_registered", "Message handlers registered.", Family::Type::Gauge);
     out.back().add(static_cast<double>(c.router.handlerCount()));
@@ -74,6 +106,15 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.back().add(static_cast<double>(d.failures_thread_not_found.load()), {{"reason", "thread_not_found"}});
     out.back().add(static_cast<double>(d.failures_forbidden.load()), {{"reason", "forbidden"}});
     out.back().add(static_cast<double>(d.failures_store_error.load()), {{"reason", "store_error"}});
+    out.emplace_back("agentwire_events_appended_acking_total",
+                     "Events committed to acking streams (whose user has acked before): the delivery success "
+                     "ratio's denominator.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(d.appended_acking.load()));
+    out.emplace_back("agentwire_events_acked_acking_total",
+                     "Events acknowledged on acking streams: the delivery success ratio's numerator.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(d.acked_acking.load()));
     out.emplace_back("agentwire_events_acked_total", "Events acknowledged by clients (ack_events), each counted once.",
                      Family::Type::Counter);
     out.back().add(static_cast<double>(d.acked.load()));
@@ -100,6 +141,14 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.emplace_back("agentwire_threads_running_without_connection",
                      "Threads with a run in progress whose user has no live connection.", Family::Type::Gauge);
     out.back().add(static_cast<double>(offline.size()));
+    // Threads with events their (acking) user has not acknowledged and no live connection to
+    // receive them: the seed's connection consistency, beyond runs in progress. A store read,
+    // so it is refreshed at most every 10 s.
+    out.emplace_back("agentwire_threads_unacked_without_connection",
+                     "Threads with events not acknowledged by their user, who has no live connection (acking "
+                     "streams only; refreshed at most every 10 s).",
+                     Family::Type::Gauge);
+    out.back().add(static_cast<double>(unacked->get(c)));
     out.emplace_back("agentwire_agent_runs_total", "Finished agent runs by agent and outcome.", Family::Type::Counter);
     for (const auto& [key, n] : c.bridge.runOutcomes()) {
       out.back().add(static_cast<double>(n), {{"agent", key.first}, {"outcome", key.second}});

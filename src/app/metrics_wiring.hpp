@@ -7,8 +7,10 @@
 namespace agentwire::app {
 
 // The gateway's metrics, read at scrape time from what the components already count.
+class StartupHistory;
+
 void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c, lifecycle::Registry& registry,
-                            const health::Probes& probes);
+                            const health::Probes& probes, const StartupHistory& history);
 // The analytics pipeline's series (ClickHouse up, queue, spool, rows by kind, drops).
 void addAnalyticsMetrics(std::vector<monitoring::Family>& out, const analytics::AnalyticsComponent& a);
 

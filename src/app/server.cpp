@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
 #include "app/metrics_wiring.hpp"
+#include "app/startup_history.hpp"
 #include "app/web_assets.hpp"
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
@@ -22,6 +23,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -73,6 +75,11 @@ int runServer(const core::Config& cfg) {
   // A file size limit reached (RLIMIT_FSIZE) is a failed write (EFBIG), handled like a full disk.
   std::signal(SIGXFSZ, SIG_IGN);
 
+  std::error_code dir_ec;
+  std::filesystem::create_directories(cfg.dataDir(), dir_ec);  // the config component reports failures
+  StartupHistory history((std::filesystem::path(cfg.dataDir()) / "startups").string());
+  history.begin();
+
   lifecycle::StartupTrace trace;
   lifecycle::Registry registry(trace);
 
@@ -82,6 +89,7 @@ int runServer(const core::Config& cfg) {
     registry.validate();
   } catch (const lifecycle::GraphError& e) {
     std::fprintf(stderr, "agentwire: invalid component graph: %s\n", e.what());
+    history.finish(false, false);
     return 1;
   }
 
@@ -140,7 +148,7 @@ int runServer(const core::Config& cfg) {
                            [&probes] { return probes.isReady(); });
   monitoring::MetricsEndpoint metrics;
   monitoring::addProcessMetrics(metrics);
-  registerGatewayMetrics(metrics, c, registry, probes);
+  registerGatewayMetrics(metrics, c, registry, probes, history);
   metrics.addSource([&server](std::vector<monitoring::Family>& out) {
     const auto& n = server.counters();
     out.emplace_back("agentwire_http_refused_total",
@@ -161,6 +169,7 @@ int runServer(const core::Config& cfg) {
     server.start();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "agentwire: %s\n", e.what());
+    history.finish(false, false);
     return 1;
   }
   writePortFile(cfg.server.port_file, server.port());
@@ -176,9 +185,13 @@ int runServer(const core::Config& cfg) {
   if (!started.ok) {
     std::fprintf(stderr, "agentwire: startup failed: component '%s': %s\n", started.failed_component.c_str(),
                  started.error.c_str());
+    history.finish(false, false);
     server.stop();
     return 1;
   }
+  bool clean = true;
+  for (const auto& span : trace.spans()) clean = clean && span.outcome == "ok";
+  history.finish(true, clean);
   log->info("ready in {:.2f} ms", trace.sinceOriginMs());
   sd_notify(0, "READY=1");
   Watchdog watchdog;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <functional>
 
 extern char** environ;
@@ -231,6 +232,11 @@ bool Config::devModeEnabled() const {
   if (auth.dev_mode == "on") return boundToLoopback();
   if (auth.dev_mode == "off") return false;
   return boundToLoopback();
+}
+
+std::string Config::dataDir() const {
+  auto dir = std::filesystem::path(store.path).parent_path();
+  return dir.empty() ? std::string(".") : dir.string();
 }
 
 std::string envNameFor(const std::string& key) {

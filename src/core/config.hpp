@@ -98,6 +98,9 @@ struct Config {
   bool boundToLoopback() const;
   // Dev mode after resolving "auto".
   bool devModeEnabled() const;
+  // Where agentwire keeps its local files (dev secret, spool, startup history): the store's
+  // directory, "." when the store path has none.
+  std::string dataDir() const;
 };
 
 // A setting as the user spells it: "server.port".

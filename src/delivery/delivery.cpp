@@ -322,6 +322,8 @@ void Delivery::onCommitted(std::vector<WriteItem>& batch, const core::Result<sto
     }
     stats_.appended += appended;
     stats_.acked += static_cast<uint64_t>(r->newly_acked);
+    stats_.appended_acking += static_cast<uint64_t>(r->appended_acking);
+    stats_.acked_acking += static_cast<uint64_t>(r->acked_acking);
   } else {
     std::size_t events = 0;
     std::size_t messages = 0;

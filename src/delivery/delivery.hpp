@@ -40,7 +40,10 @@ struct DeliveryStats {
   std::atomic<uint64_t> failures_thread_not_found{0};
   std::atomic<uint64_t> failures_forbidden{0};
   std::atomic<uint64_t> failures_store_error{0};
-  std::atomic<uint64_t> acked{0};      // events acknowledged by clients (cumulative acks, counted once)
+  std::atomic<uint64_t> acked{0};  // events acknowledged by clients (cumulative acks, counted once)
+  // The delivery success ratio's parts: on acking streams only (see store::CommitStats).
+  std::atomic<uint64_t> appended_acking{0};
+  std::atomic<uint64_t> acked_acking{0};
   std::atomic<uint64_t> fell_back{0};  // live connections switched to catch-up at the high-water mark
   // deliver() called -> committed and queued on every live connection of the user.
   monitoring::Histogram latency{monitoring::Histogram::latencyBounds()};

@@ -82,8 +82,7 @@ void WsGateway::start() {
   std::string secret = config_.auth.secret;
   if (secret.empty()) {
     // Config validation guarantees we are on loopback here.
-    auto dir = std::filesystem::path(config_.store.path).parent_path();
-    secret = loadOrCreateDevSecret(((dir.empty() ? std::filesystem::path(".") : dir) / "dev-secret").string());
+    secret = loadOrCreateDevSecret((std::filesystem::path(config_.dataDir()) / "dev-secret").string());
     log_->warn("auth.secret is not set: using a development secret kept beside the store (loopback only)");
   }
   authority_ = std::make_unique<TokenAuthority>(secret);

@@ -78,6 +78,11 @@ struct WriteBatch {
 struct CommitStats {
   std::size_t items = 0;
   int64_t newly_acked = 0;  // events the batch's acks acknowledged for the first time
+  // The same two figures for streams whose user had acked before ("acking streams"): the
+  // denominator and numerator of the delivery success ratio. Streams nobody acks (HTTP-only
+  // users, the self-check) and a stream's history before its first ack are left out of both.
+  int64_t appended_acking = 0;
+  int64_t acked_acking = 0;
 };
 
 // Where a page of a user's threads starts: threads strictly older than this (created_ms, id).
@@ -123,6 +128,10 @@ class Store {
   // Retention: deletes the user's events beyond the newest `keep_last` and those older than
   // `older_than_ms` (0 = no age bound); the newest event is always kept. Returns the new first_seq.
   virtual core::Result<int64_t> pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) = 0;
+  // Per user whose stream is acking (see CommitStats): how many threads have events past the
+  // user's acknowledged seq. For the connection-consistency gauge (with users that have no live
+  // connection). At most `limit` users.
+  virtual core::Result<std::vector<std::pair<std::string, int64_t>>> unackedThreadsByUser(int limit) = 0;
   // A small real write (a heartbeat row), to learn whether writes succeed again after failures.
   virtual core::Result<bool> probeWrite() = 0;
   // Runs not finished (queued or running) that `node_id` executes.

@@ -307,14 +307,15 @@ core::Result<StreamInfo> SqliteStore::streamInfo(const std::string& user_id) {
   return guarded<StreamInfo>("read stream", true, [&] { return streamInfoLocked(user_id); });
 }
 
-int64_t SqliteStore::ackLocked(const std::string& user_id, int64_t seq) {
+std::pair<int64_t, int64_t> SqliteStore::ackLocked(const std::string& user_id, int64_t seq) {
   StreamInfo before = streamInfoLocked(user_id);
   int64_t after = std::max(before.acked_seq, std::min(seq, before.last_seq));
-  if (after == before.acked_seq) return 0;
+  if (after == before.acked_seq) return {0, 0};
   Stmt s(db_, prepared("UPDATE streams SET acked_seq = ? WHERE user_id = ?"));
   s.bind(1, after).bind(2, user_id);
   s.step();
-  return after - before.acked_seq;
+  int64_t n = after - before.acked_seq;
+  return {n, before.acked_seq > 0 ? n : 0};
 }
 
 core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
@@ -342,18 +343,26 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
         r.step();
       }
     }
-    std::map<std::string, int64_t> heads;
+    struct Head {
+      int64_t seq = 0;
+      bool acking = false;
+    };
+    std::map<std::string, Head> heads;
     Stmt ins(db_,
              prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
     Stmt status(db_, prepared("UPDATE runs SET status = ?, updated_ms = ? WHERE id = ?"));
     for (const auto& e : batch.events) {
-      auto [it, fresh] = heads.try_emplace(e.user_id, 0);
-      if (fresh) it->second = streamInfoLocked(e.user_id).last_seq;
-      if (e.seq != it->second + 1) {
-        throw SqliteFailure(SQLITE_CONSTRAINT,
-                            fmt::format("seq {} for user '{}' does not follow {}", e.seq, e.user_id, it->second));
+      auto [it, fresh] = heads.try_emplace(e.user_id);
+      if (fresh) {
+        auto info = streamInfoLocked(e.user_id);
+        it->second = Head{info.last_seq, info.acked_seq > 0};
       }
-      it->second = e.seq;
+      if (e.seq != it->second.seq + 1) {
+        throw SqliteFailure(SQLITE_CONSTRAINT,
+                            fmt::format("seq {} for user '{}' does not follow {}", e.seq, e.user_id, it->second.seq));
+      }
+      it->second.seq = e.seq;
+      if (it->second.acking) ++stats.appended_acking;
       ins.reset();
       ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
       ins.bind(6, e.ts_ms).bind(7, e.data_json);
@@ -365,13 +374,17 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
       }
     }
     Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
-    for (const auto& [user, seq] : heads) {
+    for (const auto& [user, head] : heads) {
       up.reset();
-      up.bind(1, seq).bind(2, user);
+      up.bind(1, head.seq).bind(2, user);
       up.step();
     }
     // Acks after the events they may refer to (an ack never passes the last seq).
-    for (const auto& [user, seq] : batch.acks) stats.newly_acked += ackLocked(user, seq);
+    for (const auto& [user, seq] : batch.acks) {
+      auto [n, acking] = ackLocked(user, seq);
+      stats.newly_acked += n;
+      stats.acked_acking += acking;
+    }
     Stmt(db_, prepared("COMMIT")).step();
     stats.items = batch.size();
     return stats;
@@ -414,6 +427,18 @@ core::Result<int64_t> SqliteStore::pruneEvents(const std::string& user_id, int64
     up.step();
     Stmt(db_, prepared("COMMIT")).step();
     return first;
+  });
+}
+
+core::Result<std::vector<std::pair<std::string, int64_t>>> SqliteStore::unackedThreadsByUser(int limit) {
+  return guarded<std::vector<std::pair<std::string, int64_t>>>("count unacknowledged threads", false, [&] {
+    Stmt s(db_, prepared("SELECT s.user_id, COUNT(DISTINCT e.thread_id) FROM streams s JOIN events e "
+                         "ON e.user_id = s.user_id AND e.seq > s.acked_seq "
+                         "WHERE s.acked_seq > 0 AND s.last_seq > s.acked_seq GROUP BY s.user_id LIMIT ?"));
+    s.bind(1, int64_t{limit});
+    std::vector<std::pair<std::string, int64_t>> out;
+    while (s.step()) out.emplace_back(s.text(0), s.integer(1));
+    return out;
   });
 }
 

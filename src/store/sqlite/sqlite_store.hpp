@@ -44,6 +44,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
   core::Result<StreamInfo> streamInfo(const std::string& user_id) override;
   core::Result<int64_t> pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) override;
+  core::Result<std::vector<std::pair<std::string, int64_t>>> unackedThreadsByUser(int limit) override;
   core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
 
@@ -59,7 +60,8 @@ class SqliteStore final : public Store, public lifecycle::Component {
   void exec(const char* sql);
   sqlite3_stmt* prepared(const char* sql);  // cached for the connection's life; caller holds mutex_
   StreamInfo streamInfoLocked(const std::string& user_id);
-  int64_t ackLocked(const std::string& user_id, int64_t seq);
+  // Returns (newly acknowledged, of which on a stream that had acked before).
+  std::pair<int64_t, int64_t> ackLocked(const std::string& user_id, int64_t seq);
 
   std::string path_;
   std::shared_ptr<spdlog::logger> log_;
