@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: run test test-repeat build deps sanitize tsan bench format tidy clean
+.PHONY: run test test-repeat build deps sanitize tsan fuzz fuzz-build fuzz-smoke format format-check bench tidy clean ci-all
 
 deps:
 	@scripts/install-deps build
@@ -45,14 +45,37 @@ tsan:
 	@cmake --build --preset tsan --target agentwire_unit_tests
 	@TSAN_OPTIONS=halt_on_error=1 ./build-tsan/agentwire_unit_tests
 
+# libFuzzer targets (clang, ASan + UBSan): frame parsing, dispatch through the real handlers, JWT,
+# HTTP requests, configuration, process agent lines. `make fuzz` runs each for FUZZ_RUNS inputs.
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 30
+fuzz-build:
+	@scripts/install-deps test
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz
+
+fuzz: fuzz-build
+	@scripts/run-fuzz runs $(FUZZ_RUNS)
+
+fuzz-smoke: fuzz-build
+	@scripts/run-fuzz seconds $(FUZZ_SECONDS)
+
 bench: build
 	./build/startup_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 format:
-	@git ls-files 'src/*.cpp' 'src/*.hpp' 'bench/*.cpp' | xargs clang-format -i
+	@git ls-files 'src/*.cpp' 'src/*.hpp' 'bench/*.cpp' 'fuzz/*.cpp' | xargs clang-format -i
+
+# Fails when any file is not formatted as .clang-format says (CI runs it).
+format-check:
+	@git ls-files 'src/*.cpp' 'src/*.hpp' 'bench/*.cpp' 'fuzz/*.cpp' | xargs clang-format --dry-run --Werror
 
 tidy: build
 	@git ls-files 'src/*.cpp' | grep -v _test.cpp | xargs clang-tidy -p build --quiet
 
+# What CI runs (.ci/run): the suite, the suite under ASan+UBSan, the unit tests under TSan, each
+# fuzzer for FUZZ_SECONDS, and the format check.
+ci-all: test sanitize tsan fuzz-smoke format-check
+
 clean:
-	rm -rf build build-ci build-sanitize build-tsan
+	rm -rf build build-ci build-sanitize build-tsan build-fuzz

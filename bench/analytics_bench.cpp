@@ -91,8 +91,8 @@ void BM_IngestToClickHouse(benchmark::State& state) {
     state.SkipWithError("set AW_CLICKHOUSE_URL to a ClickHouse HTTP endpoint");
     return;
   }
-  ClickHouseSink sink(ClickHouseSink::Options{url, "bench", "", "", std::chrono::milliseconds(1000),
-                                              std::chrono::milliseconds(30000)});
+  ClickHouseSink sink(
+      ClickHouseSink::Options{url, "bench", "", "", std::chrono::milliseconds(1000), std::chrono::milliseconds(30000)});
   Spool spool(tempSpool(), 1ull << 32);
   spool.open();
   Pipeline::Options o;

@@ -1,5 +1,7 @@
 #include "agents/process_agent.hpp"
 
+#include "agents/agent_lines.hpp"
+
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
@@ -128,34 +130,14 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
       std::string line = buffer.substr(0, nl);
       buffer.erase(0, nl + 1);
       ++line_no;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      boost::system::error_code ec;
-      auto v = json::parse(line, ec);
-      if (ec || !v.is_object() || !v.as_object().contains("type") || !v.at("type").is_string()) {
-        throw AgentError("agent_protocol",
-                         fmt::format("line {} is not a JSON event: {}", line_no, line.substr(0, 200)));
-      }
-      auto o = std::move(v.as_object());
-      std::string type(o.at("type").as_string());
-      o.erase("type");
-      if (type == "final") {
-        auto* c = o.if_contains("content");
-        if (c == nullptr || !c->is_string()) throw AgentError("agent_protocol", "final has no string 'content'");
-        return std::string(c->as_string());
-      }
-      if (type == "error") {
-        auto* code = o.if_contains("code");
-        auto* msg = o.if_contains("message");
-        throw AgentError(
-            code != nullptr && code->is_string() ? std::string(code->as_string()) : "agent_failed",
-            msg != nullptr && msg->is_string() ? std::string(msg->as_string()) : "agent reported an error");
-      }
-      if (type == "agent_response_chunk") o["message_id"] = message_id;
-      if (type != "agent_thinking" && type != "tool_executing" && type != "tool_completed" &&
-          type != "agent_response_chunk") {
-        throw AgentError("agent_protocol", fmt::format("line {}: unknown event type '{}'", line_no, type));
-      }
-      ctx.emitter.emit(type, std::move(o));
+      auto parsed = parseAgentLine(line, line_no);
+      if (!parsed) throw AgentError(parsed.error().code, parsed.error().message);
+      if (!*parsed) continue;  // blank line
+      auto& l = **parsed;
+      if (l.kind == AgentLine::Kind::Final) return l.content;
+      if (l.kind == AgentLine::Kind::Failed) throw AgentError(l.code, l.message);
+      if (l.type == "agent_response_chunk") l.data["message_id"] = message_id;
+      ctx.emitter.emit(l.type, std::move(l.data));
     }
     if (buffer.size() > kMaxLine) throw AgentError("agent_protocol", "a line is longer than 1 MiB");
   }

@@ -175,14 +175,7 @@ std::string nodeToString(const std::string& key, const toml::node& node, Kind ki
   throw ConfigError(fmt::format("configuration key '{}': expected {}", key, want));
 }
 
-void applyToml(Config& c, const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(
-        fmt::format("cannot load configuration file '{}': {} (line {})", path, e.description(), e.source().begin.line));
-  }
+void applyTable(Config& c, const toml::table& root, const std::string& path) {
   for (const auto& [section, node] : root) {
     const auto* table = node.as_table();
     if (table == nullptr) {
@@ -195,6 +188,17 @@ void applyToml(Config& c, const std::string& path) {
       spec->set(c, nodeToString(key, value, spec->kind));
     }
   }
+}
+
+void applyToml(Config& c, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(
+        fmt::format("cannot load configuration file '{}': {} (line {})", path, e.description(), e.source().begin.line));
+  }
+  applyTable(c, root, path);
 }
 
 bool isLoopbackHost(const std::string& h) {
@@ -277,6 +281,19 @@ Config loadConfig(const std::string& toml_path, const std::map<std::string, std:
     apply(c, it->second, value, "environment variable " + name);
   }
   for (const auto& o : overrides) apply(c, o.key, o.value, "command line");
+  validate(c);
+  return c;
+}
+
+Config loadConfigText(std::string_view toml_text) {
+  Config c;
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, std::string_view("<text>"));
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("cannot load configuration: {} (line {})", e.description(), e.source().begin.line));
+  }
+  applyTable(c, root, "<text>");
   validate(c);
   return c;
 }

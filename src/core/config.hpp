@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace agentwire::core {
@@ -113,6 +114,9 @@ struct ConfigOverride {
 // Throws ConfigError naming the key for unknown keys, wrong types and invalid values.
 Config loadConfig(const std::string& toml_path, const std::map<std::string, std::string>& environ,
                   const std::vector<ConfigOverride>& overrides);
+
+// The same from TOML text alone (no file, environment or overrides): for tests and the fuzzer.
+Config loadConfigText(std::string_view toml_text);
 
 // The process environment as a map.
 std::map<std::string, std::string> processEnvironment();

@@ -3,6 +3,7 @@
 #include "core/logging.hpp"
 #include "core/thread_name.hpp"
 #include "net/beast.hpp"
+#include "net/request_parse.hpp"
 #include "net/ws_session.hpp"
 
 #include <boost/url/parse.hpp>
@@ -26,11 +27,6 @@ struct Route {
   bool prefix;
   HttpHandler handler;
 };
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 }  // namespace
 
@@ -128,25 +124,6 @@ bool HttpServer::Impl::takeSlot(const asio::ip::address& ip) {
   ++n;
   ++caps->total;
   return true;
-}
-
-// RFC 9112 6.1 and 6.3: a request with Transfer-Encoding must end in chunked and must not also
-// carry Content-Length; anything else is how requests get smuggled past a proxy. Refused with 400.
-std::optional<std::string> framingProblem(const http::request<http::string_body>& msg) {
-  auto te = msg.find(http::field::transfer_encoding);
-  if (te == msg.end()) return std::nullopt;
-  if (msg.find(http::field::content_length) != msg.end()) {
-    return "Transfer-Encoding and Content-Length together";
-  }
-  std::string v = lower(std::string(te->value()));
-  v.erase(0, v.find_first_not_of(" \t"));
-  v.erase(v.find_last_not_of(" \t") + 1);
-  if (v != "chunked") return "Transfer-Encoding other than chunked: '" + std::string(te->value()) + "'";
-  if (std::distance(msg.equal_range(http::field::transfer_encoding).first,
-                    msg.equal_range(http::field::transfer_encoding).second) > 1) {
-    return "more than one Transfer-Encoding";
-  }
-  return std::nullopt;
 }
 
 // A streamed response body after the headers: raw writes, one in flight, closed by the producer.
@@ -252,17 +229,13 @@ class Session : public std::enable_shared_from_this<Session> {
       buffer_.clear();  // whatever followed is not read as a request
       return writeReply(jsonError(400, "bad_request", "ambiguous message framing: " + *problem), false);
     }
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    for (const auto& f : msg) req.headers[lower(std::string(f.name_string()))] = std::string(f.value());
-    req.body = std::move(msg.body());
-    auto url = boost::urls::parse_origin_form(req.target);
-    if (!url) return writeReply(jsonError(400, "bad_request", "malformed request target"), false);
-    req.path = std::string(url->path());
-    for (auto p : url->params()) req.query[std::string(p.key)] = std::string(p.value);
+    bool keep_alive = msg.keep_alive();
+    bool upgrade = websocket::is_upgrade(msg);
+    auto parsed = toHttpRequest(msg);
+    if (!parsed) return writeReply(jsonError(400, "bad_request", parsed.error().message), false);
+    HttpRequest& req = *parsed;
 
-    if (websocket::is_upgrade(msg)) {
+    if (upgrade) {
       HttpReply refusal =
           server_.upgrade_gate ? server_.upgrade_gate(req) : jsonError(404, "not_found", "no WebSocket endpoint");
       if (refusal.status != 0) return writeReply(std::move(refusal), false);
@@ -279,7 +252,7 @@ class Session : public std::enable_shared_from_this<Session> {
                      server_.ws_limits);
       return;
     }
-    writeReply(server_.dispatch(req), msg.keep_alive());
+    writeReply(server_.dispatch(req), keep_alive);
   }
 
   void startStream(HttpReply r) {
