@@ -105,40 +105,49 @@ class StoreFaultTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(set(acked) - ended, set(), "every acked run ended in the stream")
         await c.close()
 
+    async def one_run(self, c, content, thread_id=None, id_="m"):
+        """Sends a message, checks its ack and waits for its run's end; returns the ack's data."""
+        data = {"content": content, **({"thread_id": thread_id} if thread_id else {})}
+        ack = await c.request("user_message", data, id_=id_, want="ack")
+        self.assertEqual(ack["type"], "ack", ack)
+        await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == ack["data"]["run_id"])
+        return ack["data"]
+
+    async def fault_and_recovery(self, srv, user, cause, cure):
+        """Chat, cause the fault, chat until refused, check the server is alive but not ready,
+        cure it, check it recovers by itself and that nothing acked was lost. Returns (token, acked)."""
+        token = wsclient.dev_token(srv.port, user)
+        c = await Client.connect(srv.port, token)
+        await c.send("ping")
+        before = await self.one_run(c, "before", id_="b")
+        thread_id = before["thread_id"]
+        cause()
+        acked, refused = await self.chat_until_refused(c, thread_id, 400)
+        self.assertTrue(refused, "a message was refused")
+        self.assertEqual(refused[0]["code"], "unavailable", refused)
+
+        def not_ready():
+            status, body = srv.get("/health/ready")
+            return status == 503 and any(n["name"] == "store" and "writes fail" in n.get("reason", "")
+                                         for n in body["not_ready"])
+        await wait_for_async(not_ready, what="not ready, naming the store")
+        self.assertEqual(srv.get("/health/live")[0], 200, "the process is alive")
+        pong = await c.request("ping", id_="alive", want="pong")
+        self.assertEqual(pong["type"], "pong", "the connection survives")
+        cure()
+        await wait_for_async(lambda: srv.get("/health/ready")[0] == 200, what="ready again by itself")
+        after = await self.one_run(c, "after", thread_id, id_="a")
+        await c.close()
+        acked += [before["run_id"], after["run_id"]]
+        await self.check_no_acked_run_lost(srv, token, acked)
+        return token, acked
+
     async def test_write_errors_refuse_with_unavailable_turn_not_ready_and_recover_by_themselves(self):
         srv = harness.Server().start()
+        # Every write of the process fails (EFBIG), as on a failing disk; then the limit is lifted.
+        limit = lambda size: subprocess.run(["prlimit", "--pid", str(srv.pid()), f"--fsize={size}:"], check=True)
         try:
-            token = wsclient.dev_token(srv.port, "io")
-            c = await Client.connect(srv.port, token)
-            await c.send("ping")
-            ok = await c.request("user_message", {"content": "before"}, id_="b", want="ack")
-            thread_id = ok["data"]["thread_id"]
-            await c.recv_until(lambda f: f["type"] == "agent_completed")
-            # Every write of the process fails from here (EFBIG), as a failing disk would.
-            subprocess.run(["prlimit", "--pid", str(srv.pid()), "--fsize=1:"], check=True)
-            acked, refused = await self.chat_until_refused(c, thread_id, 50)
-            self.assertTrue(refused, "a message was refused")
-            self.assertEqual(refused[0]["code"], "unavailable", refused)
-
-            def not_ready():
-                status, body = srv.get("/health/ready")
-                return status == 503 and any(n["name"] == "store" and "writes fail" in n.get("reason", "")
-                                             for n in body["not_ready"])
-            await wait_for_async(not_ready, what="not ready, naming the store")
-            status, _ = srv.get("/health/live")
-            self.assertEqual(status, 200, "the process is alive")
-            f = await c.request("ping", id_="alive", want="pong")
-            self.assertEqual(f["type"], "pong", "the connection survives")
-
-            subprocess.run(["prlimit", "--pid", str(srv.pid()), "--fsize=unlimited:"], check=True)
-            await wait_for_async(lambda: srv.get("/health/ready")[0] == 200, what="ready again by itself")
-            after = await c.request("user_message", {"content": "after", "thread_id": thread_id}, id_="a",
-                                    want="ack")
-            self.assertEqual(after["type"], "ack", after)
-            acked.append(after["data"]["run_id"])
-            await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == after["data"]["run_id"])
-            await c.close()
-            await self.check_no_acked_run_lost(srv, token, acked + [ok["data"]["run_id"]])
+            await self.fault_and_recovery(srv, "io", lambda: limit("1"), lambda: limit("unlimited"))
         finally:
             srv.stop()
         self.assertIn("SQLite writes fail", srv.logs())
@@ -150,39 +159,21 @@ class StoreFaultTest(unittest.IsolatedAsyncioTestCase):
         fs = os.path.join(srv.dir, "fs")
         os.makedirs(fs)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", fs], check=True)
+        filler = os.path.join(fs, "filler")
         try:
             srv.args = [a if not a.startswith("store.path=") else "store.path=" + os.path.join(fs, "agentwire.db")
                         for a in srv.args]
             srv.start()
-            token = wsclient.dev_token(srv.port, "full")
-            c = await Client.connect(srv.port, token)
-            await c.send("ping")
-            ok = await c.request("user_message", {"content": "before"}, id_="b", want="ack")
-            thread_id = ok["data"]["thread_id"]
-            await c.recv_until(lambda f: f["type"] == "agent_completed")
-            # Fill the disk the way a neighbour would.
-            filler = os.path.join(fs, "filler")
-            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
-            acked, refused = await self.chat_until_refused(c, thread_id, 400)
-            self.assertTrue(refused, "a message was refused")
-            self.assertEqual(refused[0]["code"], "unavailable", refused)
-            await wait_for_async(lambda: srv.get("/health/ready")[0] == 503, what="not ready")
-            os.unlink(filler)  # space returns
-            await wait_for_async(lambda: srv.get("/health/ready")[0] == 200, what="ready again by itself")
-            after = await c.request("user_message", {"content": "after", "thread_id": thread_id}, id_="a",
-                                    want="ack")
-            self.assertEqual(after["type"], "ack", after)
-            acked.append(after["data"]["run_id"])
-            await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == after["data"]["run_id"])
-            await c.close()
-            await self.check_no_acked_run_lost(srv, token, acked + [ok["data"]["run_id"]])
+            # Fill the disk the way a neighbour would; then space returns.
+            fill = lambda: subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+            token, acked = await self.fault_and_recovery(srv, "full", fill, lambda: os.unlink(filler))
             srv.stop()
             # And after a restart, too: acked means durable.
             srv2 = harness.Server(data_dir=srv.dir)
             srv2.args = list(srv.args)
             srv2.start()
             try:
-                await self.check_no_acked_run_lost(srv2, token, acked + [ok["data"]["run_id"]])
+                await self.check_no_acked_run_lost(srv2, token, acked)
             finally:
                 srv2.stop()
         finally:

@@ -86,12 +86,19 @@ WriteItem message(const std::string& id, bool refusable, Outcome& out) {
   return i;
 }
 
-TEST(StreamWriterTest, WhileTheStoreFailsNewMessagesAreRefusedAndTheRestWaitsInOrder) {
+// Fast retries, and what Delivery does after a commit.
+class StreamWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { writer.start(); }
+  void TearDown() override { writer.stop(); }
+
   FlakyStore store;
   Outcome out;
-  StreamWriter writer(store, {.retry_initial = std::chrono::milliseconds(1), .retry_max = std::chrono::milliseconds(5)},
-                      answer);
-  writer.start();
+  StreamWriter writer{
+      store, {.retry_initial = std::chrono::milliseconds(1), .retry_max = std::chrono::milliseconds(5)}, answer};
+};
+
+TEST_F(StreamWriterTest, WhileTheStoreFailsNewMessagesAreRefusedAndTheRestWaitsInOrder) {
   store.failing = true;
   writer.push(message("answer_1", false, out));
   writer.push(message("user_1", true, out));
@@ -108,15 +115,9 @@ TEST(StreamWriterTest, WhileTheStoreFailsNewMessagesAreRefusedAndTheRestWaitsInO
       {"user_1", "unavailable"}, {"user_2", "unavailable"}, {"answer_1", "ok"}, {"answer_2", "ok"}};
   EXPECT_EQ(out.done, want);
   EXPECT_EQ(store.messages, (std::vector<std::string>{"answer_1", "answer_2"})) << "order kept, nothing lost";
-  writer.stop();
 }
 
-TEST(StreamWriterTest, WithNothingQueuedItProbesUntilWritesSucceedAgain) {
-  FlakyStore store;
-  Outcome out;
-  StreamWriter writer(store, {.retry_initial = std::chrono::milliseconds(1), .retry_max = std::chrono::milliseconds(5)},
-                      answer);
-  writer.start();
+TEST_F(StreamWriterTest, WithNothingQueuedItProbesUntilWritesSucceedAgain) {
   store.failing = true;
   writer.push(message("user_1", true, out));
   writer.flush();
@@ -131,7 +132,7 @@ TEST(StreamWriterTest, WithNothingQueuedItProbesUntilWritesSucceedAgain) {
   writer.stop();
 }
 
-TEST(StreamWriterTest, StopGivesUpOnAStoreThatStillFailsAndReportsTheLoss) {
+TEST(StreamWriterStopTest, GivesUpOnAStoreThatStillFailsAndReportsTheLoss) {
   FlakyStore store;
   Outcome out;
   bool reported_error = false;
