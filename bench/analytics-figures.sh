@@ -35,7 +35,7 @@ AW_CLICKHOUSE_URL="$CH_URL" "$B/analytics_bench" 2>/dev/null | grep -E "^BM_"
 start_agentwire() {
   rm -rf "$TMP/aw"; mkdir -p "$TMP/aw"
   "$B/agentwire" serve --port 0 --port-file "$TMP/aw/port" --set "store.path=$TMP/aw/agentwire.db" \
-    --log-level warn --set ws.max_connections_per_user=100000 --set agents.max_queue=100000 "$@" \
+    --log-level warn --set ws.max_connections_per_user=100000 --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 --set agents.max_queue=100000 "$@" \
     > "$TMP/aw/log" 2>&1 &
   AW_PID=$!
   for _ in $(seq 200); do [[ -s "$TMP/aw/port" ]] && break; sleep 0.02; done

@@ -15,7 +15,7 @@ echo "== metrics_bench"
 "$B/metrics_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true 2>/dev/null | grep -E "_median"
 echo "== chat: 100 users, closed loop, CPU per delivered event"
 "$B/agentwire" serve --port 0 --port-file "$TMP/port" --set "store.path=$TMP/agentwire.db" --log-level warn \
-  --set ws.max_connections_per_user=100000 > "$TMP/log" 2>&1 &
+  --set ws.max_connections_per_user=100000 --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 > "$TMP/log" 2>&1 &
 AW_PID=$!
 for _ in $(seq 200); do [[ -s "$TMP/port" ]] && break; sleep 0.02; done
 PORT=$(cat "$TMP/port")

@@ -22,7 +22,7 @@ echo "== startup to ready (embedded defaults) vs exec of agentwire --version"
 start_agentwire() {
   rm -rf "$TMP/aw"; mkdir -p "$TMP/aw"
   "$B/agentwire" serve --port 0 --port-file "$TMP/aw/port" --set "store.path=$TMP/aw/agentwire.db" \
-    --log-level warn --set ws.max_connections_per_user=100000 --set agents.max_queue=100000 "$@" \
+    --log-level warn --set ws.max_connections_per_user=100000 --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 --set agents.max_queue=100000 "$@" \
     > "$TMP/aw/log" 2>&1 &
   for _ in $(seq 200); do [[ -s "$TMP/aw/port" ]] && break; sleep 0.02; done
   AW_PID=$(pgrep -n -f "$TMP/aw/port")
