@@ -39,7 +39,8 @@ struct StoredEvent {
   std::string run_id;
   int64_t ts_ms = 0;
   std::string data_json;  // the event's `data` object, serialized
-  // Set on a run's lifecycle events: the run's stored status becomes this in the same commit.
+  // Set on a run's lifecycle events (running; completed, error, stopped, interrupted): a terminal
+  // status ends the run's record in the same commit.
   std::string run_status;
 };
 
@@ -50,9 +51,9 @@ struct StreamInfo {
   int64_t acked_seq = 0;  // highest seq the user acknowledged
 };
 
-// A run as stored: created with its user message (status "queued"); its status then follows the
-// run's events in the same transactions that store them (agent_started -> running; agent_completed,
-// agent_error, agent_stopped -> completed, error or interrupted, stopped).
+// A run in flight: stored with its user message (status "queued") and removed in the same commit
+// as its terminal event (an event whose run_status is completed, error, stopped or interrupted).
+// What is left at start was in flight when the process died.
 struct RunRecord {
   std::string id;
   std::string user_id;
@@ -134,7 +135,7 @@ class Store {
   virtual core::Result<std::vector<std::pair<std::string, int64_t>>> unackedThreadsByUser(int limit) = 0;
   // A small real write (a heartbeat row), to learn whether writes succeed again after failures.
   virtual core::Result<bool> probeWrite() = 0;
-  // Runs not finished (queued or running) that `node_id` executes.
+  // Runs in flight (no terminal event stored) that `node_id` executes.
   virtual core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) = 0;
 
   // Convenience for tests and tools: appends events alone in one commit.

@@ -31,13 +31,15 @@ CREATE TABLE IF NOT EXISTS events (
   run_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, agent TEXT NOT NULL,
-  node_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(status) WHERE status IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS runs_by_thread ON runs(thread_id);
+  node_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql";
 
 // Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs.
+// `runs` holds the runs in flight only: a row is inserted with the run's message and deleted in the
+// commit that stores the run's terminal event, so the table stays as small as the work in progress
+// (no index to maintain, and the scan at startup reads only what a crash left). Finished runs are
+// in their users' streams (and in analytics).
 constexpr int kSchemaVersion = 3;
 
 // An SQLite failure inside SqliteStore; turned into an Error at the public boundary (guarded()).
@@ -99,6 +101,10 @@ class Stmt {
   sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;
 };
+
+bool isTerminal(const std::string& run_status) {
+  return run_status == "completed" || run_status == "error" || run_status == "stopped" || run_status == "interrupted";
+}
 
 Thread readThread(const Stmt& s) {
   return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5)};
@@ -321,7 +327,6 @@ std::pair<int64_t, int64_t> SqliteStore::ackLocked(const std::string& user_id, i
 core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
   return guarded<CommitStats>("commit", true, [&] {
     CommitStats stats;
-    int64_t now = core::nowMs();
     Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
     if (!batch.messages.empty()) {
       Stmt m(db_, prepared("INSERT INTO messages(id, thread_id, user_id, role, content, run_id, created_ms) "
@@ -334,12 +339,12 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
       }
     }
     if (!batch.runs.empty()) {
-      Stmt r(db_, prepared("INSERT INTO runs(id, user_id, thread_id, agent, node_id, status, created_ms, updated_ms) "
-                           "VALUES (?,?,?,?,?,?,?,?)"));
+      Stmt r(db_, prepared("INSERT INTO runs(id, user_id, thread_id, agent, node_id, status, created_ms) "
+                           "VALUES (?,?,?,?,?,?,?)"));
       for (const auto& run : batch.runs) {
         r.reset();
         r.bind(1, run.id).bind(2, run.user_id).bind(3, run.thread_id).bind(4, run.agent).bind(5, run.node_id);
-        r.bind(6, run.status.empty() ? std::string("queued") : run.status).bind(7, run.created_ms).bind(8, now);
+        r.bind(6, run.status.empty() ? std::string("queued") : run.status).bind(7, run.created_ms);
         r.step();
       }
     }
@@ -350,7 +355,7 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
     std::map<std::string, Head> heads;
     Stmt ins(db_,
              prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
-    Stmt status(db_, prepared("UPDATE runs SET status = ?, updated_ms = ? WHERE id = ?"));
+    Stmt finished(db_, prepared("DELETE FROM runs WHERE id = ?"));
     for (const auto& e : batch.events) {
       auto [it, fresh] = heads.try_emplace(e.user_id);
       if (fresh) {
@@ -367,10 +372,9 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
       ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
       ins.bind(6, e.ts_ms).bind(7, e.data_json);
       ins.step();
-      if (!e.run_status.empty()) {
-        status.reset();
-        status.bind(1, e.run_status).bind(2, now).bind(3, e.run_id);
-        status.step();
+      if (isTerminal(e.run_status)) {
+        finished.reset();
+        finished.bind(1, e.run_id).step();
       }
     }
     Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
@@ -454,7 +458,7 @@ core::Result<bool> SqliteStore::probeWrite() {
 core::Result<std::vector<RunRecord>> SqliteStore::unfinishedRuns(const std::string& /*node_id*/) {
   return guarded<std::vector<RunRecord>>("list unfinished runs", false, [&] {
     Stmt s(db_, prepared("SELECT id, user_id, thread_id, agent, node_id, status, created_ms FROM runs "
-                         "WHERE status IN ('queued', 'running') ORDER BY created_ms"));
+                         "ORDER BY created_ms"));
     std::vector<RunRecord> out;
     while (s.step()) out.push_back(readRun(s));
     return out;

@@ -22,7 +22,7 @@ class SqliteStoreTest : public ::testing::Test {
   SqliteStore store_{dir_.file("agentwire.db"), {}};
 };
 
-TEST_F(SqliteStoreTest, RunStatusFollowsItsLifecycleEventsInTheSameCommit) {
+TEST_F(SqliteStoreTest, ARunIsInFlightFromItsMessageToItsTerminalEventInTheSameCommits) {
   auto t = store_.createThread("ann", "t", false);
   ASSERT_TRUE(t.ok());
   WriteBatch b;
@@ -32,13 +32,18 @@ TEST_F(SqliteStoreTest, RunStatusFollowsItsLifecycleEventsInTheSameCommit) {
   auto open = store_.unfinishedRuns("node-a");
   ASSERT_TRUE(open.ok());
   ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, "run_1");
   EXPECT_EQ((*open)[0].status, "queued");
-  ASSERT_TRUE(store_.appendEvents({event("ann", 1, t->id, "run_1", "agent_started", "running")}).ok());
-  EXPECT_EQ(store_.unfinishedRuns("node-a")->at(0).status, "running");
-  ASSERT_TRUE(store_
-                  .appendEvents({event("ann", 2, t->id, "run_1"),
-                                 event("ann", 3, t->id, "run_1", "agent_completed", "completed")})
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          .appendEvents({event("ann", 1, t->id, "run_1", "agent_started", "running"), event("ann", 2, t->id, "run_1")})
+          .ok());
+  EXPECT_EQ(store_.unfinishedRuns("node-a")->size(), 1u) << "still in flight";
+  // A terminal event that fails to commit leaves the run in flight: all or none.
+  auto bad = store_.appendEvents({event("ann", 9, t->id, "run_1", "agent_completed", "completed")});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(store_.unfinishedRuns("node-a")->size(), 1u);
+  ASSERT_TRUE(store_.appendEvents({event("ann", 3, t->id, "run_1", "agent_completed", "completed")}).ok());
   EXPECT_TRUE(store_.unfinishedRuns("node-a")->empty());
 }
 
