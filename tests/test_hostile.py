@@ -264,7 +264,8 @@ class GatewayHostileTest(unittest.IsolatedAsyncioTestCase):
         for data, field in (({"content": "x", "thread_id": ["t"]}, "data.thread_id"),
                             ({"content": "x", "thread_id": 7}, "data.thread_id"),
                             ({"content": "x", "agent": 7}, "data.agent"),
-                            ({"content": 5}, "data.content")):
+                            ({"content": 5}, "data.content"),
+                            ({"content": "nul\u0000inside"}, "data.content")):
             f = await c.request("user_message", data, id_="t", want="ack")
             self.assertEqual((f["type"], f["data"]["code"]), ("error", "invalid_field"), f)
             self.assertIn(field, f["data"]["message"])

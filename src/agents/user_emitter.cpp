@@ -4,13 +4,13 @@
 
 namespace agentwire::agents {
 
-core::Result<int64_t> UserEmitter::emit(const std::string& type, boost::json::object data) const {
+core::Result<bool> UserEmitter::emit(const std::string& type, boost::json::object data) const {
   if (type == "tool_executing") ++tool_calls_;
   return delivery_.deliver(ctx_.user_id, delivery::Event{type, ctx_.thread_id, ctx_.run_id, std::move(data), {}});
 }
 
-core::Result<int64_t> UserEmitter::emitLifecycle(const std::string& type, boost::json::object data,
-                                                 const std::string& run_status) const {
+core::Result<bool> UserEmitter::emitLifecycle(const std::string& type, boost::json::object data,
+                                              const std::string& run_status) const {
   return delivery_.deliver(ctx_.user_id,
                            delivery::Event{type, ctx_.thread_id, ctx_.run_id, std::move(data), run_status});
 }

@@ -26,7 +26,9 @@ struct UserContext {
 // a seq, are stored, and wait for a user who is offline. Thread-safe.
 class UserEmitter {
  public:
-  core::Result<int64_t> emit(const std::string& type, boost::json::object data) const;
+  // Queues the event for the user's stream (it gets its seq when committed). Errors: the thread is
+  // gone or not the user's, the store refused it.
+  core::Result<bool> emit(const std::string& type, boost::json::object data) const;
   const UserContext& context() const { return ctx_; }
   int toolCalls() const { return tool_calls_.load(); }
 
@@ -34,8 +36,8 @@ class UserEmitter {
   friend class AgentWebSocketBridge;
   UserEmitter(delivery::Delivery& delivery, UserContext ctx) : delivery_(delivery), ctx_(std::move(ctx)) {}
   // The runner's first and last events: they also set the run's stored status.
-  core::Result<int64_t> emitLifecycle(const std::string& type, boost::json::object data,
-                                      const std::string& run_status) const;
+  core::Result<bool> emitLifecycle(const std::string& type, boost::json::object data,
+                                   const std::string& run_status) const;
 
   delivery::Delivery& delivery_;
   const UserContext ctx_;

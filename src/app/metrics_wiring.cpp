@@ -12,7 +12,7 @@
 #include "delivery/delivery.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/store.hpp"
 
 namespace agentwire::app {
 

@@ -14,6 +14,7 @@
 #include "health/probes.hpp"
 #include "health/self_check.hpp"
 #include "monitoring/alert_monitor.hpp"
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <unistd.h>
@@ -23,12 +24,20 @@ namespace agentwire::app {
 using Deps = std::vector<std::string>;
 
 namespace {
-// Recorded with each run. One SQLite process owns its file, so this only names the node in rows.
+// Recorded with each run: at start a node ends the runs of its own id that a crash left in flight.
+// Nodes that share a PostgreSQL need distinct ids (the host name, unless node.id says otherwise).
 std::string nodeId(const core::Config& cfg) {
-  if (!cfg.analytics.node.empty()) return cfg.analytics.node;
+  if (!cfg.node.id.empty()) return cfg.node.id;
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "local";
   return host;
+}
+
+store::Store& addStore(lifecycle::Registry& registry, const core::Config& cfg) {
+  if (cfg.store.backend == "postgres") {
+    return registry.add(std::make_unique<store::PostgresStore>(cfg.store.url, cfg.store.pool_size, Deps{"config"}));
+  }
+  return registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
 }
 }  // namespace
 
@@ -37,7 +46,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   // Built first so every component can record into it; it starts at its place in the graph.
   auto analytics_owned = std::make_unique<analytics::AnalyticsComponent>(cfg, Deps{"message_handlers"});
   analytics::Recorder& recorder = analytics_owned->recorder();
-  auto& store = registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
+  auto& store = addStore(registry, cfg);
   auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
   // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
   delivery.setUncountedUser(gateway::kSystemUser);  // the self-check stays out of the metrics

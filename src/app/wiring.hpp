@@ -5,7 +5,7 @@
 #include "monitoring/alert_monitor.hpp"
 
 namespace agentwire::store {
-class SqliteStore;
+class Store;
 }
 namespace agentwire::delivery {
 class Delivery;
@@ -31,7 +31,7 @@ namespace agentwire::app {
 
 // The components of a gateway, owned by the registry; references for wiring the HTTP routes.
 struct Components {
-  store::SqliteStore& store;
+  store::Store& store;  // SqliteStore or PostgresStore (store.backend), the component named "store"
   delivery::Delivery& delivery;
   gateway::MessageRouter& router;
   agents::AgentWebSocketBridge& bridge;

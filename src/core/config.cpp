@@ -88,6 +88,14 @@ const std::vector<KeySpec>& specs() {
                 c.log.level = oneOf("log.level", v, {"trace", "debug", "info", "warn", "error", "critical", "off"});
               },
               [](const Config& c) { return c.log.level; }},
+      AW_STR("node.id", node.id, false),
+      KeySpec{"store.backend", Kind::String, false,
+              [](Config& c, const std::string& v) {
+                c.store.backend = oneOf("store.backend", v, {"sqlite", "postgres"});
+              },
+              [](const Config& c) { return c.store.backend; }},
+      AW_STR("store.url", store.url, true),
+      AW_INT("store.pool_size", store.pool_size, 1, 256),
       AW_STR("store.path", store.path, false),
       AW_INT("store.retention_events", store.retention_events, 1, 1000000000),
       AW_INT("store.retention_age_s", store.retention_age_s, 0, 20 * 365 * 86400),
@@ -216,6 +224,9 @@ void validate(const Config& c) {
         c.server.host));
   }
   if (c.store.path.empty()) throw ConfigError("configuration key 'store.path': must not be empty");
+  if (c.store.backend == "postgres" && c.store.url.empty()) {
+    throw ConfigError("configuration key 'store.url': required when store.backend is postgres");
+  }
   // HS256 with a short secret can be brute-forced offline from one token (RFC 7518 3.2 asks for
   // at least the hash size). Dev mode on loopback may use a short one for a try.
   if (!c.auth.secret.empty() && c.auth.secret.size() < 32 && !c.devModeEnabled()) {

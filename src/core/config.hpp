@@ -33,7 +33,13 @@ struct Config {
   struct Log {
     std::string level = "info";
   } log;
+  struct Node {
+    std::string id;  // names this node in the runs it executes; empty = the host name
+  } node;
   struct Store {
+    std::string backend = "sqlite";  // sqlite (embedded, one node) or postgres (several nodes)
+    std::string url;                 // postgres: a libpq connection string, postgresql://user@host:port/db
+    int pool_size = 4;               // postgres: connections
     std::string path = "var/agentwire.db";
     int retention_events = 10000;     // per user: older events are deleted
     int retention_age_s = 7 * 86400;  // per user: events older than this are deleted (0 = no bound)

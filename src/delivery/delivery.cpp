@@ -224,7 +224,7 @@ void Delivery::pump(Connection& conn) {
   if (e != nullptr && e->mode == Mode::CatchingUp) catchUp(*e, conn.userId());
 }
 
-core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event, Backpressure bp) {
+core::Result<bool> Delivery::deliver(const std::string& user_id, Event event, Backpressure bp) {
   auto thread = threadInfo(event.thread_id);
   if (!thread) {
     ++stats_.failures;
@@ -263,23 +263,10 @@ core::Result<int64_t> Delivery::deliver(const std::string& user_id, Event event,
     return core::Error{store::kUnavailable, "the write queue is full; retry later"};
   }
   auto [us, ulock] = lockUser(user_id);
-  if (us->last_seq < 0) {
-    auto info = store_.streamInfo(user_id);
-    if (!info) {
-      ++stats_.failures;
-      ++stats_.failures_store_error;
-      recordFailure(user_id, stored.thread_id, stored.type, "store_error");
-      return info.error();
-    }
-    us->last_seq = info->last_seq;
-  }
-  stored.seq = ++us->last_seq;
-  ++us->pending;
-  int64_t seq = stored.seq;
+  ++us->pending;  // keeps this user's state (and so its connections' positions) until fanned out
   item.owner = us;
-  // Queued under the user lock, so the writer sees each user's events in seq order.
   writer_.push(std::move(item));
-  return seq;
+  return true;
 }
 
 void Delivery::storeMessage(store::Message m, std::optional<store::RunRecord> run, MessageDone done, Backpressure bp) {
@@ -336,22 +323,27 @@ void Delivery::onCommitted(std::vector<WriteItem>& batch, const core::Result<sto
     log_->error("{} events and {} messages could not be stored: {}; they are lost (counted as failures)", events,
                 messages, r.error().message);
   }
+  std::size_t k = 0;  // the store's seqs are in the order of the batch's events
   for (auto& item : batch) {
     switch (item.kind) {
       case WriteItem::Kind::Ack: break;
       case WriteItem::Kind::Message:
         if (item.done) item.done(r ? core::Result<store::Message>(*item.message) : r.error());
         break;
-      case WriteItem::Kind::Event: afterEvent(item, r.ok()); break;
+      case WriteItem::Kind::Event:
+        afterEvent(item, r && k < r->seqs.size() ? r->seqs[k] : 0);
+        ++k;
+        break;
     }
   }
 }
 
-void Delivery::afterEvent(WriteItem& item, bool committed) {
+void Delivery::afterEvent(WriteItem& item, int64_t seq) {
   auto& us = *std::static_pointer_cast<UserState>(item.owner);
+  item.event.seq = seq;
   const auto& ev = item.event;
   std::unique_lock lock(us.mutex);
-  if (committed) {
+  if (seq > 0) {
     int reached = fanOut(us, ev);
     auto latency = std::chrono::steady_clock::now() - item.queued_at;
     if (ev.user_id != uncounted_user_) stats_.latency.observe(std::chrono::duration<double>(latency).count());
@@ -379,7 +371,6 @@ void Delivery::afterEvent(WriteItem& item, bool committed) {
     }
   } else {
     recordFailure(ev.user_id, ev.thread_id, ev.type, "store_error");
-    us.last_seq = -1;  // re-read the committed head before assigning the next seq
   }
   --us.pending;
   bool idle = us.entries.empty() && us.pending == 0;

@@ -54,9 +54,10 @@ struct DeliveryStats {
 // live connection of that user. A user without connections is not an error: the event waits in
 // the stream until the user resumes.
 //
-// Thread-safe. deliver() assigns the seq in memory under the user's lock and hands the event to
-// the StreamWriter (group commit); only after the commit is it sent, in seq order, to the user's
-// live connections: nothing is sent that is not durable, and no caller waits on the disk.
+// Thread-safe. deliver() hands the event to the StreamWriter (group commit); the store gives it the
+// next seq of the user's stream in the transaction that stores it (one sequencer per stream, which
+// holds with several writers of one stream), and only after the commit is it sent, in seq order, to
+// the user's live connections: nothing is sent that is not durable, and no caller waits on the disk.
 //
 // A live connection whose backlog reaches the replay budget (half the send bound) stops receiving
 // pushed events and catches up from the stream when it drains, like a resume: a client that reads
@@ -114,9 +115,10 @@ class Delivery final : public lifecycle::Component {
 
   // Delivers an event of a thread on behalf of `user_id`. The thread must exist and belong to
   // the user; otherwise the event is refused (thread_not_found / forbidden), counted and logged.
-  // Returns the event's seq; the event is committed and sent shortly after, by the writer.
+  // The event is queued: it gets its seq when it is committed, shortly after, and is then sent.
+  // Events delivered one after the other (by one run) keep that order in the stream.
   // Waits for room in the writer queue (agent workers are paced by the store) unless told otherwise.
-  core::Result<int64_t> deliver(const std::string& user_id, Event event, Backpressure bp = Backpressure::Wait);
+  core::Result<bool> deliver(const std::string& user_id, Event event, Backpressure bp = Backpressure::Wait);
   // Waits until every event queued so far is committed and sent. For tests and shutdown.
   void flush();
 
@@ -160,9 +162,8 @@ class Delivery final : public lifecycle::Component {
     std::string resume_ref;
   };
   struct UserState {
-    std::mutex mutex;  // serializes seq assignment, fan-out and connection changes for this user
+    std::mutex mutex;  // serializes fan-out and connection changes for this user
     std::vector<Entry> entries;
-    int64_t last_seq = -1;    // last seq assigned (committed or queued); -1 = load from the store
     std::size_t pending = 0;  // events queued for the writer; the state is kept while > 0
     bool detached = false;    // removed from users_; whoever holds it must look up a fresh one
   };
@@ -172,7 +173,7 @@ class Delivery final : public lifecycle::Component {
   std::pair<std::shared_ptr<UserState>, std::unique_lock<std::mutex>> lockUser(const std::string& user_id);
   // After a commit (on the writer thread): fan-out, callbacks, stats, retention.
   void onCommitted(std::vector<WriteItem>& batch, const core::Result<store::CommitStats>& r);
-  void afterEvent(WriteItem& item, bool committed);
+  void afterEvent(WriteItem& item, int64_t seq);  // seq 0: not committed
   // Returns how many live connections the event was queued to.
   int fanOut(UserState& us, const store::StoredEvent& ev);
   void recordFailure(const std::string& user_id, const std::string& thread_id, const std::string& type,

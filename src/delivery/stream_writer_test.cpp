@@ -22,7 +22,9 @@ class FlakyStore final : public store::Store {
     if (failing) return core::Error{store::kUnavailable, "disk full"};
     std::lock_guard lock(mutex);
     for (const auto& m : b.messages) messages.push_back(m.id);
-    return store::CommitStats{b.size(), 0};
+    store::CommitStats stats;
+    stats.items = b.size();
+    return stats;
   }
   core::Result<bool> probeWrite() override {
     ++probes;

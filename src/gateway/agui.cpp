@@ -166,6 +166,9 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
       }
     }
     if (content.empty()) return net::jsonError(400, "missing_field", "messages must contain a user message");
+    if (content.find('\0') != std::string::npos) {
+      return net::jsonError(400, "invalid_field", "the user message must not contain NUL characters");
+    }
     std::string client_thread = stringField(in, "threadId").empty() ? core::newId("thr") : stringField(in, "threadId");
     std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
 

@@ -103,6 +103,9 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
       return gateway::sendError(*ctx.conn, "unknown_agent", "no agent named '" + name + "'", f.id);
     }
     std::string t_title = title->value_or("");
+    if (t_title.find('\0') != std::string::npos) {
+      return gateway::sendError(*ctx.conn, "invalid_field", "data.title must not contain NUL characters", f.id);
+    }
     if (core::truncateUtf8(t_title, static_cast<std::size_t>(s.limits.max_title_chars)).size() < t_title.size()) {
       return gateway::sendError(*ctx.conn, "invalid_field",
                                 fmt::format("data.title must be at most {} characters", s.limits.max_title_chars),
@@ -168,6 +171,10 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
       return gateway::sendError(*ctx.conn, "invalid_field", "data.content must be a string", f.id);
     }
     std::string content(content_v->as_string());
+    if (content.find('\0') != std::string::npos) {
+      // Not storable as text everywhere (PostgreSQL text has no NUL), so refused everywhere.
+      return gateway::sendError(*ctx.conn, "invalid_field", "data.content must not contain NUL characters", f.id);
+    }
     auto thread_field = optionalString(f.data, "thread_id");
     if (!thread_field) return sendError(ctx, thread_field.error(), f);
     auto agent_field = optionalString(f.data, "agent");

@@ -32,7 +32,7 @@ struct Message {
 
 // One event of a user's durable stream.
 struct StoredEvent {
-  int64_t seq = 0;
+  int64_t seq = 0;  // assigned by the store when the event is committed (see Store::commit)
   std::string user_id;
   std::string type;
   std::string thread_id;
@@ -68,7 +68,7 @@ struct RunRecord {
 struct WriteBatch {
   std::vector<Message> messages;                      // ids and times set
   std::vector<RunRecord> runs;                        // new runs
-  std::vector<StoredEvent> events;                    // each seq the next of its user's stream, in order
+  std::vector<StoredEvent> events;                    // in order per user; their seqs are assigned by commit
   std::vector<std::pair<std::string, int64_t>> acks;  // (user, cumulative seq); never moves backwards
 
   bool empty() const { return messages.empty() && runs.empty() && events.empty() && acks.empty(); }
@@ -78,6 +78,9 @@ struct WriteBatch {
 // What a commit wrote.
 struct CommitStats {
   std::size_t items = 0;
+  // The seq given to each event of the batch, in the batch's order: each the next of its user's
+  // stream, assigned in the same transaction that stores it (the one sequencer of a stream).
+  std::vector<int64_t> seqs;
   int64_t newly_acked = 0;  // events the batch's acks acknowledged for the first time
   // The same two figures for streams whose user had acked before ("acking streams"): the
   // denominator and numerator of the delivery success ratio. Streams nobody acks (HTTP-only
@@ -119,7 +122,9 @@ class Store {
   virtual core::Result<std::vector<Message>> listMessages(const std::string& thread_id, int limit,
                                                           int64_t before_ms) = 0;
 
-  // The group commit of the delivery writer.
+  // The group commit of the delivery writer. Every event gets the next seq of its user's stream in
+  // this transaction (events of one user keep their order in the batch), so two writers of one
+  // stream (two nodes) can never give one seq twice or leave a gap.
   virtual core::Result<CommitStats> commit(const WriteBatch& batch) = 0;
   // Events with seq > after_seq, in order, at most `limit`.
   virtual core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq,

@@ -356,20 +356,18 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
     Stmt ins(db_,
              prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
     Stmt finished(db_, prepared("DELETE FROM runs WHERE id = ?"));
+    stats.seqs.reserve(batch.events.size());
     for (const auto& e : batch.events) {
       auto [it, fresh] = heads.try_emplace(e.user_id);
       if (fresh) {
         auto info = streamInfoLocked(e.user_id);
         it->second = Head{info.last_seq, info.acked_seq > 0};
       }
-      if (e.seq != it->second.seq + 1) {
-        throw SqliteFailure(SQLITE_CONSTRAINT,
-                            fmt::format("seq {} for user '{}' does not follow {}", e.seq, e.user_id, it->second.seq));
-      }
-      it->second.seq = e.seq;
+      int64_t seq = ++it->second.seq;
+      stats.seqs.push_back(seq);
       if (it->second.acking) ++stats.appended_acking;
       ins.reset();
-      ins.bind(1, e.user_id).bind(2, e.seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
+      ins.bind(1, e.user_id).bind(2, seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
       ins.bind(6, e.ts_ms).bind(7, e.data_json);
       ins.step();
       if (isTerminal(e.run_status)) {

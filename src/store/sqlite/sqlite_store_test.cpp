@@ -22,7 +22,8 @@ class SqliteStoreTest : public ::testing::Test {
   SqliteStore store_{dir_.file("agentwire.db"), {}};
 };
 
-TEST_F(SqliteStoreTest, ARunIsInFlightFromItsMessageToItsTerminalEventInTheSameCommits) {
+// SQLite-only: what a full database does. The rest of the contract is in store_contract_test.cpp.
+TEST_F(SqliteStoreTest, ATerminalEventThatCannotBeStoredLeavesTheRunInFlight) {
   auto t = store_.createThread("ann", "t", false);
   ASSERT_TRUE(t.ok());
   WriteBatch b;
@@ -40,8 +41,11 @@ TEST_F(SqliteStoreTest, ARunIsInFlightFromItsMessageToItsTerminalEventInTheSameC
           .ok());
   EXPECT_EQ(store_.unfinishedRuns("node-a")->size(), 1u) << "still in flight";
   // A terminal event that fails to commit leaves the run in flight: all or none.
-  auto bad = store_.appendEvents({event("ann", 9, t->id, "run_1", "agent_completed", "completed")});
-  EXPECT_FALSE(bad.ok());
+  store_.limitPagesForTest(1);
+  auto big = event("ann", 0, t->id, "run_1", "agent_completed", "completed");
+  big.data_json = "\"" + std::string(64 * 1024, 'x') + "\"";
+  EXPECT_FALSE(store_.appendEvents({big}).ok());
+  store_.limitPagesForTest(0);
   EXPECT_EQ(store_.unfinishedRuns("node-a")->size(), 1u);
   ASSERT_TRUE(store_.appendEvents({event("ann", 3, t->id, "run_1", "agent_completed", "completed")}).ok());
   EXPECT_TRUE(store_.unfinishedRuns("node-a")->empty());
@@ -69,50 +73,18 @@ TEST_F(SqliteStoreTest, AFullDatabaseIsUnavailableUnhealthyAndRecovers) {
   EXPECT_EQ(store_.listMessages(t->id, 10, 0)->size(), 1u);
 }
 
-TEST_F(SqliteStoreTest, AnEventOutOfSeqOrderFailsTheWholeBatchAsInternal) {
-  auto t = store_.createThread("cy", "t", false);
+TEST_F(SqliteStoreTest, AFailedCommitAssignsNoSeq) {
+  auto t = store_.createThread("ed", "t", false);
+  store_.limitPagesForTest(1);
   WriteBatch b;
-  b.messages.push_back(Message{"m1", t->id, "cy", "user", "hi", "", core::nowMs()});
-  b.events = {event("cy", 2, t->id, "r")};  // the stream is empty: 2 does not follow 0
+  b.messages.push_back(Message{"m1", t->id, "ed", "user", std::string(64 * 1024, 'x'), "", core::nowMs()});
+  b.events = {event("ed", 0, t->id, "r")};
+  ASSERT_FALSE(store_.commit(b).ok());
+  store_.limitPagesForTest(0);
+  b.messages.clear();
   auto r = store_.commit(b);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, "internal");
-  EXPECT_TRUE(store_.listMessages(t->id, 10, 0)->empty()) << "all or none";
-  EXPECT_NE(store_.health().state, lifecycle::HealthState::Unhealthy) << "a broken invariant is not an outage";
-}
-
-TEST_F(SqliteStoreTest, ThreadsArePagedNewestFirstWithACursor) {
-  std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(store_.createThread("dee", "t" + std::to_string(i), false)->id);
-  store_.createThread("dee", "system", true);
-  EXPECT_EQ(store_.countThreads("dee").value(), 5);
-  auto first = store_.listThreads("dee", 2, {});
-  ASSERT_EQ(first->size(), 2u);
-  std::vector<std::string> seen;
-  ThreadCursor cursor;
-  for (;;) {
-    auto page = store_.listThreads("dee", 2, cursor);
-    ASSERT_TRUE(page.ok());
-    if (page->empty()) break;
-    for (const auto& t : *page) seen.push_back(t.id);
-    cursor = ThreadCursor{page->back().created_ms, page->back().id};
-  }
-  ASSERT_EQ(seen.size(), 5u) << "every thread once, system threads never";
-  std::sort(seen.begin(), seen.end());
-  std::sort(ids.begin(), ids.end());
-  EXPECT_EQ(seen, ids);
-}
-
-TEST_F(SqliteStoreTest, DeleteThreadRemovesItsMessagesAndRuns) {
-  auto t = store_.createThread("eve", "t", true);
-  WriteBatch b;
-  b.messages.push_back(Message{"m1", t->id, "eve", "user", "hi", "run_x", core::nowMs()});
-  b.runs.push_back(RunRecord{"run_x", "eve", t->id, "echo", "n", "queued", core::nowMs()});
-  ASSERT_TRUE(store_.commit(b).ok());
-  EXPECT_TRUE(store_.deleteThread(t->id).value());
-  EXPECT_FALSE(store_.findThread(t->id).value());
-  EXPECT_TRUE(store_.listMessages(t->id, 10, 0)->empty());
-  EXPECT_TRUE(store_.unfinishedRuns("n")->empty());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->seqs, (std::vector<int64_t>{1})) << "the failed batch took no seq: no gap";
 }
 
 }  // namespace

@@ -1,0 +1,212 @@
+// The Store contract, run against both backends: SQLite in a temporary directory and PostgreSQL
+// (the server scripts/test-services started; each test gets a database of its own).
+#include "core/ids.hpp"
+#include "lifecycle/component.hpp"
+#include "store/postgres/postgres_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "testing/postgres.hpp"
+#include "testing/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace agentwire::store {
+namespace {
+
+class StoreContractTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      auto s = std::make_unique<SqliteStore>(dir_.file("agentwire.db"), std::vector<std::string>{});
+      s->start();
+      component_ = s.get();
+      store_ = std::move(s);
+      return;
+    }
+    auto url = testing::postgresUrl();
+    if (!url) {
+      if (testing::requireServices()) FAIL() << "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL";
+      GTEST_SKIP() << "no PostgreSQL (run through scripts/run-tests)";
+    }
+    db_ = std::make_unique<testing::ScratchDatabase>(*url);
+    auto s = std::make_unique<PostgresStore>(db_->url(), 2, std::vector<std::string>{});
+    s->start();
+    component_ = s.get();
+    store_ = std::move(s);
+  }
+  void TearDown() override {
+    if (component_ != nullptr) component_->stop();
+    store_.reset();
+    db_.reset();
+  }
+
+  static StoredEvent event(const std::string& user, const std::string& thread, const std::string& run,
+                           const std::string& type = "agent_thinking", const std::string& status = {}) {
+    return StoredEvent{0, user, type, thread, run, core::nowMs(), R"({"step":1})", status};
+  }
+  std::string thread(const std::string& user) { return store_->createThread(user, "t", false)->id; }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ScratchDatabase> db_;
+  std::unique_ptr<Store> store_;
+  lifecycle::Component* component_ = nullptr;
+};
+
+TEST_P(StoreContractTest, EachEventGetsTheNextSeqOfItsUsersStreamInTheCommit) {
+  auto t = thread("cy");
+  auto u = thread("dy");
+  WriteBatch b;
+  // Two users interleaved: each stream counts on its own, in the batch's order.
+  b.events = {event("cy", t, "r"), event("dy", u, "r"), event("cy", t, "r")};
+  auto r = store_->commit(b);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->seqs, (std::vector<int64_t>{1, 1, 2}));
+  auto r2 = store_->commit(b);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->seqs, (std::vector<int64_t>{3, 2, 4})) << "the next batch continues each stream";
+  EXPECT_EQ(store_->streamInfo("cy")->last_seq, 4);
+  auto events = store_->eventsAfter("cy", 1, 10);
+  ASSERT_EQ(events->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ((*events)[i].seq, i + 2);
+    EXPECT_EQ((*events)[i].data_json, R"({"step":1})");
+  }
+}
+
+TEST_P(StoreContractTest, AStreamKeepsItsEpochAndStartsEmpty) {
+  auto a = store_->streamInfo("new_user");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->last_seq, 0);
+  EXPECT_EQ(a->first_seq, 1);
+  EXPECT_FALSE(a->epoch.empty());
+  EXPECT_EQ(store_->streamInfo("new_user")->epoch, a->epoch);
+}
+
+TEST_P(StoreContractTest, ARunIsInFlightFromItsMessageToItsTerminalEvent) {
+  auto t = thread("ann");
+  WriteBatch b;
+  b.messages.push_back(Message{"m1", t, "ann", "user", "hi", "run_1", core::nowMs()});
+  b.runs.push_back(RunRecord{"run_1", "ann", t, "echo", "node-a", "queued", core::nowMs()});
+  ASSERT_TRUE(store_->commit(b).ok());
+  auto open = store_->unfinishedRuns("node-a");
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, "run_1");
+  ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_started", "running")}).ok());
+  EXPECT_EQ(store_->unfinishedRuns("node-a")->size(), 1u) << "still in flight";
+  ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_completed", "completed")}).ok());
+  EXPECT_TRUE(store_->unfinishedRuns("node-a")->empty());
+  auto history = store_->listMessages(t, 10, 0);
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].run_id, "run_1");
+}
+
+TEST_P(StoreContractTest, AcksNeverMoveBackwardsNorPastTheHeadAndCountOnAckingStreams) {
+  auto t = thread("gus");
+  WriteBatch five;
+  for (int i = 0; i < 5; ++i) five.events.push_back(event("gus", t, "r"));
+  auto first = store_->commit(five);
+  EXPECT_EQ(first->appended_acking, 0) << "nobody acked this stream yet";
+  WriteBatch acks;
+  acks.acks = {{"gus", 4}};
+  auto a = store_->commit(acks);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->newly_acked, 4);
+  EXPECT_EQ(a->acked_acking, 0) << "the first ack makes the stream acking";
+  acks.acks = {{"gus", 2}};
+  EXPECT_EQ(store_->commit(acks)->newly_acked, 0);
+  EXPECT_EQ(store_->streamInfo("gus")->acked_seq, 4);
+  auto more = store_->commit(five);
+  EXPECT_EQ(more->appended_acking, 5);
+  acks.acks = {{"gus", 100}};
+  auto last = store_->commit(acks);
+  EXPECT_EQ(last->newly_acked, 6);
+  EXPECT_EQ(last->acked_acking, 6);
+  EXPECT_EQ(store_->streamInfo("gus")->acked_seq, 10) << "never past the head";
+}
+
+TEST_P(StoreContractTest, RetentionByCountAndAgeKeepsTheNewest) {
+  auto t = thread("ned");
+  WriteBatch b;
+  for (int i = 0; i < 10; ++i) b.events.push_back(event("ned", t, "r"));
+  ASSERT_TRUE(store_->commit(b).ok());
+  EXPECT_EQ(store_->pruneEvents("ned", 4, 0).value(), 7);
+  EXPECT_EQ(store_->streamInfo("ned")->first_seq, 7);
+  EXPECT_EQ(store_->eventsAfter("ned", 0, 100)->size(), 4u);
+  EXPECT_EQ(store_->pruneEvents("ned", 1000, core::nowMs() + 60000).value(), 10) << "only the newest survives";
+  EXPECT_EQ(store_->eventsAfter("ned", 0, 100)->size(), 1u);
+  EXPECT_EQ(store_->pruneEvents("nobody", 10, 0).value(), 1);
+}
+
+TEST_P(StoreContractTest, ThreadsArePagedNewestFirstWithoutSystemThreads) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(thread("dee"));
+  store_->createThread("dee", "system", true);
+  EXPECT_EQ(store_->countThreads("dee").value(), 5);
+  std::vector<std::string> seen;
+  ThreadCursor cursor;
+  for (;;) {
+    auto page = store_->listThreads("dee", 2, cursor);
+    ASSERT_TRUE(page.ok()) << page.error().message;
+    if (page->empty()) break;
+    for (const auto& t : *page) seen.push_back(t.id);
+    cursor = ThreadCursor{page->back().created_ms, page->back().id};
+  }
+  std::sort(seen.begin(), seen.end());
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(seen, ids);
+}
+
+TEST_P(StoreContractTest, DeleteThreadRemovesItsMessagesAndRuns) {
+  auto t = store_->createThread("eve", "t", true);
+  WriteBatch b;
+  b.messages.push_back(Message{"m1", t->id, "eve", "user", "hi", "run_x", core::nowMs()});
+  b.runs.push_back(RunRecord{"run_x", "eve", t->id, "echo", "n", "queued", core::nowMs()});
+  ASSERT_TRUE(store_->commit(b).ok());
+  EXPECT_TRUE(store_->deleteThread(t->id).value());
+  EXPECT_FALSE(store_->findThread(t->id).value());
+  EXPECT_TRUE(store_->listMessages(t->id, 10, 0)->empty());
+  EXPECT_TRUE(store_->unfinishedRuns("n")->empty());
+}
+
+TEST_P(StoreContractTest, TextSurvivesQuotesBackslashesAndUnicode) {
+  std::string text = "quote \" backslash \\ braces {} comma , \xC3\xA9 \xF0\x9F\x98\x80 tab\tnewline\n";
+  auto t = store_->createThread("uni", text, false);
+  ASSERT_TRUE(t.ok());
+  WriteBatch b;
+  b.messages.push_back(Message{"m1", t->id, "uni", "user", text, "", core::nowMs()});
+  auto e = event("uni", t->id, "r");
+  e.data_json = R"({"delta":"\"\\ {}, \u00e9"})";
+  b.events.push_back(e);
+  ASSERT_TRUE(store_->commit(b).ok());
+  EXPECT_EQ(store_->findThread(t->id).value()->title, text);
+  EXPECT_EQ(store_->listMessages(t->id, 1, 0)->at(0).content, text);
+  EXPECT_EQ(store_->eventsAfter("uni", 0, 1)->at(0).data_json, e.data_json);
+}
+
+TEST_P(StoreContractTest, UnackedThreadsAreCountedForAckingStreams) {
+  auto t1 = thread("una");
+  auto t2 = thread("una");
+  WriteBatch b;
+  b.events = {event("una", t1, "r"), event("una", t2, "r")};
+  ASSERT_TRUE(store_->commit(b).ok());
+  EXPECT_TRUE(store_->unackedThreadsByUser(100)->empty()) << "a stream nobody acks is not counted";
+  WriteBatch a;
+  a.acks = {{"una", 1}};
+  ASSERT_TRUE(store_->commit(a).ok());
+  auto unacked = store_->unackedThreadsByUser(100);
+  ASSERT_EQ(unacked->size(), 1u);
+  EXPECT_EQ((*unacked)[0], (std::pair<std::string, int64_t>{"una", 1}));
+}
+
+TEST_P(StoreContractTest, AWriteProbeSucceedsOnAHealthyStore) {
+  EXPECT_TRUE(store_->probeWrite().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace agentwire::store

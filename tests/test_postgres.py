@@ -1,0 +1,103 @@
+"""The server on PostgreSQL (store.backend=postgres) through the real binary: chat, resume, a
+restart that keeps everything, and runs interrupted by SIGKILL ended on the next start. Each test
+gets a database of its own on the server scripts/test-services started (AW_TEST_PG_URL)."""
+import os
+import subprocess
+import sys
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+import wsclient  # noqa: E402
+from wsclient import Client  # noqa: E402
+
+PG = os.environ.get("AW_TEST_PG_URL")
+HERE = os.path.dirname(os.path.abspath(__file__))
+HANG_AGENT = f"agents.process_command=/usr/bin/python3 {HERE}/agents/hang_after_thinking.py"
+TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
+
+
+def psql(url, sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True, capture_output=True)
+
+
+class Database:
+    """A fresh database, dropped afterwards."""
+
+    def __init__(self):
+        self.name = "aw_it_" + uuid.uuid4().hex[:12]
+        psql(PG, f"CREATE DATABASE {self.name}")
+        self.url = PG.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self):
+        psql(PG, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+@unittest.skipUnless(PG or os.environ.get("AW_REQUIRE_SERVICES") == "1", "no PostgreSQL (run through scripts/run-tests)")
+class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
+    def setUp(self):
+        self.assertTrue(PG, "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL")
+        self.db = Database()
+
+    def tearDown(self):
+        self.db.drop()
+
+    def server(self, *args, data_dir=None):
+        return harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
+                              "--set", "node.id=node-a", *args, data_dir=data_dir)
+
+    async def test_chat_resume_and_restart_on_postgres(self):
+        srv = self.server().start()
+        try:
+            status, health = srv.get("/health")
+            self.assertEqual(status, 200, health)
+            token = wsclient.dev_token(srv.port, "pat")
+            c = await Client.connect(srv.port, token)
+            await c.send("ping")
+            ack = await c.request("user_message", {"content": "hello postgres"}, id_="m", want="ack")
+            self.assertEqual(ack["type"], "ack", ack)
+            await c.recv_until(lambda f: f["type"] == "agent_completed")
+            epoch, last = c.established["epoch"], c.events()[-1]["seq"]
+            seqs = [e["seq"] for e in c.events()]
+            self.assertEqual(seqs, list(range(1, last + 1)))
+            await c.send("ack_events", {"seq": last})
+            await c.close()
+        finally:
+            srv.stop()
+        srv2 = self.server(data_dir=srv.dir).start()
+        try:
+            c2 = await Client.connect(srv2.port, token)
+            self.assertEqual((c2.established["epoch"], c2.established["last_seq"]), (epoch, last))
+            r = await c2.request("resume", {"last_seq": 0, "epoch": epoch}, id_="r", want="resume_complete")
+            self.assertEqual(r["data"]["to_seq"], last)
+            hist = await c2.request("get_thread_history", {"thread_id": ack["data"]["thread_id"]}, id_="h",
+                                    want="thread_history")
+            self.assertEqual([m["role"] for m in hist["data"]["messages"]], ["user", "agent"])
+            await c2.close()
+        finally:
+            srv2.stop()
+
+    async def test_sigkill_mid_run_ends_the_nodes_runs_with_interrupted(self):
+        srv = self.server("--set", HANG_AGENT).start()
+        token = wsclient.dev_token(srv.port, "kit")
+        c = await Client.connect(srv.port, token)
+        await c.send("ping")
+        ack = await c.request("user_message", {"content": "x", "agent": "process"}, id_="m", want="ack")
+        await c.recv_until(lambda f: f["type"] == "agent_thinking")
+        epoch, last = c.established["epoch"], c.events()[-1]["seq"]
+        srv.kill()
+        await c.ws.close()
+        srv2 = self.server("--set", HANG_AGENT, data_dir=srv.dir).start()
+        try:
+            c2 = await Client.connect(srv2.port, token)
+            await c2.request("resume", {"last_seq": last, "epoch": epoch}, id_="r", want="resume_complete")
+            end = [e for e in c2.events() if e["type"] in TERMINAL]
+            self.assertEqual([(e["run_id"], e["data"]["code"]) for e in end], [(ack["data"]["run_id"], "interrupted")])
+            await c2.close()
+        finally:
+            srv2.stop()
+
+
+if __name__ == "__main__":
+    harness.main()
