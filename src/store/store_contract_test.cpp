@@ -27,7 +27,8 @@ class StoreContractTest : public ::testing::TestWithParam<std::string> {
     }
     auto url = testing::postgresUrl();
     if (!url) {
-      if (testing::requireServices()) FAIL() << "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL";
+      if (testing::requireServices())
+        FAIL() << "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL";
       GTEST_SKIP() << "no PostgreSQL (run through scripts/run-tests)";
     }
     db_ = std::make_unique<testing::ScratchDatabase>(*url);

@@ -81,8 +81,8 @@ core::Result<Rows> Connection::exec(std::string_view sql, const std::vector<std:
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   std::string text(sql);
-  return outcome(PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                              nullptr, 0));
+  return outcome(
+      PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
 }
 
 core::Result<Rows> Connection::outcome(pg_result* r) {

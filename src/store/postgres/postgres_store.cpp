@@ -47,8 +47,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 constexpr const char* kMigrationLock = "7349201";
 
 bool isTerminal(const std::string& run_status) {
-  return run_status == "completed" || run_status == "error" || run_status == "stopped" ||
-         run_status == "interrupted";
+  return run_status == "completed" || run_status == "error" || run_status == "stopped" || run_status == "interrupted";
 }
 
 Thread threadRow(const pg::Rows& r, int i) {
@@ -92,8 +91,8 @@ void PostgresStore::start() {
   int64_t version = current->integer(0, 0);
   const auto& all = migrations();
   for (std::size_t v = static_cast<std::size_t>(version); v < all.size(); ++v) {
-    auto applied = c.script(fmt::format("BEGIN; {} INSERT INTO agentwire_schema VALUES ({}, {}); COMMIT;", all[v], v + 1,
-                                        core::nowMs()));
+    auto applied = c.script(
+        fmt::format("BEGIN; {} INSERT INTO agentwire_schema VALUES ({}, {}); COMMIT;", all[v], v + 1, core::nowMs()));
     if (!applied) {
       (void)c.exec("ROLLBACK");
       unlock();
@@ -358,8 +357,14 @@ core::Result<std::vector<StoredEvent>> PostgresStore::eventsAfter(const std::str
         if (!r) return r.error();
         std::vector<StoredEvent> out;
         for (int i = 0; i < r->size(); ++i) {
-          out.push_back(StoredEvent{r->integer(i, 0), r->text(i, 1), r->text(i, 2), r->text(i, 3), r->text(i, 4),
-                                    r->integer(i, 5), r->text(i, 6), {}});
+          out.push_back(StoredEvent{r->integer(i, 0),
+                                    r->text(i, 1),
+                                    r->text(i, 2),
+                                    r->text(i, 3),
+                                    r->text(i, 4),
+                                    r->integer(i, 5),
+                                    r->text(i, 6),
+                                    {}});
         }
         return out;
       });
@@ -380,8 +385,7 @@ core::Result<StreamInfo> PostgresStore::streamInfo(const std::string& user_id) {
   });
 }
 
-core::Result<int64_t> PostgresStore::pruneEvents(const std::string& user_id, int64_t keep_last,
-                                                 int64_t older_than_ms) {
+core::Result<int64_t> PostgresStore::pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) {
   return withConnection<int64_t>("prune events", true, [&](pg::Connection& c) -> core::Result<int64_t> {
     // One statement: the new first seq (the bound by count, then by age, never past the head), the
     // deletion below it, and the stream row's first_seq.

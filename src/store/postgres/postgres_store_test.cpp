@@ -18,7 +18,8 @@ class PostgresStoreTest : public ::testing::Test {
   void SetUp() override {
     auto url = testing::postgresUrl();
     if (!url) {
-      if (testing::requireServices()) FAIL() << "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL";
+      if (testing::requireServices())
+        FAIL() << "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL";
       GTEST_SKIP() << "no PostgreSQL (run through scripts/run-tests)";
     }
     db_ = std::make_unique<testing::ScratchDatabase>(*url);
@@ -28,7 +29,8 @@ class PostgresStoreTest : public ::testing::Test {
 
 TEST_F(PostgresStoreTest, NodesStartingTogetherApplyTheMigrationsOnce) {
   std::vector<std::unique_ptr<PostgresStore>> nodes;
-  for (int i = 0; i < 4; ++i) nodes.push_back(std::make_unique<PostgresStore>(db_->url(), 1, std::vector<std::string>{}));
+  for (int i = 0; i < 4; ++i)
+    nodes.push_back(std::make_unique<PostgresStore>(db_->url(), 1, std::vector<std::string>{}));
   std::vector<std::thread> starts;
   std::atomic<int> failed{0};
   for (auto& n : nodes) {
