@@ -298,6 +298,59 @@ class ClickHouse:
         self.stop()
 
 
+class Redis:
+    """A private Debian redis-server on a loopback port chosen at run time. kill() (SIGKILL), pause()
+    (SIGSTOP: a hung server) and resume(); start() again after kill() keeps the port."""
+
+    def __init__(self):
+        os.makedirs(TMP_ROOT, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="aw-redis-", dir=TMP_ROOT)
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, timeout=20, what="redis-server answering PING")
+        return self
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc:
+            self.resume()
+            terminate(self.proc, 10)
+            self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def metric_samples(text, name):
     """{frozenset(labels.items()): value} of one metric family in Prometheus text."""
     out = {}

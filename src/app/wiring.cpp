@@ -6,6 +6,7 @@
 #include "agents/process_agent.hpp"
 #include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
+#include "bus/redis/redis_bus.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/chat_handlers.hpp"
 #include "gateway/frame.hpp"
@@ -47,7 +48,18 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto analytics_owned = std::make_unique<analytics::AnalyticsComponent>(cfg, Deps{"message_handlers"});
   analytics::Recorder& recorder = analytics_owned->recorder();
   auto& store = addStore(registry, cfg);
-  auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, Deps{"store"}));
+  Deps delivery_deps{"store"};
+  bus::RedisBus* redis = nullptr;
+  if (cfg.bus.backend == "redis") {
+    redis = &registry.add(std::make_unique<bus::RedisBus>(bus::RedisBus::parseUrl(cfg.bus.url), Deps{"config"}));
+    delivery_deps.push_back("bus");
+  }
+  auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, delivery_deps));
+  if (redis != nullptr) {
+    delivery.setBus(*redis, std::chrono::milliseconds(cfg.bus.head_check_ms),
+                    std::chrono::milliseconds(cfg.bus.head_check_down_ms));
+    redis->setResync([&delivery] { delivery.checkHeads(); });
+  }
   // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
   delivery.setUncountedUser(gateway::kSystemUser);  // the self-check stays out of the metrics
   delivery.setRecorder(recorder);

@@ -89,6 +89,14 @@ const std::vector<KeySpec>& specs() {
               },
               [](const Config& c) { return c.log.level; }},
       AW_STR("node.id", node.id, false),
+      KeySpec{"bus.backend", Kind::String, false,
+              [](Config& c, const std::string& v) {
+                c.bus.backend = oneOf("bus.backend", v, {"local", "redis"});
+              },
+              [](const Config& c) { return c.bus.backend; }},
+      AW_STR("bus.url", bus.url, false),
+      AW_INT("bus.head_check_ms", bus.head_check_ms, 10, 3600000),
+      AW_INT("bus.head_check_down_ms", bus.head_check_down_ms, 10, 3600000),
       KeySpec{"store.backend", Kind::String, false,
               [](Config& c, const std::string& v) {
                 c.store.backend = oneOf("store.backend", v, {"sqlite", "postgres"});
@@ -224,6 +232,12 @@ void validate(const Config& c) {
         c.server.host));
   }
   if (c.store.path.empty()) throw ConfigError("configuration key 'store.path': must not be empty");
+  if (c.bus.backend == "redis" && c.bus.url.rfind("redis://", 0) != 0) {
+    throw ConfigError(fmt::format("configuration key 'bus.url': '{}' is not a redis://host:port URL", c.bus.url));
+  }
+  if (c.bus.backend == "redis" && c.store.backend != "postgres") {
+    throw ConfigError("configuration key 'bus.backend': redis needs store.backend = postgres (SQLite is one node's)");
+  }
   if (c.store.backend == "postgres" && c.store.url.empty()) {
     throw ConfigError("configuration key 'store.url': required when store.backend is postgres");
   }

@@ -33,6 +33,12 @@ struct Config {
   struct Log {
     std::string level = "info";
   } log;
+  struct Bus {
+    std::string backend = "local";  // local (one node) or redis (several nodes)
+    std::string url = "redis://127.0.0.1:6379";
+    int head_check_ms = 1000;      // how often a node checks its users' heads in the store (lost notices)
+    int head_check_down_ms = 200;  // the same while Redis is down: the extra latency of an outage
+  } bus;
   struct Node {
     std::string id;  // names this node in the runs it executes; empty = the host name
   } node;

@@ -2,6 +2,7 @@
 
 #include "core/ids.hpp"
 #include "core/logging.hpp"
+#include "core/thread_name.hpp"
 #include "delivery/frames.hpp"
 
 #include <fmt/format.h>
@@ -25,11 +26,32 @@ Delivery::Delivery(store::Store& store, std::vector<std::string> dependencies)
         onCommitted(batch, r);
       }) {}
 
+void Delivery::setBus(bus::Bus& b, std::chrono::milliseconds check, std::chrono::milliseconds check_when_down) {
+  bus_ = &b;
+  check_ = check;
+  check_when_down_ = check_when_down;
+  bus_->setListener([this](const std::string& user, int64_t head) { onRemoteHead(user, head); });
+}
+
 void Delivery::start() {
   writer_.start();
+  if (bus_ != &local_bus_) {
+    std::lock_guard lock(check_mutex_);
+    checking_ = true;
+    checker_ = std::thread([this] {
+      core::setThreadName("aw-headcheck");
+      headCheckLoop();
+    });
+  }
 }
 
 void Delivery::stop() {
+  {
+    std::lock_guard lock(check_mutex_);
+    checking_ = false;
+  }
+  check_cv_.notify_all();
+  if (checker_.joinable()) checker_.join();
   writer_.stop();  // commits everything still queued: nothing accepted is lost
   std::unique_lock lock(users_mutex_);
   users_.clear();
@@ -78,9 +100,77 @@ core::Result<store::StreamInfo> Delivery::attach(const ConnectionPtr& conn, bool
   e.next_seq = info->last_seq + 1;
   e.mode = live ? Mode::Live : Mode::Held;
   us->entries.push_back(std::move(e));
-  if (us->entries.size() == 1) ++users_connected_;
+  if (us->entries.size() == 1) {
+    ++users_connected_;
+    interest(conn->userId(), true);
+  }
   ++connections_;
   return info;
+}
+
+void Delivery::interest(const std::string& user_id, bool on) {
+  if (user_id == uncounted_user_) return;  // the self-check is local to each node
+  if (on) {
+    bus_->subscribe(user_id);
+  } else {
+    bus_->unsubscribe(user_id);
+  }
+}
+
+void Delivery::onRemoteHead(const std::string& user_id, int64_t head) {
+  auto us = userState(user_id, false);
+  if (!us) return;
+  if (head == bus::kUnknownHead) {
+    auto heads = store_.streamHeads({user_id});
+    if (!heads) {
+      log_->warn("cannot read the stream head of user '{}': {}", user_id, heads.error().message);
+      return;  // the periodic check tries again
+    }
+    if (heads->empty()) return;
+    head = heads->front().second;
+  }
+  std::lock_guard lock(us->mutex);
+  bool gone = false;
+  for (auto& e : us->entries) {
+    // Held and catching-up connections read the stream when their turn comes; a live one that has
+    // not read this far catches up now.
+    if (e.mode == Mode::Live && e.next_seq <= head && !catchUp(e, user_id)) gone = true;
+  }
+  if (gone) dropGone(*us, user_id);
+}
+
+void Delivery::checkHeads() {
+  std::vector<std::string> users;
+  {
+    std::shared_lock lock(users_mutex_);
+    for (const auto& [user, us] : users_) {
+      if (user != uncounted_user_) users.push_back(user);
+    }
+  }
+  if (users.empty()) return;
+  auto heads = store_.streamHeads(users);
+  if (!heads) {
+    log_->warn("cannot check stream heads: {}", heads.error().message);
+    return;
+  }
+  for (const auto& [user, head] : *heads) onRemoteHead(user, head);
+}
+
+void Delivery::headCheckLoop() {
+  // A notice lost on the bus (a node died between commit and publish, Redis down) is found here.
+  // Wakes at the shorter interval, so that the bus going down shortens the wait at once.
+  auto last = std::chrono::steady_clock::now();
+  std::unique_lock lock(check_mutex_);
+  while (checking_) {
+    check_cv_.wait_for(lock, std::min(check_, check_when_down_), [&] { return !checking_; });
+    if (!checking_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < (bus_->live() ? check_ : check_when_down_)) continue;
+    last = now;
+    lock.unlock();
+    checkHeads();
+    lock.lock();
+  }
 }
 
 void Delivery::detach(const Connection& conn) {
@@ -91,7 +181,10 @@ void Delivery::detach(const Connection& conn) {
     auto before = us->entries.size();
     std::erase_if(us->entries, [&](const Entry& e) { return e.raw == &conn; });
     connections_ -= before - us->entries.size();
-    if (before > 0 && us->entries.empty()) --users_connected_;
+    if (before > 0 && us->entries.empty()) {
+      --users_connected_;
+      interest(conn.userId(), false);
+    }
   }
   releaseIfEmpty(conn.userId(), us);
 }
@@ -336,6 +429,15 @@ void Delivery::onCommitted(std::vector<WriteItem>& batch, const core::Result<sto
         break;
     }
   }
+  if (!r || bus_ == &local_bus_) return;
+  // Other nodes with connections of these users catch up to the new heads.
+  std::map<std::string, int64_t> heads;
+  for (const auto& item : batch) {
+    if (item.kind != WriteItem::Kind::Event || item.event.seq <= 0 || item.event.user_id == uncounted_user_) continue;
+    auto& h = heads[item.event.user_id];
+    h = std::max(h, item.event.seq);
+  }
+  bus_->publish({heads.begin(), heads.end()});
 }
 
 void Delivery::afterEvent(WriteItem& item, int64_t seq) {
@@ -426,16 +528,19 @@ int Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
       prune = true;
     }
   }
-  if (prune) dropGone(us);
+  if (prune) dropGone(us, ev.user_id);
   return reached;
 }
 
-void Delivery::dropGone(UserState& us) {
+void Delivery::dropGone(UserState& us, const std::string& user_id) {
   // Connections that went away without detach (or refuse frames) leave the registry here.
   auto before = us.entries.size();
   std::erase_if(us.entries, [](const Entry& e) { return e.conn.expired(); });
   connections_ -= before - us.entries.size();
-  if (before > 0 && us.entries.empty()) --users_connected_;
+  if (before > 0 && us.entries.empty()) {
+    --users_connected_;
+    interest(user_id, false);
+  }
 }
 
 std::size_t Delivery::connectionCount() const {

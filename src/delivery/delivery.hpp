@@ -1,6 +1,7 @@
 #pragma once
 
 #include "analytics/record.hpp"
+#include "bus/bus.hpp"
 #include "core/result.hpp"
 #include "delivery/connection.hpp"
 #include "delivery/stream_writer.hpp"
@@ -15,11 +16,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <thread>
 
 namespace agentwire::delivery {
 
@@ -92,6 +95,16 @@ class Delivery final : public lifecycle::Component {
   // Where event_delivered and delivery_failed rows go (before start()).
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }
   void setWriterOptions(StreamWriter::Options o) { writer_.setOptions(o); }  // before start()
+  // Several nodes: commits are published on the bus, and connections catch up on what other nodes
+  // committed (notices from the bus, and a periodic check of their users' heads in the store, every
+  // `check` while the bus is live and every `check_when_down` while it is not). Before start().
+  void setBus(bus::Bus& b, std::chrono::milliseconds check, std::chrono::milliseconds check_when_down);
+
+  // Another node moved `user`'s stream to `head`: connections of the user here that have not read
+  // that far catch up from the store. Cheap when there are none. Thread-safe.
+  void onRemoteHead(const std::string& user_id, int64_t head);
+  // Reads the heads of every user with a connection here and catches up whoever is behind.
+  void checkHeads();
 
   void start() override;
   void stop() override;
@@ -183,10 +196,22 @@ class Delivery final : public lifecycle::Component {
   // entry turns live. Caller holds the user lock. False when the connection is gone.
   bool catchUp(Entry& e, const std::string& user_id);
   Entry* findEntry(UserState& us, const Connection& conn);
-  void dropGone(UserState& us);
+  void dropGone(UserState& us, const std::string& user_id);
+
+  void headCheckLoop();
+  // The user has a connection here now (true) or no longer (false).
+  void interest(const std::string& user_id, bool on);
 
   store::Store& store_;
   std::shared_ptr<spdlog::logger> log_;
+  bus::LocalBus local_bus_;
+  bus::Bus* bus_ = &local_bus_;
+  std::chrono::milliseconds check_{1000};
+  std::chrono::milliseconds check_when_down_{200};
+  std::mutex check_mutex_;
+  std::condition_variable check_cv_;
+  bool checking_ = false;
+  std::thread checker_;
   ThreadCache threads_;
   StreamWriter writer_;
   mutable std::shared_mutex users_mutex_;

@@ -50,6 +50,9 @@ class FlakyStore final : public store::Store {
     return std::vector<store::StoredEvent>{};
   }
   core::Result<store::StreamInfo> streamInfo(const std::string&) override { return store::StreamInfo{}; }
+  core::Result<std::vector<std::pair<std::string, int64_t>>> streamHeads(const std::vector<std::string>&) override {
+    return std::vector<std::pair<std::string, int64_t>>{};
+  }
   core::Result<int64_t> pruneEvents(const std::string&, int64_t, int64_t) override { return int64_t{1}; }
   core::Result<std::vector<std::pair<std::string, int64_t>>> unackedThreadsByUser(int) override {
     return std::vector<std::pair<std::string, int64_t>>{};

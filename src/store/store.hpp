@@ -64,6 +64,11 @@ struct RunRecord {
   int64_t created_ms = 0;
 };
 
+// A run status that ends the run (its record leaves the runs in flight).
+inline bool endsRun(const std::string& run_status) {
+  return run_status == "completed" || run_status == "error" || run_status == "stopped" || run_status == "interrupted";
+}
+
 // What the delivery writer commits in one transaction: all or none.
 struct WriteBatch {
   std::vector<Message> messages;                      // ids and times set
@@ -129,6 +134,10 @@ class Store {
   // Events with seq > after_seq, in order, at most `limit`.
   virtual core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq,
                                                              int limit) = 0;
+  // The heads (last seq) of these users' streams; users without a stream are left out. One query:
+  // how a node checks that its connections have not missed a commit of another node.
+  virtual core::Result<std::vector<std::pair<std::string, int64_t>>> streamHeads(
+      const std::vector<std::string>& users) = 0;
   // The user's stream; created (empty, with a new epoch) on first use.
   virtual core::Result<StreamInfo> streamInfo(const std::string& user_id) = 0;
   // Retention: deletes the user's events beyond the newest `keep_last` and those older than

@@ -76,6 +76,20 @@ TEST_P(StoreContractTest, EachEventGetsTheNextSeqOfItsUsersStreamInTheCommit) {
   }
 }
 
+TEST_P(StoreContractTest, StreamHeadsAreReadInOneCallAndLeaveOutUsersWithoutAStream) {
+  auto t = thread("hy");
+  auto u = thread("iy");
+  WriteBatch b;
+  b.events = {event("hy", t, "r"), event("hy", t, "r"), event("iy", u, "r")};
+  ASSERT_TRUE(store_->commit(b).ok());
+  auto heads = store_->streamHeads({"hy", "iy", "nobody"});
+  ASSERT_TRUE(heads.ok()) << heads.error().message;
+  auto got = *heads;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, int64_t>>{{"hy", 2}, {"iy", 1}}));
+  EXPECT_TRUE(store_->streamHeads({})->empty());
+}
+
 TEST_P(StoreContractTest, AStreamKeepsItsEpochAndStartsEmpty) {
   auto a = store_->streamInfo("new_user");
   ASSERT_TRUE(a.ok()) << a.error().message;

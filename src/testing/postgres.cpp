@@ -1,4 +1,5 @@
 #include "testing/postgres.hpp"
+#include "testing/redis.hpp"
 
 #include "core/ids.hpp"
 
@@ -29,6 +30,12 @@ void run(const std::string& url, const std::string& sql) {
 
 std::optional<std::string> postgresUrl() {
   const char* url = std::getenv("AW_TEST_PG_URL");
+  if (url == nullptr || *url == '\0') return std::nullopt;
+  return std::string(url);
+}
+
+std::optional<std::string> redisUrl() {
+  const char* url = std::getenv("AW_TEST_REDIS_URL");
   if (url == nullptr || *url == '\0') return std::nullopt;
   return std::string(url);
 }

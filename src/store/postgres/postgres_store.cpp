@@ -46,10 +46,6 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 // Any number; the same on every node.
 constexpr const char* kMigrationLock = "7349201";
 
-bool isTerminal(const std::string& run_status) {
-  return run_status == "completed" || run_status == "error" || run_status == "stopped" || run_status == "interrupted";
-}
-
 Thread threadRow(const pg::Rows& r, int i) {
   return Thread{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.integer(i, 3), r.text(i, 4) == "t", r.text(i, 5)};
 }
@@ -299,7 +295,7 @@ core::Result<CommitStats> PostgresStore::commit(const WriteBatch& batch) {
             run_id.push_back(e.run_id);
             ts.push_back(e.ts_ms);
             data.push_back(e.data_json.empty() ? "{}" : e.data_json);
-            if (isTerminal(e.run_status)) finished.push_back(e.run_id);
+            if (endsRun(e.run_status)) finished.push_back(e.run_id);
           }
           auto r = c.exec(
               "INSERT INTO events (user_id, seq, type, thread_id, run_id, ts_ms, data) SELECT * FROM "
@@ -368,6 +364,19 @@ core::Result<std::vector<StoredEvent>> PostgresStore::eventsAfter(const std::str
         }
         return out;
       });
+}
+
+core::Result<std::vector<std::pair<std::string, int64_t>>> PostgresStore::streamHeads(
+    const std::vector<std::string>& users) {
+  using Out = std::vector<std::pair<std::string, int64_t>>;
+  return withConnection<Out>("read stream heads", false, [&](pg::Connection& c) -> core::Result<Out> {
+    auto r =
+        c.exec("SELECT user_id, head FROM user_streams WHERE user_id = ANY($1::text[])", Params{pg::textArray(users)});
+    if (!r) return r.error();
+    Out out;
+    for (int i = 0; i < r->size(); ++i) out.emplace_back(r->text(i, 0), r->integer(i, 1));
+    return out;
+  });
 }
 
 core::Result<StreamInfo> PostgresStore::streamInfo(const std::string& user_id) {

@@ -102,10 +102,6 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
-bool isTerminal(const std::string& run_status) {
-  return run_status == "completed" || run_status == "error" || run_status == "stopped" || run_status == "interrupted";
-}
-
 Thread readThread(const Stmt& s) {
   return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5)};
 }
@@ -308,6 +304,21 @@ StreamInfo SqliteStore::streamInfoLocked(const std::string& user_id) {
   return info;
 }
 
+core::Result<std::vector<std::pair<std::string, int64_t>>> SqliteStore::streamHeads(
+    const std::vector<std::string>& users) {
+  using Out = std::vector<std::pair<std::string, int64_t>>;
+  return guarded<Out>("read stream heads", false, [&] {
+    Stmt s(db_, prepared("SELECT last_seq FROM streams WHERE user_id = ?"));
+    Out out;
+    for (const auto& u : users) {
+      s.reset();
+      s.bind(1, u);
+      if (s.step()) out.emplace_back(u, s.integer(0));
+    }
+    return out;
+  });
+}
+
 core::Result<StreamInfo> SqliteStore::streamInfo(const std::string& user_id) {
   // A write the first time (the stream row is created with its epoch).
   return guarded<StreamInfo>("read stream", true, [&] { return streamInfoLocked(user_id); });
@@ -370,7 +381,7 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
       ins.bind(1, e.user_id).bind(2, seq).bind(3, e.type).bind(4, e.thread_id).bind(5, e.run_id);
       ins.bind(6, e.ts_ms).bind(7, e.data_json);
       ins.step();
-      if (isTerminal(e.run_status)) {
+      if (endsRun(e.run_status)) {
         finished.reset();
         finished.bind(1, e.run_id).step();
       }

@@ -1,0 +1,153 @@
+"""Several agentwire nodes on one PostgreSQL and one Redis (each test starts its own Redis and
+database; PostgreSQL is the one scripts/test-services started). A user's connections on different
+nodes get every event of their stream in order, whichever node ran the run; Redis outages (SIGKILL,
+SIGSTOP) lose nothing."""
+import asyncio
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+import wsclient  # noqa: E402
+from harness import Redis, wait_for_async  # noqa: E402
+from test_postgres import PG, Database  # noqa: E402
+from test_postgres import psql as harness_psql  # noqa: E402
+from wsclient import Client  # noqa: E402
+
+SECRET = "multinode-test-secret-0123456789abcdef"
+TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
+
+
+def bus_state(srv):
+    """'live' (Redis answers), or the component's health state."""
+    _, body = srv.get("/health")
+    bus = next(c for c in body["components"] if c["name"] == "bus")
+    return "live" if bus["state"] == "healthy" and bus["details"]["live"] else bus["state"]
+
+
+async def run_end(conn, run_id, timeout=30):
+    """Waits for the run's terminal event on this connection (it may have arrived already)."""
+    def ends(f):
+        return f.get("run_id") == run_id and f["type"] in TERMINAL
+    if not any(ends(f) for f in conn.frames):
+        await conn.recv_until(ends, timeout=timeout)
+
+
+@unittest.skipUnless(PG or os.environ.get("AW_REQUIRE_SERVICES") == "1", "no PostgreSQL (run through scripts/run-tests)")
+class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
+    async def asyncSetUp(self):
+        self.assertTrue(PG, "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL")
+        self.db = Database()
+        self.redis = Redis().start()
+        self.nodes = []
+
+    async def start_nodes(self, head_check_ms):
+        """Three nodes. While Redis is live they check their users' heads every `head_check_ms`
+        (an hour: notices alone must carry every event); while it is not, every 100 ms."""
+        for name in ("a", "b", "c"):
+            self.nodes.append(harness.Server(
+                "--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
+                "--set", "bus.backend=redis", "--set", "bus.url=" + self.redis.url,
+                "--set", f"bus.head_check_ms={head_check_ms}", "--set", "bus.head_check_down_ms=100",
+                "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET,
+                "--set", "ws.max_messages_per_second=10000").start())
+        for n in self.nodes:
+            await wait_for_async(lambda n=n: bus_state(n) == "live", what="bus live")
+        return self.nodes
+
+    async def asyncTearDown(self):
+        for n in self.nodes:
+            n.stop()
+        self.redis.stop()
+        self.db.drop()
+
+    def token(self, user):
+        return wsclient.make_jwt(SECRET, {"sub": user})
+
+    async def connect(self, node, user):
+        c = await Client.connect(node.port, self.token(user))
+        await c.request("ping", id_="live", want="pong")  # live from here on
+        return c
+
+    async def run_through(self, sender, content, thread_id=None):
+        data = {"content": content, **({"thread_id": thread_id} if thread_id else {})}
+        ack = await sender.request("user_message", data, id_=content, want="ack")
+        self.assertEqual(ack["type"], "ack", ack)
+        return ack["data"]
+
+    async def test_connections_on_other_nodes_get_every_event_in_order(self):
+        a, b, c = await self.start_nodes(head_check_ms=3600000)
+        on_a, on_b, on_c = await self.connect(a, "xena"), await self.connect(b, "xena"), await self.connect(c, "xena")
+        runs = []
+        thread = None
+        for i in range(5):
+            ack = await self.run_through(on_c, f"m{i}", thread)
+            thread = ack["thread_id"]
+            runs.append(ack["run_id"])
+        for conn in (on_a, on_b, on_c):
+            for run in runs:
+                await run_end(conn, run)
+        streams = [[e["seq"] for e in conn.events()] for conn in (on_a, on_b, on_c)]
+        self.assertEqual(streams[0], list(range(1, len(streams[0]) + 1)), "gapless, in order, no duplicate")
+        self.assertEqual(streams[0], streams[1])
+        self.assertEqual(streams[0], streams[2])
+        # Each user on its own node sees only their own events.
+        users = [await self.connect(self.nodes[i % 3], f"u{i}") for i in range(12)]
+        acks = [await self.run_through(users[i], f"from u{i}") for i in range(12)]
+        for i, conn in enumerate(users):
+            await run_end(conn, acks[i]["run_id"])
+            self.assertEqual({e["run_id"] for e in conn.events()}, {acks[i]["run_id"]})
+        for conn in [on_a, on_b, on_c, *users]:
+            await conn.close()
+
+    async def outage(self, cause, cure):
+        a, b, _ = await self.start_nodes(head_check_ms=3600000)
+        reader = await self.connect(a, "yuri")
+        writer = await self.connect(b, "yuri")
+        first = await self.run_through(writer, "before")
+        await run_end(reader, first["run_id"])
+        cause()
+        await wait_for_async(lambda: bus_state(a) == "degraded", what="bus degraded on the reader's node")
+        during = [await self.run_through(writer, f"during{i}", first["thread_id"]) for i in range(5)]
+        for run in during:
+            # No notices now: the reader's node finds the commits by checking the store's heads.
+            await run_end(reader, run["run_id"])
+        cure()
+        await wait_for_async(lambda: bus_state(a) == "live" and bus_state(b) == "live", what="bus back")
+        after = await self.run_through(writer, "after", first["thread_id"])
+        for conn in (reader, writer):
+            await run_end(conn, after["run_id"])
+        seqs = [e["seq"] for e in reader.events()]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "gapless, no duplicate")
+        self.assertEqual(seqs, [e["seq"] for e in writer.events()])
+        await reader.close()
+        await writer.close()
+
+    async def test_a_commit_never_published_reaches_connections_by_the_head_check(self):
+        # A node that committed and died before publishing: the commit is made here, in SQL, the
+        # way the store makes it (head raised and event stored in one transaction), and nobody
+        # publishes it.
+        a, _, _ = await self.start_nodes(head_check_ms=200)
+        reader = await self.connect(a, "zed")
+        first = await self.run_through(reader, "before")
+        await run_end(reader, first["run_id"])
+        head = reader.events()[-1]["seq"]
+        harness_psql(self.db.url, """
+            WITH h AS (UPDATE user_streams SET head = head + 1 WHERE user_id = 'zed' RETURNING head)
+            INSERT INTO events SELECT 'zed', head, 'agent_error', '%s', 'run_lost', 0,
+                '{"code":"interrupted","message":"the node running it stopped"}' FROM h""" % first["thread_id"])
+        lost = await reader.recv_until(lambda f: f.get("run_id") == "run_lost", timeout=10)
+        self.assertEqual(lost["seq"], head + 1)
+        self.assertEqual(lost["type"], "agent_error")
+        await reader.close()
+
+    async def test_redis_killed_every_event_still_arrives(self):
+        await self.outage(lambda: self.redis.kill(), lambda: self.redis.start())
+
+    async def test_redis_hung_every_event_still_arrives(self):
+        await self.outage(lambda: self.redis.pause(), lambda: self.redis.resume())
+
+
+if __name__ == "__main__":
+    harness.main()
