@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
 from harness import Redis, wait_for_async  # noqa: E402
-from test_postgres import PG, Database  # noqa: E402
+from test_postgres import HANG_AGENT, PG, Database  # noqa: E402
 from test_postgres import psql as harness_psql  # noqa: E402
 from wsclient import Client  # noqa: E402
 
@@ -24,6 +24,16 @@ def bus_state(srv):
     _, body = srv.get("/health")
     bus = next(c for c in body["components"] if c["name"] == "bus")
     return "live" if bus["state"] == "healthy" and bus["details"]["live"] else bus["state"]
+
+
+async def wait_event(conn, run_id, types, timeout=30):
+    """The run's first event of one of `types` on this connection (it may have arrived already)."""
+    def match(f):
+        return f.get("run_id") == run_id and f["type"] in types
+    for f in conn.frames:
+        if match(f):
+            return f
+    return await conn.recv_until(match, timeout=timeout)
 
 
 async def run_end(conn, run_id, timeout=30):
@@ -42,7 +52,7 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         self.redis = Redis().start()
         self.nodes = []
 
-    async def start_nodes(self, head_check_ms):
+    async def start_nodes(self, head_check_ms, *extra):
         """Three nodes. While Redis is live they check their users' heads every `head_check_ms`
         (an hour: notices alone must carry every event); while it is not, every 100 ms."""
         for name in ("a", "b", "c"):
@@ -51,7 +61,7 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
                 "--set", "bus.backend=redis", "--set", "bus.url=" + self.redis.url,
                 "--set", f"bus.head_check_ms={head_check_ms}", "--set", "bus.head_check_down_ms=100",
                 "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET,
-                "--set", "ws.max_messages_per_second=10000").start())
+                "--set", "ws.max_messages_per_second=10000", *extra).start())
         for n in self.nodes:
             await wait_for_async(lambda n=n: bus_state(n) == "live", what="bus live")
         return self.nodes
@@ -141,6 +151,57 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(lost["seq"], head + 1)
         self.assertEqual(lost["type"], "agent_error")
         await reader.close()
+
+    async def test_stop_agent_reaches_the_run_on_the_node_that_executes_it(self):
+        a, b, _ = await self.start_nodes(3600000, "--set", HANG_AGENT)
+        on_a, on_b = await self.connect(a, "sto"), await self.connect(b, "sto")
+        ack = (await on_a.request("user_message", {"content": "x", "agent": "process"}, id_="m", want="ack"))["data"]
+        await wait_event(on_b, ack["run_id"], ("agent_thinking",))
+        # Sent through b; the run executes on a.
+        reply = await on_b.request("stop_agent", {"run_id": ack["run_id"]}, id_="s", want="stop_requested")
+        self.assertEqual(reply["type"], "stop_requested", reply)
+        for conn in (on_a, on_b):
+            end = await wait_event(conn, ack["run_id"], TERMINAL)
+            self.assertEqual(end["type"], "agent_stopped")
+        # Another user cannot stop it, on any node; an ended run is not found.
+        other = await self.connect(b, "intruder")
+        err = await other.request("stop_agent", {"run_id": ack["run_id"]}, id_="s2")
+        self.assertEqual((err["type"], err["data"]["code"]), ("error", "run_not_found"))
+        for conn in (on_a, on_b, other):
+            await conn.close()
+
+    async def test_a_killed_nodes_runs_end_interrupted_on_another_node(self):
+        a, b, c = await self.start_nodes(3600000, "--set", HANG_AGENT, "--set", "node.lease_ms=2000",
+                                         "--set", "node.lease_renew_ms=500")
+        watcher = await self.connect(b, "kil")
+        sender = await self.connect(a, "kil")
+        acks = []
+        for i in range(3):  # two run (agents.max_running_per_user), one waits in a's queue
+            reply = await sender.request("user_message", {"content": f"x{i}", "agent": "process"}, id_=f"m{i}",
+                                         want="ack")
+            acks.append(reply["data"])
+        for ack in acks[:2]:
+            await wait_event(watcher, ack["run_id"], ("agent_thinking",))
+        a.kill()
+        # b or c notices a's lease expired and ends each of its runs, queued or running, once.
+        for ack in acks:
+            end = await wait_event(watcher, ack["run_id"], TERMINAL)
+            self.assertEqual((end["type"], end["data"]["code"]), ("agent_error", "interrupted"))
+        takeovers = sum(harness.metric_samples(n.get("/metrics")[1], "agentwire_node_takeovers_total")[frozenset()]
+                        for n in (b, c))
+        self.assertEqual(takeovers, 1)
+        # The client of the dead node reconnects to another node and resumes: nothing missing, nothing twice.
+        resumed = await Client.connect(c.port, self.token("kil"))
+        last = sender.events()[-1]["seq"]
+        await resumed.request("resume", {"last_seq": last, "epoch": sender.established["epoch"]}, id_="r",
+                              want="resume_complete")
+        seqs = [e["seq"] for e in sender.events()] + [e["seq"] for e in resumed.events()]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        self.assertEqual(seqs, [e["seq"] for e in watcher.events()])
+        ends = [e for e in resumed.events() + sender.events() if e["type"] in TERMINAL]
+        self.assertEqual(sorted(e["run_id"] for e in ends), sorted(a["run_id"] for a in acks))
+        await watcher.close()
+        await resumed.close()
 
     async def test_redis_killed_every_event_still_arrives(self):
         await self.outage(lambda: self.redis.kill(), lambda: self.redis.start())

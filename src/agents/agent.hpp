@@ -22,6 +22,12 @@ class CancelToken {
   using Clock = std::chrono::steady_clock;
 
   void cancel() { stopped_ = true; }
+  // Another node ended this run (this node lost its lease): stop, and emit nothing more.
+  void abandon() {
+    abandoned_ = true;
+    stopped_ = true;
+  }
+  bool abandoned() const { return abandoned_.load(); }
   void setDeadline(Clock::time_point d) { deadline_ = d; }
   bool stopRequested() const { return stopped_.load(); }
   bool timedOut() const { return Clock::now() >= deadline_; }
@@ -30,6 +36,7 @@ class CancelToken {
 
  private:
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> abandoned_{false};
   Clock::time_point deadline_ = Clock::time_point::max();
 };
 

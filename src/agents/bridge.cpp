@@ -1,5 +1,6 @@
 #include "agents/bridge.hpp"
 
+#include "bus/bus.hpp"
 #include "core/ids.hpp"
 #include "core/logging.hpp"
 #include "core/thread_name.hpp"
@@ -33,7 +34,27 @@ void AgentWebSocketBridge::start() {
   if (agents_.find(options_.default_agent) == agents_.end()) {
     throw std::runtime_error(fmt::format("default agent '{}' is not registered", options_.default_agent));
   }
-  interruptUnfinishedRuns();
+  auto interrupted = interruptUnfinishedRuns(
+      options_.node_id, "the server stopped while this run was in progress; send the message again");
+  if (!interrupted) throw std::runtime_error("cannot read unfinished runs: " + interrupted.error().message);
+  if (*interrupted > 0) {
+    log_->warn(
+        "{} runs were still queued or running when the previous process ended; each ended with agent_error "
+        "interrupted",
+        *interrupted);
+  }
+  if (options_.lease_ms > 0) {
+    auto taken = store_.acquireLease(options_.node_id, options_.lease_ms);
+    if (!taken) throw std::runtime_error("cannot take this node's lease: " + taken.error().message);
+    {
+      std::lock_guard lock(lease_mutex_);
+      lease_stopping_ = false;
+    }
+    lease_thread_ = std::thread([this] {
+      core::setThreadName("aw-lease");
+      leaseLoop();
+    });
+  }
   std::lock_guard lock(mutex_);
   stopping_ = false;
   accepting_ = true;
@@ -57,6 +78,87 @@ void AgentWebSocketBridge::stop() {
   cv_.notify_all();
   for (auto& w : workers_) w.join();
   workers_.clear();
+  if (lease_thread_.joinable()) {
+    {
+      std::lock_guard lock(lease_mutex_);
+      lease_stopping_ = true;
+    }
+    lease_cv_.notify_all();
+    lease_thread_.join();
+    // Every run here ended (agent_stopped, committed by now): nothing for another node to take over.
+    delivery_.flush();
+    (void)store_.dropLease(options_.node_id);
+  }
+}
+
+void AgentWebSocketBridge::setBus(bus::Bus& b) {
+  bus_ = &b;
+  bus_->setControlListener([this](const std::string& message) {
+    // "stop <run_id>": the sending node checked that the run is the requesting user's.
+    if (message.rfind("stop ", 0) != 0) return;
+    std::string run_id = message.substr(5);
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it != runs_.end()) it->second.second->cancel();
+  });
+}
+
+void AgentWebSocketBridge::leaseLoop() {
+  std::unique_lock lock(lease_mutex_);
+  while (!lease_stopping_) {
+    lease_cv_.wait_for(lock, std::chrono::milliseconds(options_.lease_renew_ms), [&] { return lease_stopping_; });
+    if (lease_stopping_) return;
+    lock.unlock();
+    renewAndTakeOver();
+    lock.lock();
+  }
+}
+
+void AgentWebSocketBridge::renewAndTakeOver() {
+  auto renewed = store_.renewLease(options_.node_id, options_.lease_ms);
+  if (!renewed) {
+    ++lease_stats_.renew_failures;
+    log_->warn("cannot renew this node's lease: {}; other nodes take over its runs if this lasts {} ms",
+               renewed.error().message, options_.lease_ms);
+    return;
+  }
+  if (!*renewed) {
+    ++lease_stats_.lost;
+    log_->error(
+        "this node's lease was taken over (it was not renewed for {} ms: the process was paused or cut off from the "
+        "database); its runs were ended as interrupted by another node and stop here without further events",
+        options_.lease_ms);
+    abandonRuns();
+    auto again = store_.acquireLease(options_.node_id, options_.lease_ms);
+    if (!again) log_->warn("cannot take this node's lease again: {}", again.error().message);
+    return;
+  }
+  auto expired = store_.claimExpiredLeases(options_.node_id, options_.lease_ms);
+  if (!expired) {
+    log_->warn("cannot look for expired node leases: {}", expired.error().message);
+    return;
+  }
+  for (const auto& node : *expired) {
+    auto n = interruptUnfinishedRuns(
+        node, "the server running this run stopped while it was in progress; send the message again");
+    if (!n) {
+      log_->warn("cannot end the runs of node '{}' (its lease expired): {}; retried when the claim expires", node,
+                 n.error().message);
+      continue;
+    }
+    // Dropped only once its runs ended for good: a takeover cut short (this node dies, the store
+    // fails) leaves the claim to expire, and another node takes over again.
+    delivery_.flush();
+    auto left = store_.unfinishedRuns(node);
+    if (left && left->empty()) (void)store_.dropLease(node);
+    ++lease_stats_.takeovers;
+    log_->warn("node '{}' stopped renewing its lease; {} of its runs ended with agent_error interrupted", node, *n);
+  }
+}
+
+void AgentWebSocketBridge::abandonRuns() {
+  std::lock_guard lock(mutex_);
+  for (auto& [id, entry] : runs_) entry.second->abandon();
 }
 
 std::unique_ptr<UserEmitter> AgentWebSocketBridge::createUserEmitter(const UserContext& ctx) {
@@ -131,40 +233,49 @@ void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
       delivery::Delivery::Backpressure::FailFast);
 }
 
-void AgentWebSocketBridge::interruptUnfinishedRuns() {
-  auto runs = store_.unfinishedRuns(options_.node_id);
-  if (!runs) throw std::runtime_error("cannot read unfinished runs: " + runs.error().message);
+core::Result<std::size_t> AgentWebSocketBridge::interruptUnfinishedRuns(const std::string& node_id,
+                                                                        const std::string& message) {
+  auto runs = store_.unfinishedRuns(node_id);
+  if (!runs) return runs.error();
+  std::size_t ended = 0;
   for (const auto& run : *runs) {
     auto r = delivery_.deliver(
         run.user_id,
-        delivery::Event{"agent_error",
-                        run.thread_id,
-                        run.id,
-                        {{"code", "interrupted"},
-                         {"message", "the server stopped while this run was in progress; send the message again"}},
-                        "interrupted"});
+        delivery::Event{
+            "agent_error", run.thread_id, run.id, {{"code", "interrupted"}, {"message", message}}, "interrupted"});
     if (!r) {
       log_->error("cannot end interrupted run '{}' of user '{}': {}", run.id, run.user_id, r.error().message);
       continue;
     }
+    ++ended;
     if (run.user_id != core::kSystemUser) {
       std::lock_guard lock(mutex_);
       ++outcomes_[{run.agent, "interrupted"}];
     }
   }
-  if (!runs->empty()) {
-    log_->warn(
-        "{} runs were still queued or running when the previous process ended; each ended with agent_error "
-        "interrupted",
-        runs->size());
-  }
+  return ended;
 }
 
-bool AgentWebSocketBridge::stopRun(const std::string& user_id, const std::string& run_id) {
-  std::lock_guard lock(mutex_);
-  auto it = runs_.find(run_id);
-  if (it == runs_.end() || it->second.first != user_id) return false;
-  it->second.second->cancel();
+core::Result<bool> AgentWebSocketBridge::stopRun(const std::string& user_id, const std::string& run_id) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = runs_.find(run_id);
+    if (it != runs_.end()) {
+      if (it->second.first != user_id)
+        return core::Error{"run_not_found", "no active run '" + run_id + "' of this user"};
+      it->second.second->cancel();
+      return true;
+    }
+  }
+  if (bus_ == nullptr) return core::Error{"run_not_found", "no active run '" + run_id + "' of this user"};
+  // Another node may execute it: the runs in flight say which.
+  auto run = store_.findRun(run_id);
+  if (!run) return core::Error{"unavailable", "cannot look up the run right now; try again"};
+  if (!*run || (*run)->user_id != user_id || (*run)->node_id == options_.node_id) {
+    return core::Error{"run_not_found", "no active run '" + run_id + "' of this user"};
+  }
+  if (!bus_->live()) return core::Error{"unavailable", "the node running it cannot be reached right now; try again"};
+  bus_->sendToNode((*run)->node_id, "stop " + run_id);
   return true;
 }
 
@@ -217,6 +328,7 @@ void AgentWebSocketBridge::workerLoop() {
 
 void AgentWebSocketBridge::execute(Run& run) {
   auto emitter = createUserEmitter(run.ctx);
+  emitter->token_ = run.cancel.get();
   auto t0 = std::chrono::steady_clock::now();
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
   if (recorder_->enabled()) recorder_->record(runRecord(run, "run_started"));
@@ -237,6 +349,7 @@ void AgentWebSocketBridge::execute(Run& run) {
   }
   double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const std::string timeout_message = fmt::format("run exceeded {} ms", options_.run_timeout_ms);
+  if (run.cancel->abandoned()) return finish(run, *emitter, t0, "abandoned", "lease lost");
   // A stop or a deadline that made the agent give up is reported as such, not as its error.
   if (run.cancel->stopRequested()) {
     emitter->emitLifecycle("agent_stopped", {}, "stopped");

@@ -9,6 +9,7 @@
 
 #include <spdlog/logger.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -18,6 +19,9 @@
 
 namespace agentwire::delivery {
 class Delivery;
+}
+namespace agentwire::bus {
+class Bus;
 }
 
 namespace agentwire::agents {
@@ -44,6 +48,11 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     int max_running_per_user = 2;
     int max_queued_per_user = 16;
     int run_timeout_ms = 60000;
+    // Several nodes on one database (0 = one node): this node holds a lease of `lease_ms`, renewed
+    // every `lease_renew_ms`; a node whose lease expired is taken over (its runs end with
+    // agent_error{interrupted}) by the first node that notices, within lease_ms + lease_renew_ms.
+    int lease_ms = 0;
+    int lease_renew_ms = 2000;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
@@ -52,7 +61,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
 
   void addAgent(AgentPtr agent);                                // before start()
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
-  ToolRegistry& tools() { return tools_; }                      // add tools before start()
+  // Several nodes: stop_agent of a run that executes on another node is sent there (before start()).
+  void setBus(bus::Bus& b);
+  ToolRegistry& tools() { return tools_; }  // add tools before start()
 
   void start() override;
   void stop() override;
@@ -79,8 +90,17 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // Queues a run. Errors: not_ready (bridge not started), rate_limited (queue full),
   // unknown_agent. ctx.run_id must be set.
   core::Result<std::string> startRun(const UserContext& ctx, std::string input, const std::string& agent_name);
-  // Cooperative cancel; false when the run is unknown or not the user's.
-  bool stopRun(const std::string& user_id, const std::string& run_id);
+  // Cooperative cancel, wherever the run executes. Errors: run_not_found (unknown, ended, or not
+  // the user's), unavailable (the store cannot be read, or the bus to its node is down).
+  core::Result<bool> stopRun(const std::string& user_id, const std::string& run_id);
+  const std::string& nodeId() const { return options_.node_id; }
+
+  struct LeaseStats {
+    std::atomic<uint64_t> takeovers{0};  // nodes whose lease expired, taken over by this node
+    std::atomic<uint64_t> lost{0};       // times this node found its own lease taken over
+    std::atomic<uint64_t> renew_failures{0};
+  };
+  const LeaseStats& leaseStats() const { return lease_stats_; }
 
   std::size_t activeRuns() const;
   // Finished runs by (agent, outcome); outcome is completed, error, stopped, timeout or
@@ -102,8 +122,13 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   };
   // Admission of a new run (the checks of startRun without queueing it).
   core::Result<Agent*> admit(const std::string& user_id, const std::string& agent_name) const;
-  // Ends every run the store still has as queued or running: the process that ran them is gone.
-  void interruptUnfinishedRuns();
+  // Ends every run the store still has in flight on `node_id` with agent_error{interrupted}: the
+  // process that ran them is gone. Returns how many.
+  core::Result<std::size_t> interruptUnfinishedRuns(const std::string& node_id, const std::string& message);
+  void leaseLoop();
+  void renewAndTakeOver();
+  // This node's lease was taken over: its runs were ended elsewhere; they stop here silently.
+  void abandonRuns();
   void workerLoop();
   void execute(Run& run);
   // The analytics row of a run, with who, where and which agent filled in.
@@ -130,6 +155,12 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, int> queued_per_user_;
   std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
+  bus::Bus* bus_ = nullptr;
+  LeaseStats lease_stats_;
+  std::mutex lease_mutex_;
+  std::condition_variable lease_cv_;
+  bool lease_stopping_ = false;
+  std::thread lease_thread_;
   bool accepting_ = false;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

@@ -13,6 +13,8 @@ class Delivery;
 
 namespace agentwire::agents {
 
+class CancelToken;
+
 // Who a run is for. Created per request, never shared between users.
 struct UserContext {
   std::string user_id;
@@ -39,8 +41,13 @@ class UserEmitter {
   core::Result<bool> emitLifecycle(const std::string& type, boost::json::object data,
                                    const std::string& run_status) const;
 
+  // An emitter of an abandoned run emits nothing (error run_abandoned): its terminal event was
+  // already written by the node that took it over.
+  bool abandoned() const;
+
   delivery::Delivery& delivery_;
   const UserContext ctx_;
+  const CancelToken* token_ = nullptr;  // set by the bridge for the runs it executes
   mutable std::atomic<int> tool_calls_{0};
 };
 

@@ -3,6 +3,7 @@
 #include "app/startup_history.hpp"
 
 #include "agents/bridge.hpp"
+#include "bus/redis/redis_bus.hpp"
 #include "gateway/frame.hpp"
 
 #include <chrono>
@@ -166,8 +167,45 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.back().add(static_cast<double>(c.ws_gateway.openConnections()));
     out.emplace_back("agentwire_agent_runs_active", "Agent runs queued or executing.", Family::Type::Gauge);
     out.back().add(static_cast<double>(c.bridge.activeRuns()));
+
+    const auto& lease = c.bridge.leaseStats();
+    out.emplace_back("agentwire_node_takeovers_total",
+                     "Nodes whose lease expired, taken over by this node (their runs ended as interrupted).",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(lease.takeovers.load()));
+    out.emplace_back("agentwire_node_lease_lost_total",
+                     "Times this node found its own lease taken over by another node (it was paused or cut off).",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(lease.lost.load()));
+    out.emplace_back("agentwire_node_lease_renew_failures_total", "Failed renewals of this node's lease.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(lease.renew_failures.load()));
+    if (c.redis_bus != nullptr) addBusMetrics(out, *c.redis_bus);
   });
   m.addSource([&c](std::vector<Family>& out) { addAnalyticsMetrics(out, c.analytics); });
+}
+
+void addBusMetrics(std::vector<Family>& out, const bus::RedisBus& b) {
+  const auto& st = b.stats();
+  out.emplace_back("agentwire_bus_live", "1 while Redis answers PING through this node's subscription.",
+                   Family::Type::Gauge);
+  out.back().add(b.live() ? 1 : 0);
+  out.emplace_back("agentwire_bus_published_total", "Messages published to Redis (stream heads and control).",
+                   Family::Type::Counter);
+  out.back().add(static_cast<double>(st.published.load()));
+  out.emplace_back("agentwire_bus_publish_failures_total",
+                   "Messages whose publish failed (kept and sent again once Redis answers).", Family::Type::Counter);
+  out.back().add(static_cast<double>(st.publish_failures.load()));
+  out.emplace_back("agentwire_bus_notices_received_total", "Stream-head notices received from other nodes.",
+                   Family::Type::Counter);
+  out.back().add(static_cast<double>(st.received.load()));
+  out.emplace_back("agentwire_bus_notices_dropped_total",
+                   "Notices dropped past the pending bound while Redis was down (the head check covers them).",
+                   Family::Type::Counter);
+  out.back().add(static_cast<double>(st.notices_dropped.load()));
+  out.emplace_back("agentwire_bus_reconnects_total", "Reconnections of the subscription to Redis.",
+                   Family::Type::Counter);
+  out.back().add(static_cast<double>(st.reconnects.load()));
 }
 
 void addAnalyticsMetrics(std::vector<Family>& out, const analytics::AnalyticsComponent& a) {

@@ -7,6 +7,7 @@
 #include "analytics/analytics_component.hpp"
 #include "app/components.hpp"
 #include "bus/redis/redis_bus.hpp"
+#include "core/ids.hpp"
 #include "delivery/delivery.hpp"
 #include "gateway/chat_handlers.hpp"
 #include "gateway/frame.hpp"
@@ -26,12 +27,14 @@ using Deps = std::vector<std::string>;
 
 namespace {
 // Recorded with each run: at start a node ends the runs of its own id that a crash left in flight.
-// Nodes that share a PostgreSQL need distinct ids (the host name, unless node.id says otherwise).
+// Nodes that share a PostgreSQL need distinct ids: <host name>:<port> unless node.id says otherwise
+// (port 0, chosen at run time, gets a random suffix: such a node's runs are recovered by the lease).
 std::string nodeId(const core::Config& cfg) {
   if (!cfg.node.id.empty()) return cfg.node.id;
   char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "local";
-  return host;
+  std::string name = gethostname(host, sizeof host - 1) == 0 && host[0] != '\0' ? host : "local";
+  if (cfg.server.port != 0) return name + ":" + std::to_string(cfg.server.port);
+  return name + ":0-" + core::newId("n").substr(2, 8);
 }
 
 store::Store& addStore(lifecycle::Registry& registry, const core::Config& cfg) {
@@ -48,10 +51,13 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto analytics_owned = std::make_unique<analytics::AnalyticsComponent>(cfg, Deps{"message_handlers"});
   analytics::Recorder& recorder = analytics_owned->recorder();
   auto& store = addStore(registry, cfg);
+  const std::string node_id = nodeId(cfg);
   Deps delivery_deps{"store"};
   bus::RedisBus* redis = nullptr;
   if (cfg.bus.backend == "redis") {
-    redis = &registry.add(std::make_unique<bus::RedisBus>(bus::RedisBus::parseUrl(cfg.bus.url), Deps{"config"}));
+    auto options = bus::RedisBus::parseUrl(cfg.bus.url);
+    options.node_id = node_id;
+    redis = &registry.add(std::make_unique<bus::RedisBus>(options, Deps{"config"}));
     delivery_deps.push_back("bus");
   }
   auto& delivery = registry.add(std::make_unique<delivery::Delivery>(store, delivery_deps));
@@ -70,8 +76,9 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
       delivery, store,
       agents::AgentWebSocketBridge::Options{
-          nodeId(cfg), cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue), cfg.agents.default_agent,
-          cfg.agents.max_running_per_user, cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms},
+          node_id, cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue), cfg.agents.default_agent,
+          cfg.agents.max_running_per_user, cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms,
+          cfg.store.backend == "postgres" ? cfg.node.lease_ms : 0, cfg.node.lease_renew_ms},
       Deps{"delivery", "message_handlers", "analytics"});
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
@@ -83,6 +90,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& analytics = registry.add(std::move(analytics_owned));
   auto& bridge = registry.add(std::move(bridge_owned));
   bridge.setRecorder(recorder);
+  if (redis != nullptr) bridge.setBus(*redis);
   agents::addBuiltinTools(bridge.tools());
   bridge.addAgent(std::make_unique<agents::EchoAgent>());
   if (!cfg.agents.llm_base_url.empty()) {
@@ -111,7 +119,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& alerts = registry.add(std::make_unique<monitoring::AlertMonitor>(
       defaultAlertRules(registry, router, delivery, bridge, ws_gateway, analytics), std::chrono::seconds(1),
       Deps{"config"}));
-  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts};
+  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts, redis};
 }
 
 std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& registry, gateway::MessageRouter& router,

@@ -27,6 +27,10 @@ namespace agentwire::monitoring {
 class AlertMonitor;
 }
 
+namespace agentwire::bus {
+class RedisBus;
+}
+
 namespace agentwire::app {
 
 // The components of a gateway, owned by the registry; references for wiring the HTTP routes.
@@ -39,6 +43,7 @@ struct Components {
   gateway::WsGateway& ws_gateway;
   analytics::AnalyticsComponent& analytics;
   monitoring::AlertMonitor& alerts;
+  bus::RedisBus* redis_bus = nullptr;  // the component named "bus" (bus.backend = redis), or none
 };
 
 // Registers the default component graph, which realises the expected working state:

@@ -32,6 +32,13 @@ class Bus {
   // Set once, before the bus starts.
   virtual void setListener(Listener listener) = 0;
 
+  // Control: a short message to one node ("stop <run_id>"), through that node's own channel. Queued;
+  // kept while Redis is down (bounded). Nothing is sent on one node.
+  virtual void sendToNode(const std::string& node_id, const std::string& message) = 0;
+  using ControlListener = std::function<void(const std::string& message)>;
+  // Called on the bus's thread with each control message to this node. Set once, before start.
+  virtual void setControlListener(ControlListener listener) = 0;
+
   // False while notices may be lost (Redis down): delivery then checks the heads of its users in
   // the store more often, so every event still arrives, later.
   virtual bool live() const = 0;
@@ -44,6 +51,8 @@ class LocalBus final : public Bus {
   void subscribe(const std::string&) override {}
   void unsubscribe(const std::string&) override {}
   void setListener(Listener) override {}
+  void sendToNode(const std::string&, const std::string&) override {}
+  void setControlListener(ControlListener) override {}
   bool live() const override { return true; }
 };
 

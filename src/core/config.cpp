@@ -89,6 +89,8 @@ const std::vector<KeySpec>& specs() {
               },
               [](const Config& c) { return c.log.level; }},
       AW_STR("node.id", node.id, false),
+      AW_INT("node.lease_ms", node.lease_ms, 1000, 3600000),
+      AW_INT("node.lease_renew_ms", node.lease_renew_ms, 100, 600000),
       KeySpec{"bus.backend", Kind::String, false,
               [](Config& c, const std::string& v) {
                 c.bus.backend = oneOf("bus.backend", v, {"local", "redis"});
@@ -232,6 +234,12 @@ void validate(const Config& c) {
         c.server.host));
   }
   if (c.store.path.empty()) throw ConfigError("configuration key 'store.path': must not be empty");
+  if (c.node.lease_renew_ms * 2 > c.node.lease_ms) {
+    throw ConfigError(fmt::format(
+        "configuration key 'node.lease_renew_ms': {} must be at most half of node.lease_ms ({}), so that one late "
+        "renewal does not lose the lease",
+        c.node.lease_renew_ms, c.node.lease_ms));
+  }
   if (c.bus.backend == "redis" && c.bus.url.rfind("redis://", 0) != 0) {
     throw ConfigError(fmt::format("configuration key 'bus.url': '{}' is not a redis://host:port URL", c.bus.url));
   }

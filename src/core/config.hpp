@@ -40,7 +40,11 @@ struct Config {
     int head_check_down_ms = 200;  // the same while Redis is down: the extra latency of an outage
   } bus;
   struct Node {
-    std::string id;  // names this node in the runs it executes; empty = the host name
+    std::string id;  // names this node in the runs it executes; empty = <host name>:<server.port>
+    // Several nodes (store.backend = postgres): how long a node's lease lasts and how often it is
+    // renewed; a node that stops renewing has its runs ended (interrupted) by another node.
+    int lease_ms = 10000;
+    int lease_renew_ms = 2000;
   } node;
   struct Store {
     std::string backend = "sqlite";  // sqlite (embedded, one node) or postgres (several nodes)

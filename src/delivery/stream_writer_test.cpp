@@ -60,6 +60,9 @@ class FlakyStore final : public store::Store {
   core::Result<std::vector<store::RunRecord>> unfinishedRuns(const std::string&) override {
     return std::vector<store::RunRecord>{};
   }
+  core::Result<std::optional<store::RunRecord>> findRun(const std::string&) override {
+    return std::optional<store::RunRecord>{};
+  }
 };
 
 struct Outcome {

@@ -242,9 +242,8 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (!*run_id || (*run_id)->empty()) {
       return gateway::sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
     }
-    if (!s.bridge.stopRun(ctx.user_id, **run_id)) {
-      return gateway::sendError(*ctx.conn, "run_not_found", "no active run '" + **run_id + "' of this user", f.id);
-    }
+    auto stopped = s.bridge.stopRun(ctx.user_id, **run_id);
+    if (!stopped) return gateway::sendError(*ctx.conn, stopped.error().code, stopped.error().message, f.id);
     sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}});
   });
 }

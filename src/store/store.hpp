@@ -151,6 +151,26 @@ class Store {
   virtual core::Result<bool> probeWrite() = 0;
   // Runs in flight (no terminal event stored) that `node_id` executes.
   virtual core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) = 0;
+  // A run in flight, by id (nullopt once it ended or when unknown): where stop_agent finds the node
+  // that executes it.
+  virtual core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) = 0;
+
+  // Node leases, for several nodes on one database (the store's clock decides, so nodes' clocks
+  // need not agree). A node holds a lease while it runs; when one expires, another node claims it
+  // and ends the dead node's runs. The defaults are one process's: nothing to lease.
+  //
+  // Takes (or re-takes) the node's lease for `lease_ms`.
+  virtual core::Result<bool> acquireLease(const std::string& /*node_id*/, int64_t /*lease_ms*/) { return true; }
+  // Extends it; false when the node no longer has one (another node claimed it: its runs were ended).
+  virtual core::Result<bool> renewLease(const std::string& /*node_id*/, int64_t /*lease_ms*/) { return true; }
+  // The nodes (other than `claimer`) whose lease expired, each now held by `claimer` for
+  // `lease_ms`: one claimant at a time, and a claimant that dies lets its claim expire in turn.
+  virtual core::Result<std::vector<std::string>> claimExpiredLeases(const std::string& /*claimer*/,
+                                                                    int64_t /*lease_ms*/) {
+    return std::vector<std::string>{};
+  }
+  // Gives up a lease (a clean stop, or a takeover finished).
+  virtual core::Result<bool> dropLease(const std::string& /*node_id*/) { return true; }
 
   // Convenience for tests and tools: appends events alone in one commit.
   core::Result<CommitStats> appendEvents(std::vector<StoredEvent> events) {

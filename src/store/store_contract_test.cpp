@@ -111,8 +111,13 @@ TEST_P(StoreContractTest, ARunIsInFlightFromItsMessageToItsTerminalEvent) {
   EXPECT_EQ((*open)[0].id, "run_1");
   ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_started", "running")}).ok());
   EXPECT_EQ(store_->unfinishedRuns("node-a")->size(), 1u) << "still in flight";
+  auto found = store_->findRun("run_1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->node_id, "node-a");
+  EXPECT_EQ((*found)->user_id, "ann");
   ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_completed", "completed")}).ok());
   EXPECT_TRUE(store_->unfinishedRuns("node-a")->empty());
+  EXPECT_FALSE(store_->findRun("run_1")->has_value()) << "an ended run is no longer in flight";
   auto history = store_->listMessages(t, 10, 0);
   ASSERT_EQ(history->size(), 1u);
   EXPECT_EQ((*history)[0].run_id, "run_1");

@@ -17,6 +17,7 @@ namespace agentwire::bus {
 namespace {
 
 constexpr const char* kPrefix = "agentwire:u:";
+constexpr const char* kNodePrefix = "agentwire:n:";
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
@@ -150,23 +151,41 @@ void RedisBus::publish(const std::vector<std::pair<std::string, int64_t>>& heads
   pub_cv_.notify_one();
 }
 
+void RedisBus::sendToNode(const std::string& node_id, const std::string& message) {
+  {
+    std::lock_guard lock(pub_mutex_);
+    if (to_control_.size() >= kMaxPendingNotices) {
+      ++stats_.notices_dropped;
+      return;
+    }
+    to_control_.emplace_back(std::string(kNodePrefix) + node_id, message);
+  }
+  pub_cv_.notify_one();
+}
+
 void RedisBus::publisherLoop() {
   std::unique_lock lock(pub_mutex_);
   for (;;) {
-    pub_cv_.wait(lock, [&] { return pub_stopping_ || !to_publish_.empty(); });
+    pub_cv_.wait(lock, [&] { return pub_stopping_ || !to_publish_.empty() || !to_control_.empty(); });
     if (pub_stopping_) return;
     if (std::chrono::steady_clock::now() < pub_retry_at_) {
       pub_cv_.wait_until(lock, pub_retry_at_, [&] { return pub_stopping_; });
       continue;
     }
     std::vector<std::pair<std::string, int64_t>> heads(to_publish_.begin(), to_publish_.end());
+    std::vector<std::pair<std::string, std::string>> controls(to_control_.begin(), to_control_.end());
     to_publish_.clear();
+    to_control_.clear();
     lock.unlock();
-    auto unsent = publishNow(heads);
+    std::vector<std::pair<std::string, std::string>> messages = controls;
+    for (const auto& [user, head] : heads) messages.emplace_back(channelOf(user), std::to_string(head));
+    bool sent = publishNow(messages);
     lock.lock();
-    // Kept for the next attempt (a head is a level, not an edge: sending the newest later is as
-    // good as sending each), within a bound; past it, the periodic head check covers.
-    for (const auto& [user, head] : unsent) {
+    if (sent) continue;
+    // Kept for the next attempt, within a bound (past it, the periodic head check covers the
+    // heads; a lost stop is counted). A head is a level, not an edge: the newest is as good as each.
+    for (auto it = controls.rbegin(); it != controls.rend(); ++it) to_control_.push_front(*it);
+    for (const auto& [user, head] : heads) {
       auto it = to_publish_.find(user);
       if (it != to_publish_.end()) {
         it->second = std::max(it->second, head);
@@ -179,24 +198,21 @@ void RedisBus::publisherLoop() {
   }
 }
 
-bool RedisBus::sendAll(const std::vector<std::pair<std::string, int64_t>>& heads) {
+bool RedisBus::sendAll(const std::vector<std::pair<std::string, std::string>>& messages) {
   // Pipelined: all PUBLISHes go out, then all answers are read.
-  for (const auto& [user, head] : heads) {
-    std::string channel = channelOf(user);
-    std::string value = std::to_string(head);
+  for (const auto& [channel, value] : messages) {
     redisAppendCommand(pub_, "PUBLISH %b %b", channel.data(), channel.size(), value.data(), value.size());
   }
-  for (std::size_t i = 0; i < heads.size(); ++i) {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
     void* raw = nullptr;
     if (redisGetReply(pub_, &raw) != REDIS_OK) return false;
     freeReplyObject(raw);
   }
-  stats_.published += heads.size();
+  stats_.published += messages.size();
   return true;
 }
 
-std::vector<std::pair<std::string, int64_t>> RedisBus::publishNow(
-    const std::vector<std::pair<std::string, int64_t>>& heads) {
+bool RedisBus::publishNow(const std::vector<std::pair<std::string, std::string>>& messages) {
   // A connection that worked before may have died since (Redis restarted): one more attempt on a
   // new one before calling Redis down.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -206,14 +222,14 @@ std::vector<std::pair<std::string, int64_t>> RedisBus::publishNow(
       pub_ = connectTo(options_, error);
       if (pub_ == nullptr) break;
     }
-    if (sendAll(heads)) return {};
+    if (sendAll(messages)) return true;
     redisFree(pub_);  // its state is unknown after a failure
     pub_ = nullptr;
     if (fresh) break;
   }
-  stats_.publish_failures += heads.size();
+  stats_.publish_failures += messages.size();
   pub_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  return heads;
+  return false;
 }
 
 void RedisBus::subscribe(const std::string& user) {
@@ -264,6 +280,8 @@ bool RedisBus::connectSubscriber() {
   // A placeholder channel keeps the connection in subscribed mode even with no user yet.
   std::string heartbeat = std::string(kPrefix) + "-";
   redisAppendCommand(c, "SUBSCRIBE %b", heartbeat.data(), heartbeat.size());
+  std::string own = std::string(kNodePrefix) + options_.node_id;
+  redisAppendCommand(c, "SUBSCRIBE %b", own.data(), own.size());
   for (const auto& u : users) {
     std::string ch = channelOf(u);
     redisAppendCommand(c, "SUBSCRIBE %b", ch.data(), ch.size());
@@ -278,6 +296,7 @@ boost::json::object RedisBus::details() const {
           {"published", stats_.published.load()},
           {"publish_failures", stats_.publish_failures.load()},
           {"notices_dropped", stats_.notices_dropped.load()},
+          {"control_received", stats_.control_received.load()},
           {"received", stats_.received.load()},
           {"reconnects", stats_.reconnects.load()}};
 }
@@ -298,6 +317,12 @@ void RedisBus::onReply(const redisReply& reply) {
   }
   if (reply.elements < 3 || reply.element[1]->type != REDIS_REPLY_STRING) return;
   std::string channel(reply.element[1]->str, reply.element[1]->len);
+  if (kind == "message" && channel == std::string(kNodePrefix) + options_.node_id &&
+      reply.element[2]->type == REDIS_REPLY_STRING) {
+    ++stats_.control_received;
+    if (control_) control_(std::string(reply.element[2]->str, reply.element[2]->len));
+    return;
+  }
   if (channel.rfind(kPrefix, 0) != 0) return;
   std::string user = channel.substr(std::string(kPrefix).size());
   if (kind == "subscribe") {

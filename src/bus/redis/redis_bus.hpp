@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -41,6 +42,7 @@ class RedisBus final : public Bus, public lifecycle::Component {
     std::string host = "127.0.0.1";
     int port = 6379;
     std::chrono::milliseconds timeout{500};  // connect and command timeout
+    std::string node_id = "local";           // control messages to this node: agentwire:n:<node_id>
   };
 
   RedisBus(Options options, std::vector<std::string> dependencies);
@@ -56,6 +58,8 @@ class RedisBus final : public Bus, public lifecycle::Component {
   void subscribe(const std::string& user) override;
   void unsubscribe(const std::string& user) override;
   void setListener(Listener listener) override { listener_ = std::move(listener); }
+  void sendToNode(const std::string& node_id, const std::string& message) override;
+  void setControlListener(ControlListener listener) override { control_ = std::move(listener); }
   bool live() const override { return live_.load(); }
 
   // Called after a reconnect (notices may have been lost): check every subscribed user.
@@ -65,6 +69,7 @@ class RedisBus final : public Bus, public lifecycle::Component {
   struct Stats {
     std::atomic<uint64_t> published{0};
     std::atomic<uint64_t> publish_failures{0};
+    std::atomic<uint64_t> control_received{0};
     std::atomic<uint64_t> notices_dropped{0};  // past kMaxPendingNotices while Redis was down
     std::atomic<uint64_t> received{0};
     std::atomic<uint64_t> reconnects{0};
@@ -75,9 +80,9 @@ class RedisBus final : public Bus, public lifecycle::Component {
  private:
   void subscriberLoop();
   void publisherLoop();
-  // On the publisher thread; returns what could not be sent.
-  std::vector<std::pair<std::string, int64_t>> publishNow(const std::vector<std::pair<std::string, int64_t>>& heads);
-  bool sendAll(const std::vector<std::pair<std::string, int64_t>>& heads);
+  // On the publisher thread: (channel, payload) pairs; false when they could not all be sent.
+  bool publishNow(const std::vector<std::pair<std::string, std::string>>& messages);
+  bool sendAll(const std::vector<std::pair<std::string, std::string>>& messages);
   void dropSubscriber(const std::string& why);
   void onReply(const redisReply& reply);
   bool connectSubscriber();  // (re)subscribes to every wanted channel
@@ -90,6 +95,7 @@ class RedisBus final : public Bus, public lifecycle::Component {
   Options options_;
   std::shared_ptr<spdlog::logger> log_;
   Listener listener_;
+  ControlListener control_;
   Resync resync_;
   Stats stats_;
   std::atomic<bool> live_{false};
@@ -99,6 +105,7 @@ class RedisBus final : public Bus, public lifecycle::Component {
   std::mutex pub_mutex_;
   std::condition_variable pub_cv_;
   std::map<std::string, int64_t> to_publish_;
+  std::deque<std::pair<std::string, std::string>> to_control_;  // (channel, message), in order
   bool pub_stopping_ = false;
   std::thread publisher_;
   redisContext* pub_ = nullptr;  // owned by the publisher thread

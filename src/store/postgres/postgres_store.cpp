@@ -39,6 +39,10 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_node ON runs (node_id, created_ms);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql",
+      // 2: node leases (a node's runs are ended by another node when its lease expires).
+      R"sql(
+CREATE TABLE nodes (node_id TEXT PRIMARY KEY, lease_until_ms BIGINT NOT NULL, claimed_by TEXT NOT NULL DEFAULT '');
+)sql",
   };
   return all;
 }
@@ -458,9 +462,73 @@ core::Result<std::vector<RunRecord>> PostgresStore::unfinishedRuns(const std::st
       });
 }
 
+core::Result<std::optional<RunRecord>> PostgresStore::findRun(const std::string& run_id) {
+  return withConnection<std::optional<RunRecord>>(
+      "find a run", false, [&](pg::Connection& c) -> core::Result<std::optional<RunRecord>> {
+        auto r = c.exec("SELECT id, user_id, thread_id, agent, node_id, status, created_ms FROM runs WHERE id = $1",
+                        Params{run_id});
+        if (!r) return r.error();
+        std::optional<RunRecord> out;
+        if (r->size() > 0) {
+          out = RunRecord{r->text(0, 0), r->text(0, 1), r->text(0, 2),   r->text(0, 3),
+                          r->text(0, 4), r->text(0, 5), r->integer(0, 6)};
+        }
+        return out;
+      });
+}
+
+// The database's clock, in ms: leases are compared on one clock whatever the nodes' clocks say.
+#define AW_DB_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+core::Result<bool> PostgresStore::acquireLease(const std::string& node_id, int64_t lease_ms) {
+  return withConnection<bool>("take the node lease", true, [&](pg::Connection& c) -> core::Result<bool> {
+    auto r = c.exec("INSERT INTO nodes (node_id, lease_until_ms) VALUES ($1, " AW_DB_NOW_MS
+                    " + $2::bigint) ON CONFLICT (node_id) DO UPDATE SET lease_until_ms = EXCLUDED.lease_until_ms, "
+                    "claimed_by = ''",
+                    Params{node_id, str(lease_ms)});
+    if (!r) return r.error();
+    return true;
+  });
+}
+
+core::Result<bool> PostgresStore::renewLease(const std::string& node_id, int64_t lease_ms) {
+  return withConnection<bool>("renew the node lease", true, [&](pg::Connection& c) -> core::Result<bool> {
+    // A lease claimed by another node is not renewed: that node is ending this node's runs.
+    auto r = c.exec("UPDATE nodes SET lease_until_ms = " AW_DB_NOW_MS
+                    " + $2::bigint WHERE node_id = $1 AND claimed_by = '' RETURNING node_id",
+                    Params{node_id, str(lease_ms)});
+    if (!r) return r.error();
+    return r->size() > 0;
+  });
+}
+
+core::Result<std::vector<std::string>> PostgresStore::claimExpiredLeases(const std::string& claimer, int64_t lease_ms) {
+  return withConnection<std::vector<std::string>>(
+      "claim expired leases", true, [&](pg::Connection& c) -> core::Result<std::vector<std::string>> {
+        auto r = c.exec("UPDATE nodes SET lease_until_ms = " AW_DB_NOW_MS
+                        " + $2::bigint, claimed_by = $1 WHERE lease_until_ms < " AW_DB_NOW_MS
+                        " AND node_id <> $1 RETURNING node_id",
+                        Params{claimer, str(lease_ms)});
+        if (!r) return r.error();
+        std::vector<std::string> out;
+        for (int i = 0; i < r->size(); ++i) out.push_back(r->text(i, 0));
+        return out;
+      });
+}
+
+core::Result<bool> PostgresStore::dropLease(const std::string& node_id) {
+  return withConnection<bool>("drop a node lease", true, [&](pg::Connection& c) -> core::Result<bool> {
+    auto r = c.exec("DELETE FROM nodes WHERE node_id = $1", Params{node_id});
+    if (!r) return r.error();
+    return true;
+  });
+}
+
+#undef AW_DB_NOW_MS
+
 core::Result<bool> PostgresStore::truncateForTest() {
   return withConnection<bool>("truncate", true, [&](pg::Connection& c) -> core::Result<bool> {
-    auto r = c.exec("TRUNCATE threads, messages, user_streams, events, runs, meta");
+    auto r = c.exec("TRUNCATE threads, messages, user_streams, events, runs, meta, nodes");
     if (!r) return r.error();
     return true;
   });

@@ -48,6 +48,11 @@ class PostgresStore final : public Store, public lifecycle::Component {
   core::Result<std::vector<std::pair<std::string, int64_t>>> unackedThreadsByUser(int limit) override;
   core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
+  core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) override;
+  core::Result<bool> acquireLease(const std::string& node_id, int64_t lease_ms) override;
+  core::Result<bool> renewLease(const std::string& node_id, int64_t lease_ms) override;
+  core::Result<std::vector<std::string>> claimExpiredLeases(const std::string& claimer, int64_t lease_ms) override;
+  core::Result<bool> dropLease(const std::string& node_id) override;
 
   // Tests: empties every table (the schema stays).
   core::Result<bool> truncateForTest();

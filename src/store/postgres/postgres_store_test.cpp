@@ -48,6 +48,35 @@ TEST_F(PostgresStoreTest, NodesStartingTogetherApplyTheMigrationsOnce) {
   for (auto& n : nodes) n->stop();
 }
 
+TEST_F(PostgresStoreTest, AnExpiredLeaseIsClaimedByOneNodeAndAClaimThatExpiresIsClaimedAgain) {
+  PostgresStore a(db_->url(), 1, {});
+  PostgresStore b(db_->url(), 2, {});
+  a.start();
+  b.start();
+  ASSERT_TRUE(a.acquireLease("node-a", 60000).ok());
+  EXPECT_TRUE(b.claimExpiredLeases("node-b", 60000)->empty()) << "a live lease is not claimed";
+  EXPECT_TRUE(*a.renewLease("node-a", 60000));
+  // A negative duration makes a lease that has already expired: what a dead node leaves.
+  ASSERT_TRUE(a.acquireLease("node-a", -1).ok());
+  std::vector<std::string> by_b, by_c;
+  std::thread tb([&] { by_b = *b.claimExpiredLeases("node-b", 60000); });
+  std::thread tc([&] { by_c = *b.claimExpiredLeases("node-c", 60000); });
+  tb.join();
+  tc.join();
+  EXPECT_EQ(by_b.size() + by_c.size(), 1u) << "one claimant";
+  EXPECT_FALSE(*a.renewLease("node-a", 60000)) << "a claimed lease tells its node it was taken over";
+  EXPECT_TRUE(b.claimExpiredLeases("node-d", 60000)->empty()) << "a live claim is not claimed again";
+  ASSERT_TRUE(b.dropLease("node-a").ok());
+  ASSERT_TRUE(a.acquireLease("node-a", 60000).ok());
+  EXPECT_TRUE(*a.renewLease("node-a", 60000)) << "a node that starts again takes a new lease";
+  // A claimant that dies in the middle of a takeover: its claim expires and another node takes over.
+  ASSERT_TRUE(a.acquireLease("node-e", -1).ok());
+  EXPECT_EQ(*b.claimExpiredLeases("node-b", -1), std::vector<std::string>{"node-e"});
+  EXPECT_EQ(*b.claimExpiredLeases("node-c", 60000), std::vector<std::string>{"node-e"});
+  a.stop();
+  b.stop();
+}
+
 TEST_F(PostgresStoreTest, TwoWritersOfOneStreamNeverShareASeqNorLeaveAGap) {
   PostgresStore a(db_->url(), 1, {});
   PostgresStore b(db_->url(), 1, {});

@@ -474,4 +474,14 @@ core::Result<std::vector<RunRecord>> SqliteStore::unfinishedRuns(const std::stri
   });
 }
 
+core::Result<std::optional<RunRecord>> SqliteStore::findRun(const std::string& run_id) {
+  return guarded<std::optional<RunRecord>>("find a run", false, [&] {
+    Stmt s(db_, prepared("SELECT id, user_id, thread_id, agent, node_id, status, created_ms FROM runs WHERE id = ?"));
+    s.bind(1, run_id);
+    std::optional<RunRecord> out;
+    if (s.step()) out = readRun(s);
+    return out;
+  });
+}
+
 }  // namespace agentwire::store
