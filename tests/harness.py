@@ -6,6 +6,7 @@ tests run under /usr/bin/python3 on a fresh Debian 12 machine.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -349,6 +350,55 @@ class Redis:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Postgres:
+    """A private Debian PostgreSQL 15 cluster on a loopback port chosen at run time, for tests that
+    cause its outages (the shared one of scripts/test-services serves the others). crash() stops it
+    the way a crash does (immediate: no checkpoint, recovery on the next start); start() again keeps
+    the data and the port."""
+
+    BIN = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self):
+        os.makedirs(TMP_ROOT, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="aw-pg-", dir=TMP_ROOT)
+        self.port = free_port()
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        os.makedirs(self.sock)
+        if os.getuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:postgres", self.dir], check=True)
+        self._as_postgres([f"{self.BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+                           "--locale=C.UTF-8", "-N"])
+        self.running = False
+
+    @property
+    def url(self):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, cmd):
+        if os.getuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def start(self):
+        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.sock} "
+                "-c fsync=off -c max_connections=100")
+        self._as_postgres([f"{self.BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w",
+                           "-t", "60", "start", "-o", opts])
+        self.running = True
+        return self
+
+    def crash(self):
+        self._as_postgres([f"{self.BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        self.running = False
+
+    def stop(self):
+        if self.running:
+            self._as_postgres([f"{self.BIN}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"])
+            self.running = False
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def metric_samples(text, name):

@@ -7,6 +7,8 @@ import os
 import sys
 import unittest
 
+import websockets
+
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
@@ -55,13 +57,15 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
     async def start_nodes(self, head_check_ms, *extra):
         """Three nodes. While Redis is live they check their users' heads every `head_check_ms`
         (an hour: notices alone must carry every event); while it is not, every 100 ms."""
+        self.node_args = []
         for name in ("a", "b", "c"):
-            self.nodes.append(harness.Server(
+            self.node_args.append((
                 "--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
                 "--set", "bus.backend=redis", "--set", "bus.url=" + self.redis.url,
                 "--set", f"bus.head_check_ms={head_check_ms}", "--set", "bus.head_check_down_ms=100",
                 "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET,
-                "--set", "ws.max_messages_per_second=10000", *extra).start())
+                "--set", "ws.max_messages_per_second=10000", *extra))
+            self.nodes.append(harness.Server(*self.node_args[-1]).start())
         for n in self.nodes:
             await wait_for_async(lambda n=n: bus_state(n) == "live", what="bus live")
         return self.nodes
@@ -202,6 +206,70 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(sorted(e["run_id"] for e in ends), sorted(a["run_id"] for a in acks))
         await watcher.close()
         await resumed.close()
+
+    async def test_a_rolling_restart_under_chat_loses_and_repeats_nothing(self):
+        await self.start_nodes(1000)
+        stop = asyncio.Event()
+        acked = {}  # user -> run ids acked
+        seen = {}  # user -> seqs received, over all of the user's connections, in order
+
+        async def chatter(user, first):
+            acked[user], seen[user] = [], []
+            node = first
+            conn, epoch = None, None
+            n = 0
+            while not stop.is_set():
+                try:
+                    if conn is None:
+                        srv = self.nodes[node % 3]
+                        conn = await Client.connect(srv.port, self.token(user))
+                        epoch = epoch or conn.established["epoch"]
+                        last = seen[user][-1] if seen[user] else 0
+                        await conn.request("resume", {"last_seq": last, "epoch": epoch}, id_="r",
+                                           want="resume_complete")
+                    n += 1
+                    r = await conn.request("user_message", {"content": f"{user} {n}"}, id_=f"m{n}", want="ack")
+                    if r["type"] == "ack":
+                        acked[user].append(r["data"]["run_id"])
+                    await asyncio.sleep(0.02)  # pacing of the load, not a wait for a condition
+                except (OSError, asyncio.TimeoutError, websockets.ConnectionClosed, AssertionError):
+                    node += 1  # the node went away: another one
+                    conn = None
+                    await asyncio.sleep(0.05)  # reconnect pacing
+                finally:
+                    if conn is not None:
+                        # Seqs received on this connection (those not yet counted).
+                        seen[user].extend(e["seq"] for e in conn.events())
+                        conn.frames = [f for f in conn.frames if "seq" not in f]
+
+        users = [f"roll{i}" for i in range(6)]
+        tasks = [asyncio.create_task(chatter(u, i)) for i, u in enumerate(users)]
+        await wait_for_async(lambda: all(len(acked.get(u, [])) >= 3 for u in users), what="chat under way")
+        for i in range(3):
+            self.nodes[i].stop()  # SIGTERM: drains, then exits
+            self.nodes[i] = harness.Server(*self.node_args[i], data_dir=self.nodes[i].dir).start()
+            counts = {u: len(acked[u]) for u in users}
+            await wait_for_async(lambda c=counts: all(len(acked[u]) >= c[u] + 2 for u in users),
+                                 what="chat continues after the restart")
+        stop.set()
+        await asyncio.gather(*tasks)
+        # Every acked message's run ended exactly once, and each user's stream is whole: read it
+        # from the start on a fresh connection.
+        for u in users:
+            c = await Client.connect(self.nodes[0].port, self.token(u))
+            await c.request("resume", {"last_seq": 0, "epoch": c.established["epoch"]}, id_="r", want="resume_complete")
+            ends = {}
+            for run in acked[u]:
+                await run_end(c, run)
+            for e in c.events():
+                if e["type"] in TERMINAL:
+                    ends[e["run_id"]] = ends.get(e["run_id"], 0) + 1
+            self.assertEqual({r: ends.get(r) for r in acked[u]}, {r: 1 for r in acked[u]}, u)
+            seqs = [e["seq"] for e in c.events()]
+            self.assertEqual(seqs, list(range(1, len(seqs) + 1)), u)
+            self.assertEqual(seen[u], list(range(1, len(seen[u]) + 1)),
+                             f"{u}: over its reconnections, a seq was missed, received twice or out of order")
+            await c.close()
 
     async def test_redis_killed_every_event_still_arrives(self):
         await self.outage(lambda: self.redis.kill(), lambda: self.redis.start())

@@ -99,5 +99,64 @@ class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
             srv2.stop()
 
 
+class PostgresOutageTest(unittest.IsolatedAsyncioTestCase):
+    """A private PostgreSQL that crashes (immediate stop) under chat and comes back."""
+
+    async def test_a_postgres_crash_refuses_with_unavailable_and_loses_no_acked_message(self):
+        pg = harness.Postgres().start()
+        srv = None
+        try:
+            srv = harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + pg.url,
+                                 "--set", "node.id=node-a", "--set", "ws.max_messages_per_second=10000").start()
+            c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "olga"))
+            acked, refused = [], []
+            sent = 0
+
+            async def send():
+                nonlocal sent
+                sent += 1
+                data = {"content": f"m{sent}"}
+                if acked:
+                    data["thread_id"] = acked[0]["thread_id"]
+                r = await c.request("user_message", data, id_=f"m{sent}", want="ack", timeout=30)
+                if r["type"] == "ack":
+                    acked.append(r["data"])
+                else:
+                    refused.append(r["data"]["code"])
+
+            for _ in range(5):
+                await send()
+            self.assertEqual(len(acked), 5)
+            pg.crash()
+            # Chat goes on: every message gets an answer, a refusal while the store is down.
+            await harness.wait_for_async(lambda: srv.get("/health/ready")[0] == 503,
+                                         what="not ready while PostgreSQL is down")
+            for _ in range(3):
+                await send()
+            self.assertTrue(refused, "messages sent while PostgreSQL was down were refused")
+            self.assertEqual(set(refused), {"unavailable"}, "refusals are retryable")
+            pg.start()
+            await harness.wait_for_async(lambda: srv.get("/health/ready")[0] == 200, timeout=60,
+                                         what="ready again once PostgreSQL is back")
+            before = len(acked)
+            for _ in range(5):
+                await send()
+            self.assertEqual(len(acked), before + 5, "acked again once PostgreSQL is back")
+            # Nothing acked was lost: every acked message is stored and its run ended.
+            for a in acked:
+                if not any(f.get("run_id") == a["run_id"] and f["type"] in TERMINAL for f in c.frames):
+                    await c.recv_until(lambda f, a=a: f.get("run_id") == a["run_id"] and f["type"] in TERMINAL,
+                                       timeout=30)
+            hist = await c.request("get_thread_history", {"thread_id": acked[0]["thread_id"], "limit": 100},
+                                   id_="h", want="thread_history")
+            stored = {m["message_id"] for m in hist["data"]["messages"] if m["role"] == "user"}
+            self.assertEqual({a["message_id"] for a in acked} - stored, set(), "acked and lost")
+            await c.close()
+        finally:
+            if srv:
+                srv.stop()
+            pg.stop()
+
+
 if __name__ == "__main__":
     harness.main()
