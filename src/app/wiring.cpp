@@ -117,7 +117,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
     recorder.record(std::move(r));
   });
   auto& alerts = registry.add(std::make_unique<monitoring::AlertMonitor>(
-      defaultAlertRules(registry, router, delivery, bridge, ws_gateway, analytics), std::chrono::seconds(1),
+      defaultAlertRules(registry, router, delivery, bridge, ws_gateway, analytics, redis), std::chrono::seconds(1),
       Deps{"config"}));
   return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts, redis};
 }
@@ -125,12 +125,12 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
 std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& registry, gateway::MessageRouter& router,
                                                      delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
                                                      gateway::WsGateway& ws_gateway,
-                                                     analytics::AnalyticsComponent& analytics) {
+                                                     analytics::AnalyticsComponent& analytics, bus::RedisBus* redis) {
   using namespace monitoring;
   auto count = [](auto& atomic) { return [&atomic] { return static_cast<double>(atomic.load()); }; };
   const auto& d = delivery.stats();
   const analytics::Pipeline* pipeline = analytics.pipeline();
-  return {
+  std::vector<AlertRule> rules{
       deliveryFailureRule(count(d.failures)),
       noHandlersRule([&router] { return static_cast<double>(router.handlerCount()); },
                      [&registry] { return registry.trace().sinceOriginMs() / 1000.0; }),
@@ -163,7 +163,13 @@ std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& regist
         return static_cast<double>(s.dropped_queue_full.load() + s.dropped_spool_full.load() +
                                    s.dropped_rejected.load());
       }),
+      nodeTakeoverRule(count(bridge.leaseStats().takeovers)),
   };
+  if (redis != nullptr) {
+    rules.push_back(busDownRule([redis] { return redis->live(); }, [redis] { return redis->health().reason; },
+                                std::chrono::seconds(10)));
+  }
+  return rules;
 }
 
 }  // namespace agentwire::app

@@ -56,6 +56,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
 std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& registry, gateway::MessageRouter& router,
                                                      delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
                                                      gateway::WsGateway& ws_gateway,
-                                                     analytics::AnalyticsComponent& analytics);
+                                                     analytics::AnalyticsComponent& analytics,
+                                                     bus::RedisBus* redis = nullptr);
 
 }  // namespace agentwire::app

@@ -136,6 +136,29 @@ AlertRule noHandlersRule(std::function<double()> handlers_registered, std::funct
       }};
 }
 
+AlertRule busDownRule(std::function<bool()> live, std::function<std::string()> reason,
+                      std::chrono::milliseconds for_duration) {
+  return AlertRule{"AgentwireBusDown", Severity::Warning,
+                   "Redis is not carrying notices between nodes (events still arrive, through periodic checks of the "
+                   "store, up to bus.head_check_down_ms later)",
+                   for_duration,
+                   [l = std::move(live), r = std::move(reason)](Clock::time_point) -> std::optional<std::string> {
+                     if (l()) return std::nullopt;
+                     return r();
+                   }};
+}
+
+AlertRule nodeTakeoverRule(std::function<double()> takeovers_total) {
+  auto w = std::make_shared<IncreaseWindow>(std::move(takeovers_total));
+  return AlertRule{"AgentwireNodeTakeover", Severity::Warning,
+                   "a node stopped renewing its lease and this node ended its runs (interrupted)", 0ms,
+                   [w](Clock::time_point now) -> std::optional<std::string> {
+                     double n = w->increase(now, 5min);
+                     if (n <= 0) return std::nullopt;
+                     return fmt::format("{} nodes taken over in the last 5 minutes", n);
+                   }};
+}
+
 AlertRule clickHouseDownRule(std::function<bool()> enabled, std::function<bool()> up,
                              std::function<std::string()> last_error) {
   return AlertRule{"AgentwireClickHouseDown", Severity::Info,

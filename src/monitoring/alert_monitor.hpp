@@ -92,6 +92,12 @@ class AlertMonitor final : public lifecycle::Component {
 // The rules, built from plain readings so that they can be tested without a server.
 AlertRule deliveryFailureRule(std::function<double()> failures_total);
 AlertRule noHandlersRule(std::function<double()> handlers_registered, std::function<double()> uptime_s);
+// Several nodes: Redis does not answer through this node's subscription for `for_duration` (events
+// still arrive, later, through the periodic check of the store's heads).
+AlertRule busDownRule(std::function<bool()> live, std::function<std::string()> reason,
+                      std::chrono::milliseconds for_duration);
+// Several nodes: this node took over a node whose lease expired (a node died) in the last 5 minutes.
+AlertRule nodeTakeoverRule(std::function<double()> takeovers_total);
 AlertRule clickHouseDownRule(std::function<bool()> enabled, std::function<bool()> up,
                              std::function<std::string()> last_error);
 AlertRule notReadyRule(std::function<bool()> ready_or_stopping, std::chrono::milliseconds for_duration);

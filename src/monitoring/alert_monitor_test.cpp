@@ -57,6 +57,23 @@ TEST(AlertMonitorTest, DeliveryFailureFiresCriticalAndResolvesAfterTheWindow) {
   EXPECT_EQ(m.firings().at("AgentwireDeliveryFailures"), 1u);
 }
 
+TEST(AlertMonitorTest, BusDownFiresOnlyAfterItsDurationAndNamesTheReason) {
+  testing::LogCapture logs;
+  bool live = false;
+  AlertMonitor m({busDownRule([&] { return live; }, [] { return "Redis: no answer to PING within 2 s"; }, 10s)}, 1s,
+                 {});
+  auto t0 = Clock::now();
+  m.evaluate(t0);
+  m.evaluate(t0 + 5s);
+  EXPECT_EQ(logs.count("alert AgentwireBusDown firing"), 0u) << "a blip is not an alert";
+  m.evaluate(t0 + 11s);
+  EXPECT_EQ(logs.count("alert AgentwireBusDown firing"), 1u);
+  EXPECT_NE(logs.text().find("no answer to PING"), std::string::npos);
+  live = true;
+  m.evaluate(t0 + 12s);
+  EXPECT_EQ(logs.count("alert AgentwireBusDown resolved"), 1u);
+}
+
 TEST(AlertMonitorTest, ClickHouseDownLogsInfoOnceNotOncePerRetry) {
   testing::LogCapture logs;
   bool up = false;
