@@ -7,6 +7,10 @@
 //       against bench/echo_server: echoes/s and round-trip percentiles (the baseline).
 //   loadgen --mode idle --url ws://127.0.0.1:PORT --secret-file ... -c 10000 -d 10 --server-pid PID
 //       opens N connections and holds them; reports the server's RSS per connection.
+//   loadgen --mode chat --url ws://A --url ws://B --url ws://C --watch ...
+//       several nodes: connection i goes to url i mod N; with --watch each user also has a second
+//       connection on the next node, and the latency to agent_completed there (cross-node delivery)
+//       is reported too; a user sends its next message once both connections saw the run end.
 // With --server-pid it also reads the server's CPU time (utime+stime) over the measured window
 // and reports CPU per delivered event (chat) or per echoed frame (echo).
 #include "gateway/auth.hpp"
@@ -42,7 +46,8 @@ namespace {
 
 struct Options {
   std::string mode = "chat";
-  std::string url;
+  std::vector<std::string> urls;
+  bool watch = false;
   std::string secret_file;
   int connections = 100;
   double duration_s = 10;
@@ -50,7 +55,7 @@ struct Options {
   int message_bytes = 200;
   int think_ms = 0;
   int sources = 1;
-  int server_pid = 0;
+  std::vector<int> server_pids;
   std::string json_out;
 };
 
@@ -65,7 +70,8 @@ const std::array<const char*, 7> kEvents = {"ack",
 struct Stats {
   std::array<std::vector<double>, kEvents.size()> latency_us;
   std::vector<double> rtt_us;
-  uint64_t events = 0;  // frames with a seq received inside the window
+  std::vector<double> cross_us;  // user_message -> agent_completed on the user's other node (--watch)
+  uint64_t events = 0;           // frames with a seq received inside the window
   uint64_t runs = 0;
   uint64_t echoes = 0;
   uint64_t errors = 0;
@@ -73,12 +79,16 @@ struct Stats {
   int failed = 0;
 };
 
-struct Shared {
-  Options opt;
-  asio::io_context& ioc;
+struct Target {
   tcp::resolver::results_type endpoints;
   std::string host;
   std::string path;
+};
+
+struct Shared {
+  Options opt;
+  asio::io_context& ioc;
+  std::vector<Target> targets;
   std::unique_ptr<agentwire::gateway::TokenAuthority> authority;
   Stats stats;
   bool measuring = false;
@@ -95,7 +105,14 @@ std::string_view frameType(std::string_view f) {
 
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
-  Conn(Shared& s, int index) : s_(s), index_(index), ws_(asio::make_strand(s.ioc)), timer_(ws_.get_executor()) {}
+  // One io_context thread runs every handler, so a watcher may call into its primary directly.
+  Conn(Shared& s, int index, std::size_t target, std::shared_ptr<Conn> primary = nullptr)
+      : s_(s),
+        index_(index),
+        target_(target % s.targets.size()),
+        primary_(std::move(primary)),
+        ws_(asio::make_strand(s.ioc)),
+        timer_(ws_.get_executor()) {}
 
   void start() {
     auto& sock = beast::get_lowest_layer(ws_).socket();
@@ -107,7 +124,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
       sock.bind(tcp::endpoint(src, 0), ec);
     }
     beast::get_lowest_layer(ws_).async_connect(
-        s_.endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+        s_.targets[target_].endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
           if (ec) return self->fail("connect", ec);
           beast::error_code e2;
           beast::get_lowest_layer(self->ws_).socket().set_option(tcp::no_delay(true), e2);
@@ -122,16 +139,17 @@ class Conn : public std::enable_shared_from_this<Conn> {
       ws_.set_option(websocket::stream_base::decorator(
           [token](websocket::request_type& r) { r.set(beast::http::field::authorization, "Bearer " + token); }));
     }
-    ws_.async_handshake(s_.host, s_.path, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return self->fail("handshake", ec);
-      ++self->s_.stats.connected;
-      if (self->s_.opt.mode == "echo") {
-        self->sendEcho();
-      } else {
-        self->established_ = false;
-      }
-      self->doRead();
-    });
+    ws_.async_handshake(s_.targets[target_].host, s_.targets[target_].path,
+                        [self = shared_from_this()](beast::error_code ec) {
+                          if (ec) return self->fail("handshake", ec);
+                          ++self->s_.stats.connected;
+                          if (self->s_.opt.mode == "echo") {
+                            self->sendEcho();
+                          } else {
+                            self->established_ = false;
+                          }
+                          self->doRead();
+                        });
   }
 
   void doRead() {
@@ -155,9 +173,16 @@ class Conn : public std::enable_shared_from_this<Conn> {
       return sendEcho();
     }
     auto type = frameType(f);
+    if (primary_) {  // the user's watcher on another node
+      if (type == "connection_established") return sendPing();
+      if (type == "pong") return primary_->watcherLive();
+      if (s_.measuring && f.find(R"("seq":)") != std::string_view::npos) ++s_.stats.events;
+      if (type == "agent_completed" || type == "agent_error") primary_->peerSawEnd(now);
+      return;
+    }
     if (type == "connection_established") {
       established_ = true;
-      if (s_.opt.mode == "chat") sendMessage();
+      if (s_.opt.mode == "chat" && (!s_.opt.watch || watcher_live_)) sendMessage();
       if (s_.opt.mode == "idle") sendPing();  // first frame: live, not held
       return;
     }
@@ -184,19 +209,39 @@ class Conn : public std::enable_shared_from_this<Conn> {
     }
     if (type == "agent_completed" || type == "agent_error") {
       if (s_.measuring && run_in_window_) ++s_.stats.runs;
-      if (s_.opt.think_ms > 0) {
-        timer_.expires_after(std::chrono::milliseconds(s_.opt.think_ms));
-        timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-          if (!ec) self->sendMessage();
-        });
-      } else {
-        sendMessage();
-      }
+      if (--waiting_ends_ > 0) return;  // the watcher has not seen it yet
+      next();
+    }
+  }
+
+ public:
+  // The watcher is live: runs from now on reach it, so the user may start.
+  void watcherLive() {
+    watcher_live_ = true;
+    if (established_ && seq_ == 0) sendMessage();
+  }
+  void peerSawEnd(Clock::time_point now) {
+    if (s_.measuring && run_in_window_) {
+      s_.stats.cross_us.push_back(std::chrono::duration<double, std::micro>(now - sent_).count());
+    }
+    if (--waiting_ends_ == 0) next();
+  }
+
+ private:
+  void next() {
+    if (s_.opt.think_ms > 0) {
+      timer_.expires_after(std::chrono::milliseconds(s_.opt.think_ms));
+      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec) self->sendMessage();
+      });
+    } else {
+      sendMessage();
     }
   }
 
   void sendMessage() {
     if (s_.stopping) return;
+    waiting_ends_ = s_.opt.watch ? 2 : 1;
     seen_.fill(false);
     run_in_window_ = s_.measuring;
     std::string thread = thread_id_.empty() ? "" : fmt::format(R"("thread_id":"{}",)", thread_id_);
@@ -234,6 +279,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   Shared& s_;
   int index_;
+  std::size_t target_;
+  std::shared_ptr<Conn> primary_;  // set on a watcher
+  int waiting_ends_ = 0;           // ends of the current run still to see (own, watcher's)
+  bool watcher_live_ = false;
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer timer_;
   beast::flat_buffer buf_;
@@ -285,7 +334,8 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"agentwire load tool"};
   app.add_option("--mode", o.mode, "chat, echo or idle")->check(CLI::IsMember({"chat", "echo", "idle"}));
-  app.add_option("--url", o.url, "ws://127.0.0.1:PORT[/ws]")->required();
+  app.add_option("--url", o.urls, "ws://127.0.0.1:PORT[/ws]; repeat for several nodes")->required();
+  app.add_flag("--watch", o.watch, "chat: a second connection per user on the next node (cross-node delivery)");
   app.add_option("--secret-file", o.secret_file, "HS256 secret (the server's dev-secret) to sign user tokens");
   app.add_option("-c,--connections", o.connections);
   app.add_option("-d,--duration", o.duration_s, "measured seconds");
@@ -293,7 +343,7 @@ int main(int argc, char** argv) {
   app.add_option("--message-bytes", o.message_bytes, "echo mode frame size");
   app.add_option("--think-ms", o.think_ms, "chat mode pause between runs");
   app.add_option("--sources", o.sources, "spread over 127.0.0.1..N source addresses");
-  app.add_option("--server-pid", o.server_pid, "measure this process's CPU and RSS");
+  app.add_option("--server-pid", o.server_pids, "measure this process's CPU and RSS (repeat: summed)");
   app.add_option("--json", o.json_out, "append a JSON line with the results to this file");
   CLI11_PARSE(app, argc, argv);
 
@@ -302,14 +352,32 @@ int main(int argc, char** argv) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
 
-  auto url = boost::urls::parse_uri(o.url);
-  if (!url) {
-    std::fprintf(stderr, "bad --url\n");
+  asio::io_context ioc{1};
+  Shared s{o, ioc, {}, {}, {}};
+  for (const auto& u : o.urls) {
+    auto url = boost::urls::parse_uri(u);
+    if (!url) {
+      std::fprintf(stderr, "bad --url %s\n", u.c_str());
+      return 2;
+    }
+    s.targets.push_back(Target{tcp::resolver(ioc).resolve(std::string(url->host()), std::string(url->port())),
+                               std::string(url->host()), url->path().empty() ? "/ws" : std::string(url->path())});
+  }
+  if (o.watch && o.mode != "chat") {
+    std::fprintf(stderr, "--watch is for --mode chat\n");
     return 2;
   }
-  asio::io_context ioc{1};
-  Shared s{o, ioc, {}, std::string(url->host()), url->path().empty() ? "/ws" : std::string(url->path()), {}, {}};
-  s.endpoints = tcp::resolver(ioc).resolve(std::string(url->host()), std::string(url->port()));
+  auto cpuAll = [&] {
+    double t = 0;
+    for (int pid : o.server_pids) t += cpuSeconds(pid);
+    return t;
+  };
+  auto rssAll = [&] {
+    long t = 0;
+    for (int pid : o.server_pids) t += rssKb(pid);
+    return t;
+  };
+  const bool measure_server = !o.server_pids.empty();
   if (!o.secret_file.empty()) {
     std::ifstream f(o.secret_file);
     std::string secret;
@@ -317,7 +385,7 @@ int main(int argc, char** argv) {
     s.authority = std::make_unique<agentwire::gateway::TokenAuthority>(secret);
   }
 
-  long rss_before = o.server_pid ? rssKb(o.server_pid) : 0;
+  long rss_before = measure_server ? rssAll() : 0;
   std::vector<std::shared_ptr<Conn>> conns;
   conns.reserve(o.connections);
   // Open connections in waves so the accept backlog never overflows.
@@ -326,25 +394,31 @@ int main(int argc, char** argv) {
   while (opened < o.connections) {
     int wave = std::min(500, o.connections - opened);
     for (int i = 0; i < wave; ++i) {
-      conns.push_back(std::make_shared<Conn>(s, opened + i));
-      conns.back()->start();
+      auto primary = std::make_shared<Conn>(s, opened + i, opened + i);
+      conns.push_back(primary);
+      if (o.watch) {
+        conns.push_back(std::make_shared<Conn>(s, opened + i, opened + i + 1, primary));
+        conns.back()->start();
+      }
+      primary->start();
     }
     opened += wave;
-    while (s.stats.connected + s.stats.failed < opened) ioc.run_for(std::chrono::milliseconds(5));
+    int expected = o.watch ? 2 * opened : opened;
+    while (s.stats.connected + s.stats.failed < expected) ioc.run_for(std::chrono::milliseconds(5));
   }
   double connect_s = std::chrono::duration<double>(Clock::now() - t_connect).count();
   std::fprintf(stderr, "%d connected, %d failed in %.2f s\n", s.stats.connected, s.stats.failed, connect_s);
 
   ioc.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.warmup_s)));
-  double cpu0 = o.server_pid ? cpuSeconds(o.server_pid) : 0;
-  long rss_connected = o.server_pid ? rssKb(o.server_pid) : 0;
+  double cpu0 = measure_server ? cpuAll() : 0;
+  long rss_connected = measure_server ? rssAll() : 0;
   s.measuring = true;
   auto t0 = Clock::now();
   ioc.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.duration_s)));
   double window = std::chrono::duration<double>(Clock::now() - t0).count();
   s.measuring = false;
-  double cpu = o.server_pid ? cpuSeconds(o.server_pid) - cpu0 : 0;
-  long rss_after = o.server_pid ? rssKb(o.server_pid) : 0;
+  double cpu = measure_server ? cpuAll() - cpu0 : 0;
+  long rss_after = measure_server ? rssAll() : 0;
   s.stopping = true;
 
   auto& st = s.stats;
@@ -363,8 +437,16 @@ int main(int argc, char** argv) {
       json += fmt::format(R"({}"{}":{{"p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f},"n":{}}})", i ? "," : "",
                           kEvents[i], p50, p95, p99, mx, v.size());
     }
+    if (o.watch) {
+      auto& v = st.cross_us;
+      double p50 = pct(v, 50) / 1000, p95 = pct(v, 95) / 1000, p99 = pct(v, 99) / 1000, mx = pct(v, 100) / 1000;
+      std::printf("%-22s %10.3f %10.3f %10.3f %10.3f %8zu\n", "completed, other node", p50, p95, p99, mx, v.size());
+      json +=
+          fmt::format(R"(,"agent_completed_other_node":{{"p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f},"n":{}}})",
+                      p50, p95, p99, mx, v.size());
+    }
     json += "}";
-    if (o.server_pid && st.events) {
+    if (measure_server && st.events) {
       std::printf("server CPU %.2f s over the window = %.2f us per delivered event\n", cpu, cpu * 1e6 / st.events);
       json += fmt::format(R"(,"server_cpu_s":{:.3f},"cpu_us_per_event":{:.3f})", cpu, cpu * 1e6 / st.events);
     }
@@ -374,11 +456,11 @@ int main(int argc, char** argv) {
                 pct(v, 99) / 1000);
     json += fmt::format(R"(,"echoes_per_s":{:.1f},"rtt_ms":{{"p50":{:.3f},"p99":{:.3f}}})", st.echoes / window,
                         pct(v, 50) / 1000, pct(v, 99) / 1000);
-    if (o.server_pid && st.echoes) {
+    if (measure_server && st.echoes) {
       std::printf("server CPU %.2f s over the window = %.2f us per echoed frame\n", cpu, cpu * 1e6 / st.echoes);
       json += fmt::format(R"(,"server_cpu_s":{:.3f},"cpu_us_per_echo":{:.3f})", cpu, cpu * 1e6 / st.echoes);
     }
-  } else if (o.server_pid) {
+  } else if (measure_server) {
     double per = st.connected ? (rss_connected - rss_before) * 1024.0 / st.connected : 0;
     std::printf("server RSS %ld KB before, %ld KB with %d connections, %ld KB after %.0f s idle: %.0f bytes/conn\n",
                 rss_before, rss_connected, st.connected, rss_after, window, per);

@@ -12,7 +12,7 @@ import websockets
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
-from harness import Redis, wait_for_async  # noqa: E402
+from harness import Redis, wait_for, wait_for_async  # noqa: E402
 from test_postgres import HANG_AGENT, PG, Database  # noqa: E402
 from test_postgres import psql as harness_psql  # noqa: E402
 from wsclient import Client  # noqa: E402
@@ -26,6 +26,13 @@ def bus_state(srv):
     _, body = srv.get("/health")
     bus = next(c for c in body["components"] if c["name"] == "bus")
     return "live" if bus["state"] == "healthy" and bus["details"]["live"] else bus["state"]
+
+
+def ready(srv):
+    try:
+        return srv.port is not None and srv.get("/health/ready")[0] == 200
+    except OSError:
+        return False
 
 
 async def wait_event(conn, run_id, types, timeout=30):
@@ -65,7 +72,12 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
                 "--set", f"bus.head_check_ms={head_check_ms}", "--set", "bus.head_check_down_ms=100",
                 "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET,
                 "--set", "ws.max_messages_per_second=10000", *extra))
-            self.nodes.append(harness.Server(*self.node_args[-1]).start())
+            self.nodes.append(harness.Server(*self.node_args[-1]).start(wait_ready=False))
+        # Started together, as a deployment does: each becomes ready (migrations applied once, each
+        # node's self-check in its own stream).
+        for n in self.nodes:
+            wait_for(lambda n=n: n.proc.poll() is not None or ready(n), what="node ready")
+            self.assertIsNone(n.proc.poll(), "a node started together with the others failed:\n" + n.logs())
         for n in self.nodes:
             await wait_for_async(lambda n=n: bus_state(n) == "live", what="bus live")
         return self.nodes

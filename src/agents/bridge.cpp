@@ -248,7 +248,7 @@ core::Result<std::size_t> AgentWebSocketBridge::interruptUnfinishedRuns(const st
       continue;
     }
     ++ended;
-    if (run.user_id != core::kSystemUser) {
+    if (!core::isSystemUser(run.user_id)) {
       std::lock_guard lock(mutex_);
       ++outcomes_[{run.agent, "interrupted"}];
     }
@@ -404,7 +404,7 @@ analytics::Record AgentWebSocketBridge::runRecord(const Run& run, const char* ki
 void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
                                   const std::string& outcome, const std::string& reason) {
   auto took = std::chrono::steady_clock::now() - t0;
-  if (run.ctx.user_id != core::kSystemUser) {
+  if (!core::isSystemUser(run.ctx.user_id)) {
     durations_.at(run.agent->name())->observe(std::chrono::duration<double>(took).count());
     std::lock_guard lock(mutex_);
     ++outcomes_[{run.agent->name(), outcome}];
@@ -428,7 +428,7 @@ std::vector<std::pair<std::string, std::string>> AgentWebSocketBridge::activeRun
   std::lock_guard lock(mutex_);
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [run, who] : run_threads_) {
-    if (who.first != core::kSystemUser) out.push_back(who);
+    if (!core::isSystemUser(who.first)) out.push_back(who);
   }
   return out;
 }

@@ -59,7 +59,7 @@ std::string Pipeline::toJsonRow(const Record& r, const std::string& node, const 
 }
 
 void Pipeline::record(Record&& r) {
-  if (!options_.ignored_user.empty() && r.user_id == options_.ignored_user) return;
+  if (!options_.ignored_user.empty() && r.user_id.rfind(options_.ignored_user, 0) == 0) return;
   if (r.ts_ms == 0) r.ts_ms = core::nowMs();
   bool wake = false;
   {

@@ -48,7 +48,7 @@ class Pipeline final : public Recorder {
     std::chrono::milliseconds retry_initial{500};
     std::chrono::milliseconds retry_max{30000};
     std::string node;
-    std::string ignored_user;  // rows of this user are not recorded (the self-check's)
+    std::string ignored_user;  // rows of users whose id starts with this are not recorded (the self-checks')
   };
 
   Pipeline(AnalyticsSink& sink, Spool& spool, Options options);

@@ -67,7 +67,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
     redis->setResync([&delivery] { delivery.checkHeads(); });
   }
   // Half the send-queue bound per replay step: a resume never trips the slow-consumer cut-off.
-  delivery.setUncountedUser(gateway::kSystemUser);  // the self-check stays out of the metrics
+  delivery.setUncountedUser(core::systemUserFor(node_id));  // the self-check stays out of the metrics
   delivery.setRecorder(recorder);
   delivery.setRetention({cfg.store.retention_events, int64_t{cfg.store.retention_age_s} * 1000});
   delivery.setReplayBudget(
@@ -103,10 +103,11 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
       router, delivery, store, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
       cfg.selfcheck.enabled, Deps{"agent_bridge"}));
+  self_check.setUser(core::systemUserFor(node_id));
   auto& ws_gateway = registry.add(std::make_unique<gateway::WsGateway>(cfg, router, delivery, Deps{"self_check"}));
   ws_gateway.setRecorder(recorder);
   gateway::setErrorObserver([&recorder, &ws_gateway](const delivery::Connection& conn, const std::string& code) {
-    if (conn.userId() == gateway::kSystemUser) return;
+    if (core::isSystemUser(conn.userId())) return;
     ws_gateway.countError(code);
     if (!recorder.enabled()) return;
     analytics::Record r;

@@ -82,12 +82,15 @@ TEST(DefaultGraphTest, StartsInTheExpectedWorkingOrder) {
 TEST(DefaultGraphTest, SelfCheckThreadsAreNeverListed) {
   testing::TempDir dir;
   auto cfg = testConfig(dir);
+  cfg.node.id = "node-x";
   lifecycle::StartupTrace trace;
   lifecycle::Registry registry(trace);
   auto c = buildDefaultGraph(registry, cfg);
   ASSERT_TRUE(registry.startAll().ok);
-  EXPECT_TRUE(c.store.listThreads(gateway::kSystemUser, 10, {})->empty());
-  EXPECT_GT(c.store.streamInfo(gateway::kSystemUser)->last_seq, 0) << "the self-check delivered nothing";
+  // Each node checks itself as its own system user: nodes sharing a database never mix their checks.
+  const std::string user = core::systemUserFor("node-x");
+  EXPECT_TRUE(c.store.listThreads(user, 10, {})->empty());
+  EXPECT_GT(c.store.streamInfo(user)->last_seq, 0) << "the self-check delivered nothing";
   registry.stopAll();
 }
 

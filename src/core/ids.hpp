@@ -2,11 +2,20 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace agentwire::core {
 
 // The user the routing self-check runs as: delivered like any user, left out of metrics and analytics.
 inline constexpr const char* kSystemUser = "__agentwire_system";
+// The self-check's user on one node: each node needs its own stream (with several nodes on one
+// database, a shared one would mix their checks). Clients cannot name it (ids starting "__" are refused).
+inline std::string systemUserFor(const std::string& node_id) {
+  return std::string(kSystemUser) + ":" + node_id;
+}
+inline bool isSystemUser(std::string_view user_id) {
+  return user_id.substr(0, std::string_view(kSystemUser).size()) == kSystemUser;
+}
 
 // A random identifier with a readable prefix: "thr_5f1c0a9e3b7d2c41". Thread-safe.
 std::string newId(const char* prefix);

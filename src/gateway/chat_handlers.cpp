@@ -72,7 +72,7 @@ std::optional<store::ThreadCursor> parseCursor(const std::string& s) {
 // Creates a thread for the user if they are under the cap. Errors: thread_limit, store errors.
 core::Result<store::Thread> createThread(const ChatServices& s, const ClientContext& ctx, const std::string& title,
                                          const std::string& agent) {
-  bool system = ctx.user_id == kSystemUser;
+  bool system = core::isSystemUser(ctx.user_id);
   if (!system) {
     auto n = s.store.countThreads(ctx.user_id);
     if (!n) return n.error();

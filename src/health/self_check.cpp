@@ -122,7 +122,7 @@ void SelfCheck::workerLoop() {
 core::Result<SelfCheck::Report> SelfCheck::runOnce() {
   auto t0 = std::chrono::steady_clock::now();
   auto deadline = t0 + timeout_;
-  auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("selfcheck"), gateway::kSystemUser);
+  auto conn = std::make_shared<delivery::InProcessConnection>(core::newId("selfcheck"), user_);
   if (auto a = delivery_.attach(conn, true); !a) {
     return core::Error{"selfcheck_failed", "hop delivery: cannot attach: " + a.error().message};
   }
@@ -137,7 +137,7 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() {
       {"type", "user_message"},
       {"id", ref},
       {"data", boost::json::object{{"content", "agentwire routing self-check"}, {"agent", "echo"}}}};
-  router_.route(gateway::ClientContext{conn, gateway::kSystemUser}, boost::json::serialize(msg));
+  router_.route(gateway::ClientContext{conn, user_}, boost::json::serialize(msg));
 
   const std::vector<std::string> expected = {"ack",
                                              "agent_started",
@@ -166,7 +166,7 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() {
       if (auto r = self.store_.deleteThread(thread_id); !r) {
         self.log_->warn("self-check thread '{}' not removed: {}", thread_id, r.error().message);
       }
-      (void)self.store_.pruneEvents(gateway::kSystemUser, 1, 0);
+      (void)self.store_.pruneEvents(self.user_, 1, 0);
     }
   } cleanup{*this, thread_id, passed};
   for (std::size_t received = 0; want < expected.size(); ++received) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/ids.hpp"
 #include "core/result.hpp"
 #include "lifecycle/component.hpp"
 #include "lifecycle/startup_trace.hpp"
@@ -38,6 +39,9 @@ class SelfCheck final : public lifecycle::Component {
             std::vector<std::string> dependencies);
   ~SelfCheck() override;
 
+  // The user the check runs as (before start()): this node's own (core::systemUserFor).
+  void setUser(std::string user) { user_ = std::move(user); }
+
   void start() override;  // throws with the failed hop
   void stop() override;
 
@@ -66,6 +70,7 @@ class SelfCheck final : public lifecycle::Component {
   lifecycle::StartupTrace& trace_;
   std::chrono::milliseconds timeout_;
   bool enabled_;
+  std::string user_ = core::kSystemUser;
   std::shared_ptr<spdlog::logger> log_;
 
   std::mutex mutex_;
