@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace agentwire::delivery {
 namespace {
@@ -118,17 +119,20 @@ void Delivery::interest(const std::string& user_id, bool on) {
 }
 
 void Delivery::onRemoteHead(const std::string& user_id, int64_t head) {
+  // Queued for the head-check thread, coalesced per user: a burst of notices for one user costs
+  // one read of its stream, and the bus's thread never waits on the store.
+  if (head == bus::kUnknownHead) head = std::numeric_limits<int64_t>::max();  // read whatever is there
+  {
+    std::lock_guard lock(check_mutex_);
+    auto& h = remote_heads_[user_id];
+    h = std::max(h, head);
+  }
+  check_cv_.notify_one();
+}
+
+void Delivery::applyRemoteHead(const std::string& user_id, int64_t head) {
   auto us = userState(user_id, false);
   if (!us) return;
-  if (head == bus::kUnknownHead) {
-    auto heads = store_.streamHeads({user_id});
-    if (!heads) {
-      log_->warn("cannot read the stream head of user '{}': {}", user_id, heads.error().message);
-      return;  // the periodic check tries again
-    }
-    if (heads->empty()) return;
-    head = heads->front().second;
-  }
   std::lock_guard lock(us->mutex);
   bool gone = false;
   for (auto& e : us->entries) {
@@ -157,18 +161,24 @@ void Delivery::checkHeads() {
 }
 
 void Delivery::headCheckLoop() {
-  // A notice lost on the bus (a node died between commit and publish, Redis down) is found here.
-  // Wakes at the shorter interval, so that the bus going down shortens the wait at once.
+  // Applies the heads other nodes announced, and finds notices lost on the bus (a node died
+  // between commit and publish, Redis down) by reading the heads of every connected user. Wakes at
+  // the shorter interval, so that the bus going down shortens the wait at once.
   auto last = std::chrono::steady_clock::now();
   std::unique_lock lock(check_mutex_);
   while (checking_) {
-    check_cv_.wait_for(lock, std::min(check_, check_when_down_), [&] { return !checking_; });
+    check_cv_.wait_for(lock, std::min(check_, check_when_down_),
+                       [&] { return !checking_ || !remote_heads_.empty(); });
     if (!checking_) return;
-    auto now = std::chrono::steady_clock::now();
-    if (now - last < (bus_->live() ? check_ : check_when_down_)) continue;
-    last = now;
+    std::map<std::string, int64_t> heads;
+    heads.swap(remote_heads_);
     lock.unlock();
-    checkHeads();
+    for (const auto& [user, head] : heads) applyRemoteHead(user, head);
+    auto now = std::chrono::steady_clock::now();
+    if (now - last >= (bus_->live() ? check_ : check_when_down_)) {
+      last = now;
+      checkHeads();
+    }
     lock.lock();
   }
 }
@@ -233,15 +243,17 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       conn->notifyWhenDrained();
       return true;
     }
-    auto info = store_.streamInfo(user_id);
-    if (!info) return unreadable(info.error());
-    if (e.next_seq > info->last_seq) break;
+    // One read per step. The newest event of a stream is never pruned, so an empty answer means
+    // the head, and a short one means the head was reached when it was read.
     int limit = static_cast<int>(std::min<std::size_t>(kCatchUpBatch, budget_.frames - frames));
     auto batch = store_.eventsAfter(user_id, e.next_seq - 1, limit);
     if (!batch) return unreadable(batch.error());
-    if (batch->empty() || batch->front().seq != e.next_seq) {
+    if (batch->empty()) break;
+    if (batch->front().seq != e.next_seq) {
       // Retention removed events this connection still needed (a slow replay): it cannot be
       // continued without a gap, so the client is told to reload and continues live from the head.
+      auto info = store_.streamInfo(user_id);
+      if (!info) return unreadable(info.error());
       log_->warn("connection '{}' of user '{}' needs seq {} which is no longer retained; resync", conn->id(), user_id,
                  e.next_seq);
       conn->send(resyncFrame(*info, "events were removed by retention during replay", {}));
@@ -249,6 +261,7 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       e.resume_pending = false;
       break;
     }
+    bool whole = true;
     for (const auto& ev : *batch) {
       auto frame = eventFrame(ev);
       bytes += frame->size();
@@ -256,8 +269,12 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       if (!conn->send(std::move(frame))) return false;
       ++stats_.replayed;
       e.next_seq = ev.seq + 1;
-      if (bytes >= budget_.bytes) break;
+      if (bytes >= budget_.bytes) {
+        whole = ev.seq == batch->back().seq;
+        break;
+      }
     }
+    if (whole && batch->size() < static_cast<std::size_t>(limit)) break;
   }
   // At the head: everything older went out on this connection; from here on it is live.
   e.mode = Mode::Live;

@@ -100,8 +100,9 @@ class Delivery final : public lifecycle::Component {
   // `check` while the bus is live and every `check_when_down` while it is not). Before start().
   void setBus(bus::Bus& b, std::chrono::milliseconds check, std::chrono::milliseconds check_when_down);
 
-  // Another node moved `user`'s stream to `head`: connections of the user here that have not read
-  // that far catch up from the store. Cheap when there are none. Thread-safe.
+  // Another node moved `user`'s stream to `head` (bus::kUnknownHead: maybe, read the store):
+  // connections of the user here that have not read that far catch up from the store, soon after
+  // on the head-check thread (coalesced per user). Cheap when there are none. Thread-safe.
   void onRemoteHead(const std::string& user_id, int64_t head);
   // Reads the heads of every user with a connection here and catches up whoever is behind.
   void checkHeads();
@@ -199,6 +200,8 @@ class Delivery final : public lifecycle::Component {
   void dropGone(UserState& us, const std::string& user_id);
 
   void headCheckLoop();
+  // Catches up the user's live connections that have not read up to `head` (on the head-check thread).
+  void applyRemoteHead(const std::string& user_id, int64_t head);
   // The user has a connection here now (true) or no longer (false).
   void interest(const std::string& user_id, bool on);
 
@@ -211,6 +214,7 @@ class Delivery final : public lifecycle::Component {
   std::mutex check_mutex_;
   std::condition_variable check_cv_;
   bool checking_ = false;
+  std::map<std::string, int64_t> remote_heads_;  // announced by other nodes, not yet applied
   std::thread checker_;
   ThreadCache threads_;
   StreamWriter writer_;

@@ -385,7 +385,16 @@ core::Result<std::vector<std::pair<std::string, int64_t>>> PostgresStore::stream
 
 core::Result<StreamInfo> PostgresStore::streamInfo(const std::string& user_id) {
   return withConnection<StreamInfo>("read stream", true, [&](pg::Connection& c) -> core::Result<StreamInfo> {
-    // Created with a new epoch on first use; one round trip either way.
+    // A plain read first: an INSERT ... ON CONFLICT on an existing row would wait for a writer
+    // holding that row's lock (a commit of this user's events) before answering.
+    auto existing = c.exec("SELECT epoch, head, first_seq, acked_seq FROM user_streams WHERE user_id = $1",
+                           Params{user_id});
+    if (!existing) return existing.error();
+    if (existing->size() > 0) {
+      return StreamInfo{existing->text(0, 0), existing->integer(0, 1), existing->integer(0, 2),
+                        existing->integer(0, 3)};
+    }
+    // Created with a new epoch on first use.
     auto r = c.exec(
         "WITH ins AS (INSERT INTO user_streams (user_id, epoch, head, first_seq, acked_seq) VALUES ($1, $2, 0, 1, 0) "
         "ON CONFLICT (user_id) DO NOTHING RETURNING epoch, head, first_seq, acked_seq) "
