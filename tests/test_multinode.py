@@ -203,9 +203,12 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         for ack in acks:
             end = await wait_event(watcher, ack["run_id"], TERMINAL)
             self.assertEqual((end["type"], end["data"]["code"]), ("agent_error", "interrupted"))
-        takeovers = sum(harness.metric_samples(n.get("/metrics")[1], "agentwire_node_takeovers_total")[frozenset()]
-                        for n in (b, c))
-        self.assertEqual(takeovers, 1)
+        def takeovers():
+            return sum(harness.metric_samples(n.get("/metrics")[1], "agentwire_node_takeovers_total")[frozenset()]
+                       for n in (b, c))
+        # Counted once the takeover finished (its events committed, the lease dropped): shortly after.
+        await wait_for_async(lambda: takeovers() >= 1, what="the takeover counted")
+        self.assertEqual(takeovers(), 1, "one node took over")
         # The client of the dead node reconnects to another node and resumes: nothing missing, nothing twice.
         resumed = await Client.connect(c.port, self.token("kil"))
         last = sender.events()[-1]["seq"]

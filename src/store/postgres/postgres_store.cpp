@@ -387,8 +387,8 @@ core::Result<StreamInfo> PostgresStore::streamInfo(const std::string& user_id) {
   return withConnection<StreamInfo>("read stream", true, [&](pg::Connection& c) -> core::Result<StreamInfo> {
     // A plain read first: an INSERT ... ON CONFLICT on an existing row would wait for a writer
     // holding that row's lock (a commit of this user's events) before answering.
-    auto existing = c.exec("SELECT epoch, head, first_seq, acked_seq FROM user_streams WHERE user_id = $1",
-                           Params{user_id});
+    auto existing =
+        c.exec("SELECT epoch, head, first_seq, acked_seq FROM user_streams WHERE user_id = $1", Params{user_id});
     if (!existing) return existing.error();
     if (existing->size() > 0) {
       return StreamInfo{existing->text(0, 0), existing->integer(0, 1), existing->integer(0, 2),
