@@ -52,6 +52,8 @@ class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
         try:
             status, health = srv.get("/health")
             self.assertEqual(status, 200, health)
+            store = next(c for c in health["components"] if c["name"] == "store")
+            self.assertEqual(store["details"]["backend"], "postgres")
             token = wsclient.dev_token(srv.port, "pat")
             c = await Client.connect(srv.port, token)
             await c.send("ping")

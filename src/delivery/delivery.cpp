@@ -134,13 +134,43 @@ void Delivery::applyRemoteHead(const std::string& user_id, int64_t head) {
   auto us = userState(user_id, false);
   if (!us) return;
   std::lock_guard lock(us->mutex);
+  // Held and catching-up connections read the stream when their turn comes; live ones that have
+  // not read this far get the new events. One read serves them all, from the oldest position.
+  int64_t from = std::numeric_limits<int64_t>::max();
+  for (const auto& e : us->entries) {
+    if (e.mode == Mode::Live && e.next_seq <= head) from = std::min(from, e.next_seq);
+  }
+  if (from == std::numeric_limits<int64_t>::max()) return;
+  auto batch = store_.eventsAfter(user_id, from - 1, static_cast<int>(kCatchUpBatch));
   bool gone = false;
   for (auto& e : us->entries) {
-    // Held and catching-up connections read the stream when their turn comes; a live one that has
-    // not read this far catches up now.
-    if (e.mode == Mode::Live && e.next_seq <= head && !catchUp(e, user_id)) gone = true;
+    if (e.mode != Mode::Live || e.next_seq > head) continue;
+    if (batch && pushLive(e, *batch)) continue;
+    if (!catchUp(e, user_id)) gone = true;  // the general path: budget, retention, a long backlog
   }
   if (gone) dropGone(*us, user_id);
+}
+
+bool Delivery::pushLive(Entry& e, const std::vector<store::StoredEvent>& batch) {
+  // Only the simple case, as a live push would send it: the batch is all there is (shorter than a
+  // catch-up step), continues exactly where the connection is, and fits under the budget.
+  if (batch.size() >= static_cast<std::size_t>(kCatchUpBatch)) return false;
+  if (batch.empty() || e.next_seq > batch.back().seq) return true;  // nothing new for this one
+  auto it = std::find_if(batch.begin(), batch.end(), [&](const auto& ev) { return ev.seq == e.next_seq; });
+  if (it == batch.end()) return false;  // a gap (retention): catch-up sends the resync
+  auto conn = e.conn.lock();
+  if (!conn) return false;
+  auto count = static_cast<std::size_t>(batch.end() - it);
+  if (conn->queuedFrames() + count > budget_.frames || conn->queuedBytes() >= budget_.bytes) return false;
+  for (; it != batch.end(); ++it) {
+    if (!conn->send(eventFrame(*it))) {
+      e.conn.reset();  // closed: catch-up finds it gone
+      return false;
+    }
+    if (it->user_id != uncounted_user_) ++stats_.sent;
+    e.next_seq = it->seq + 1;
+  }
+  return true;
 }
 
 void Delivery::checkHeads() {
@@ -242,17 +272,15 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       conn->notifyWhenDrained();
       return true;
     }
-    // One read per step. The newest event of a stream is never pruned, so an empty answer means
-    // the head, and a short one means the head was reached when it was read.
+    auto info = store_.streamInfo(user_id);
+    if (!info) return unreadable(info.error());
+    if (e.next_seq > info->last_seq) break;
     int limit = static_cast<int>(std::min<std::size_t>(kCatchUpBatch, budget_.frames - frames));
     auto batch = store_.eventsAfter(user_id, e.next_seq - 1, limit);
     if (!batch) return unreadable(batch.error());
-    if (batch->empty()) break;
-    if (batch->front().seq != e.next_seq) {
+    if (batch->empty() || batch->front().seq != e.next_seq) {
       // Retention removed events this connection still needed (a slow replay): it cannot be
       // continued without a gap, so the client is told to reload and continues live from the head.
-      auto info = store_.streamInfo(user_id);
-      if (!info) return unreadable(info.error());
       log_->warn("connection '{}' of user '{}' needs seq {} which is no longer retained; resync", conn->id(), user_id,
                  e.next_seq);
       conn->send(resyncFrame(*info, "events were removed by retention during replay", {}));
@@ -260,7 +288,6 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       e.resume_pending = false;
       break;
     }
-    bool whole = true;
     for (const auto& ev : *batch) {
       auto frame = eventFrame(ev);
       bytes += frame->size();
@@ -268,16 +295,7 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       if (!conn->send(std::move(frame))) return false;
       ++stats_.replayed;
       e.next_seq = ev.seq + 1;
-      if (bytes >= budget_.bytes) {
-        whole = ev.seq == batch->back().seq;
-        break;
-      }
-    }
-    if (whole && batch->size() < static_cast<std::size_t>(limit)) {
-      // At the head; but a step that used its budget goes live only once its frames drained (the
-      // check at the top of the loop), so the switch never lands on a backlog at the bound.
-      if (frames >= budget_.frames || bytes >= budget_.bytes) continue;
-      break;
+      if (bytes >= budget_.bytes) break;
     }
   }
   // At the head: everything older went out on this connection; from here on it is live.

@@ -202,6 +202,9 @@ class Delivery final : public lifecycle::Component {
   void headCheckLoop();
   // Catches up the user's live connections that have not read up to `head` (on the head-check thread).
   void applyRemoteHead(const std::string& user_id, int64_t head);
+  // Sends a live connection the events of `batch` it has not had, when that is a simple push;
+  // false when the general catch-up must do it. Caller holds the user lock.
+  bool pushLive(Entry& e, const std::vector<store::StoredEvent>& batch);
   // The user has a connection here now (true) or no longer (false).
   void interest(const std::string& user_id, bool on);
 

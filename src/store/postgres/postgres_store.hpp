@@ -49,6 +49,7 @@ class PostgresStore final : public Store, public lifecycle::Component {
   core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
   core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) override;
+  boost::json::object details() const override { return {{"backend", "postgres"}, {"pool_size", pool_size_}}; }
   core::Result<bool> acquireLease(const std::string& node_id, int64_t lease_ms) override;
   core::Result<bool> renewLease(const std::string& node_id, int64_t lease_ms) override;
   core::Result<std::vector<std::string>> claimExpiredLeases(const std::string& claimer, int64_t lease_ms) override;

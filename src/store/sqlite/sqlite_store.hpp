@@ -50,6 +50,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
   core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) override;
+  boost::json::object details() const override { return {{"backend", "sqlite"}, {"path", path_}}; }
 
   // Tests: caps the database at `pages` pages (SQLite's max_page_count), so writes fail with
   // SQLITE_FULL as on a full disk; 0 lifts the cap.
