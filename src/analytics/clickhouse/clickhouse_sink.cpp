@@ -87,9 +87,11 @@ std::vector<std::string> ClickHouseSink::schemaStatements(const std::string& db)
                   "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(event_date) "
                   "ORDER BY (user_id, ts, batch_id, row_no)",
                   db),
-      fmt::format("CREATE MATERIALIZED VIEW IF NOT EXISTS {0}.agentwire_runs "
-                  "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(event_date) "
-                  "ORDER BY (agent, ts, batch_id, row_no) AS SELECT event_date, ts, ts_ms, node, agent, "
+      // A plain view, not a materialized one: ClickHouse killed in the middle of an insert can
+      // keep the rows in the table but not in a view fed by it (the two are not one atomic
+      // write), and the duplicate check then rightly skips the retry, so a materialized copy
+      // would miss those runs for good. Reading through to the table cannot diverge from it.
+      fmt::format("CREATE VIEW IF NOT EXISTS {0}.agentwire_runs AS SELECT event_date, ts, ts_ms, node, agent, "
                   "outcome, user_id, thread_id, run_id, duration_ms, count AS tool_calls, reason, batch_id, "
                   "row_no FROM {0}.agentwire_events WHERE kind = 'run_finished'",
                   db),
@@ -160,6 +162,20 @@ SendResult ClickHouseSink::post(const std::string& query, const std::string& bod
 }
 
 SendResult ClickHouseSink::ensureSchema() {
+  // Versions before 2026-11-29 created agentwire_runs as a materialized view; it is replaced by
+  // the plain view (its rows are all in agentwire_events, so nothing is lost).
+  std::string engine;
+  SendResult found = post({},
+                          fmt::format("SELECT engine FROM system.tables WHERE database = '{}' AND name = "
+                                      "'agentwire_runs' FORMAT TabSeparated",
+                                      options_.database),
+                          false, &engine, options_.connect_timeout * 2);
+  if (found.status != SendStatus::Ok) return found;
+  if (engine.rfind("MaterializedView", 0) == 0) {
+    SendResult dropped = post({}, fmt::format("DROP TABLE IF EXISTS {}.agentwire_runs", options_.database), false,
+                              nullptr, options_.connect_timeout * 2);
+    if (dropped.status != SendStatus::Ok) return dropped;
+  }
   for (const auto& sql : schemaStatements(options_.database)) {
     // DDL is quick: a server that accepts but does not answer must not hold startup for long.
     SendResult r = post({}, sql, false, nullptr, options_.connect_timeout * 2);

@@ -15,7 +15,7 @@ namespace agentwire::analytics {
 // HTTP interface are used, so it works from Debian's 18.16 to current releases.
 //
 // Table `agentwire_events` (ReplacingMergeTree, by month, ordered by user and time) holds every
-// row; the materialized view `agentwire_runs` keeps finished runs ordered by agent and time.
+// row; the view `agentwire_runs` reads its finished runs.
 // ensureSchema() creates both when missing. Not thread-safe: one pipeline thread uses it.
 class ClickHouseSink final : public AnalyticsSink {
  public:
