@@ -4,6 +4,7 @@ nodes get every event of their stream in order, whichever node ran the run; Redi
 SIGSTOP) lose nothing."""
 import asyncio
 import os
+import signal
 import sys
 import unittest
 
@@ -18,6 +19,7 @@ from test_postgres import psql as harness_psql  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 SECRET = "multinode-test-secret-0123456789abcdef"
+CHATTER_AGENT = f"agents.process_command=/usr/bin/python3 {os.path.dirname(__file__)}/agents/chatter.py"
 TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
 
 
@@ -222,6 +224,43 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         await watcher.close()
         await resumed.close()
 
+    async def test_a_paused_node_adds_nothing_to_a_run_after_another_node_ended_it(self):
+        # SIGSTOP: the node's agent process keeps talking into the pipe meanwhile; when the node
+        # resumes, it reads that backlog before it learns (at its next lease renewal) that its run
+        # was ended as interrupted by another node. The run fence refuses those late events.
+        a, b, c = await self.start_nodes(3600000, "--set", CHATTER_AGENT, "--set", "node.lease_ms=2000",
+                                         "--set", "node.lease_renew_ms=500")
+        watcher = await self.connect(b, "pia")
+        sender = await self.connect(a, "pia")
+        reply = await sender.request("user_message", {"content": "think", "agent": "process"}, id_="m", want="ack")
+        run_id = reply["data"]["run_id"]
+        await wait_event(watcher, run_id, ("agent_thinking",))
+        a.signal(signal.SIGSTOP)
+        try:
+            end = await wait_event(watcher, run_id, TERMINAL)
+            self.assertEqual((end["type"], end["data"]["code"]), ("agent_error", "interrupted"))
+        finally:
+            a.signal(signal.SIGCONT)
+        await wait_for_async(lambda: "lease was taken over" in a.logs(), what="the resumed node learns it")
+        # A run through the same node after that: its writer commits in order, so once this run
+        # ends everything the paused run queued before it was abandoned has been committed or refused.
+        after = await self.connect(a, "pia")
+        reply = await after.request("user_message", {"content": "after", "agent": "echo"}, id_="m2", want="ack")
+        await run_end(watcher, reply["data"]["run_id"])
+        # The stream as stored, read from another node: the paused run's terminal event is its last.
+        reader = await Client.connect(c.port, self.token("pia"))
+        await reader.request("resume", {"last_seq": 0, "epoch": watcher.established["epoch"]}, id_="r",
+                             want="resume_complete")
+        events = [e for e in reader.events() if e.get("run_id") == run_id]
+        self.assertEqual([e["type"] for e in events if e["type"] in TERMINAL], ["agent_error"])
+        self.assertIn(events[-1]["type"], TERMINAL, "nothing after the run's terminal event")
+        seqs = [e["seq"] for e in reader.events()]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "no gap where events were refused")
+        fenced = harness.metric_samples(a.get("/metrics")[1], "agentwire_events_fenced_total")[frozenset()]
+        print(f"events refused by the run fence on the resumed node: {fenced:.0f}", file=sys.stderr)
+        for conn in (watcher, sender, after, reader):
+            await conn.close()
+
     async def test_a_rolling_restart_under_chat_loses_and_repeats_nothing(self):
         await self.start_nodes(1000)
         stop = asyncio.Event()
@@ -285,6 +324,41 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(seen[u], list(range(1, len(seen[u]) + 1)),
                              f"{u}: over its reconnections, a seq was missed, received twice or out of order")
             await c.close()
+
+    async def test_redis_hung_only_degrades_a_node_unless_the_bus_is_required(self):
+        degraded, required = await self.start_two_nodes_one_requiring_the_bus()
+        self.redis.pause()  # hung, not refused: only the PING through the subscription notices
+        await wait_for_async(lambda: not ready(required), what="the node that requires the bus unready")
+        status, body = required.get("/health/ready")
+        self.assertEqual(status, 503)
+        self.assertEqual([c["name"] for c in body["not_ready"]], ["bus"])
+        self.assertIn("Redis", body["not_ready"][0]["reason"])
+        await wait_for_async(lambda: bus_state(degraded) == "degraded", what="the other node's bus degraded")
+        self.assertTrue(ready(degraded), "a bus that is not required only degrades the node")
+        # Chat goes on through the node that does not require the bus, to a tab on the other one.
+        a = await self.connect(degraded, "dora")
+        self.redis.resume()
+        await wait_for_async(lambda: ready(required), what="ready again once Redis answers")
+        b = await self.connect(required, "dora")
+        run = await self.run_through(a, "after")
+        await run_end(b, run["run_id"])
+        await a.close()
+        await b.close()
+
+    async def start_two_nodes_one_requiring_the_bus(self):
+        nodes = []
+        for name, required in (("d", "false"), ("r", "true")):
+            nodes.append(harness.Server(
+                "--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
+                "--set", "bus.backend=redis", "--set", "bus.url=" + self.redis.url,
+                "--set", "bus.head_check_down_ms=100", "--set", f"bus.required={required}",
+                "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET).start(wait_ready=False))
+            self.nodes.append(nodes[-1])
+        for n in nodes:
+            wait_for(lambda n=n: n.proc.poll() is not None or ready(n), what="node ready")
+            self.assertIsNone(n.proc.poll(), n.logs())
+            await wait_for_async(lambda n=n: bus_state(n) == "live", what="bus live")
+        return nodes
 
     async def test_redis_killed_every_event_still_arrives(self):
         await self.outage(lambda: self.redis.kill(), lambda: self.redis.start())

@@ -227,7 +227,8 @@ void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
                                           s.ctx.thread_id,
                                           s.ctx.run_id,
                                           {{"code", code}, {"message", started.error().message}},
-                                          std::string(code) == "interrupted" ? "interrupted" : "error"},
+                                          std::string(code) == "interrupted" ? "interrupted" : "error",
+                                          true},
                           delivery::Delivery::Backpressure::Overflow);
       },
       delivery::Delivery::Backpressure::FailFast);
@@ -239,10 +240,12 @@ core::Result<std::size_t> AgentWebSocketBridge::interruptUnfinishedRuns(const st
   if (!runs) return runs.error();
   std::size_t ended = 0;
   for (const auto& run : *runs) {
-    auto r = delivery_.deliver(
-        run.user_id,
-        delivery::Event{
-            "agent_error", run.thread_id, run.id, {{"code", "interrupted"}, {"message", message}}, "interrupted"});
+    auto r = delivery_.deliver(run.user_id, delivery::Event{"agent_error",
+                                                            run.thread_id,
+                                                            run.id,
+                                                            {{"code", "interrupted"}, {"message", message}},
+                                                            "interrupted",
+                                                            true});
     if (!r) {
       log_->error("cannot end interrupted run '{}' of user '{}': {}", run.id, run.user_id, r.error().message);
       continue;

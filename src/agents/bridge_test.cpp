@@ -2,6 +2,7 @@
 
 #include "agents/echo_agent.hpp"
 #include "agents/process_agent.hpp"
+#include "core/ids.hpp"
 #include "delivery/delivery.hpp"
 #include "delivery/in_process_connection.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -100,9 +101,15 @@ class BridgeTest : public ::testing::Test {
     return c;
   }
 
+  // A run in flight, as submit() leaves it once its message is stored: its events are stored only
+  // while its record is there (the run fence).
   UserContext newRun(const std::string& user) {
     auto t = store_.createThread(user, "t", false);
-    return UserContext{user, t->id, "run_" + std::to_string(++runs_), "req"};
+    UserContext ctx{user, t->id, "run_" + std::to_string(++runs_), "req"};
+    store::WriteBatch b;
+    b.runs.push_back(store::RunRecord{ctx.run_id, user, t->id, "echo", "local", "queued", core::nowMs()});
+    EXPECT_TRUE(store_.commit(b).ok());
+    return ctx;
   }
 
   // The frames of one run, in the order received.

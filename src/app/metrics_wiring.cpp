@@ -102,6 +102,10 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.emplace_back("agentwire_delivery_failures_total",
                      "Events refused (unknown or foreign thread) or not committed.", Family::Type::Counter);
     out.back().add(static_cast<double>(d.failures.load()));
+    out.emplace_back("agentwire_events_fenced_total",
+                     "Events of runs that had already ended (another node ended them as interrupted), not stored.",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(d.fenced.load()));
     out.emplace_back("agentwire_delivery_failures_by_reason_total", "Delivery failures by reason.",
                      Family::Type::Counter);
     out.back().add(static_cast<double>(d.failures_thread_not_found.load()), {{"reason", "thread_not_found"}});

@@ -57,6 +57,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   if (cfg.bus.backend == "redis") {
     auto options = bus::RedisBus::parseUrl(cfg.bus.url);
     options.node_id = node_id;
+    options.required = cfg.bus.required;
     redis = &registry.add(std::make_unique<bus::RedisBus>(options, Deps{"config"}));
     delivery_deps.push_back("bus");
   }

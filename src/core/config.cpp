@@ -99,6 +99,7 @@ const std::vector<KeySpec>& specs() {
       AW_STR("bus.url", bus.url, false),
       AW_INT("bus.head_check_ms", bus.head_check_ms, 10, 3600000),
       AW_INT("bus.head_check_down_ms", bus.head_check_down_ms, 10, 3600000),
+      AW_BOOL("bus.required", bus.required),
       KeySpec{"store.backend", Kind::String, false,
               [](Config& c, const std::string& v) {
                 c.store.backend = oneOf("store.backend", v, {"sqlite", "postgres"});

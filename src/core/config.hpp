@@ -38,6 +38,9 @@ struct Config {
     std::string url = "redis://127.0.0.1:6379";
     int head_check_ms = 1000;      // how often a node checks its users' heads in the store (lost notices)
     int head_check_down_ms = 200;  // the same while Redis is down: the extra latency of an outage
+    // false: Redis down only degrades the node (events go through the store's head checks, chat
+    // goes on); true: the node is not ready while its subscription does not answer PING.
+    bool required = false;
   } bus;
   struct Node {
     std::string id;  // names this node in the runs it executes; empty = <host name>:<server.port>

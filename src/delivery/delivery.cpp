@@ -19,13 +19,30 @@ constexpr int kTryAgainLater = 1013;
 }  // namespace
 
 Delivery::Delivery(store::Store& store, std::vector<std::string> dependencies)
+    : Delivery(std::vector<store::Store*>{&store}, std::move(dependencies)) {}
+
+Delivery::Delivery(std::vector<store::Store*> shards, std::vector<std::string> dependencies)
     : Component("delivery", std::move(dependencies)),
-      store_(store),
+      shard_map_(shards.size()),
       log_(core::logger("delivery")),
-      threads_(store),
-      writer_(store, {}, [this](std::vector<WriteItem>& batch, const core::Result<store::CommitStats>& r) {
-        onCommitted(batch, r);
-      }) {}
+      threads_(*shards.at(0)) {
+  for (auto* store : shards) {
+    shards_.push_back(Shard{store, std::make_unique<StreamWriter>(
+                                       *store, StreamWriter::Options{},
+                                       [this](std::vector<WriteItem>& batch,
+                                              const core::Result<store::CommitStats>& r) { onCommitted(batch, r); })});
+  }
+}
+
+bool Delivery::writable() const {
+  return std::none_of(shards_.begin(), shards_.end(), [](const Shard& s) { return s.writer->failing(); });
+}
+
+std::size_t Delivery::writerDepth() const {
+  std::size_t depth = 0;
+  for (const auto& s : shards_) depth += s.writer->depth();
+  return depth;
+}
 
 void Delivery::setBus(bus::Bus& b, std::chrono::milliseconds check, std::chrono::milliseconds check_when_down) {
   bus_ = &b;
@@ -35,7 +52,7 @@ void Delivery::setBus(bus::Bus& b, std::chrono::milliseconds check, std::chrono:
 }
 
 void Delivery::start() {
-  writer_.start();
+  for (auto& s : shards_) s.writer->start();
   if (bus_ != &local_bus_) {
     std::lock_guard lock(check_mutex_);
     checking_ = true;
@@ -53,7 +70,7 @@ void Delivery::stop() {
   }
   check_cv_.notify_all();
   if (checker_.joinable()) checker_.join();
-  writer_.stop();  // commits everything still queued: nothing accepted is lost
+  for (auto& s : shards_) s.writer->stop();  // commits everything still queued: nothing accepted is lost
   std::unique_lock lock(users_mutex_);
   users_.clear();
   connections_ = 0;
@@ -61,7 +78,7 @@ void Delivery::stop() {
 }
 
 void Delivery::flush() {
-  writer_.flush();
+  for (auto& s : shards_) s.writer->flush();
 }
 
 std::pair<std::shared_ptr<Delivery::UserState>, std::unique_lock<std::mutex>> Delivery::lockUser(
@@ -88,7 +105,7 @@ std::shared_ptr<Delivery::UserState> Delivery::userState(const std::string& user
 
 core::Result<store::StreamInfo> Delivery::attach(const ConnectionPtr& conn, bool live) {
   auto [us, lock] = lockUser(conn->userId());
-  auto info = store_.streamInfo(conn->userId());
+  auto info = storeOf(conn->userId()).streamInfo(conn->userId());
   if (!info) {
     bool idle = us->entries.empty() && us->pending == 0;
     lock.unlock();
@@ -141,7 +158,7 @@ void Delivery::applyRemoteHead(const std::string& user_id, int64_t head) {
     if (e.mode == Mode::Live && e.next_seq <= head) from = std::min(from, e.next_seq);
   }
   if (from == std::numeric_limits<int64_t>::max()) return;
-  auto batch = store_.eventsAfter(user_id, from - 1, static_cast<int>(kCatchUpBatch));
+  auto batch = storeOf(user_id).eventsAfter(user_id, from - 1, static_cast<int>(kCatchUpBatch));
   bool gone = false;
   for (auto& e : us->entries) {
     if (e.mode != Mode::Live || e.next_seq > head) continue;
@@ -182,12 +199,17 @@ void Delivery::checkHeads() {
     }
   }
   if (users.empty()) return;
-  auto heads = store_.streamHeads(users);
-  if (!heads) {
-    log_->warn("cannot check stream heads: {}", heads.error().message);
-    return;
+  std::vector<std::vector<std::string>> per_shard(shards_.size());
+  for (auto& u : users) per_shard[shard_map_.shardOf(u)].push_back(std::move(u));
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    if (per_shard[i].empty()) continue;
+    auto heads = shards_[i].store->streamHeads(per_shard[i]);
+    if (!heads) {
+      log_->warn("cannot check stream heads: {}", heads.error().message);
+      continue;
+    }
+    for (const auto& [user, head] : *heads) onRemoteHead(user, head);
   }
-  for (const auto& [user, head] : *heads) onRemoteHead(user, head);
 }
 
 void Delivery::headCheckLoop() {
@@ -272,11 +294,11 @@ bool Delivery::catchUp(Entry& e, const std::string& user_id) {
       conn->notifyWhenDrained();
       return true;
     }
-    auto info = store_.streamInfo(user_id);
+    auto info = storeOf(user_id).streamInfo(user_id);
     if (!info) return unreadable(info.error());
     if (e.next_seq > info->last_seq) break;
     int limit = static_cast<int>(std::min<std::size_t>(kCatchUpBatch, budget_.frames - frames));
-    auto batch = store_.eventsAfter(user_id, e.next_seq - 1, limit);
+    auto batch = storeOf(user_id).eventsAfter(user_id, e.next_seq - 1, limit);
     if (!batch) return unreadable(batch.error());
     if (batch->empty() || batch->front().seq != e.next_seq) {
       // Retention removed events this connection still needed (a slow replay): it cannot be
@@ -315,7 +337,7 @@ core::Result<Delivery::ResumeOutcome> Delivery::resume(Connection& conn, int64_t
   std::lock_guard lock(us->mutex);
   Entry* e = findEntry(*us, conn);
   if (e == nullptr) return core::Error{"internal", "connection is not attached"};
-  auto info = store_.streamInfo(conn.userId());
+  auto info = storeOf(conn.userId()).streamInfo(conn.userId());
   if (!info) return info.error();
   if ((!epoch.empty() && epoch != info->epoch) || last_seq < 0 || last_seq + 1 < info->first_seq ||
       last_seq > info->last_seq) {
@@ -388,29 +410,33 @@ core::Result<bool> Delivery::deliver(const std::string& user_id, Event event, Ba
   stored.data_json = boost::json::serialize(event.data);
   stored.ts_ms = core::nowMs();
   stored.run_status = std::move(event.run_status);
+  stored.requires_run_in_flight = event.requires_run_in_flight;
 
   // Never while holding a user lock: the writer needs user locks to drain the queue.
-  if (bp == Backpressure::Wait && !writer_.waitForRoom()) return core::Error{"not_ready", "delivery is not running"};
-  if (bp == Backpressure::FailFast && !writer_.hasRoom()) {
+  auto& writer = writerOf(user_id);
+  if (bp == Backpressure::Wait && !writer.waitForRoom()) return core::Error{"not_ready", "delivery is not running"};
+  if (bp == Backpressure::FailFast && !writer.hasRoom()) {
     return core::Error{store::kUnavailable, "the write queue is full; retry later"};
   }
   auto [us, ulock] = lockUser(user_id);
   ++us->pending;  // keeps this user's state (and so its connections' positions) until fanned out
   item.owner = us;
-  writer_.push(std::move(item));
+  writer.push(std::move(item));
   return true;
 }
 
 void Delivery::storeMessage(store::Message m, std::optional<store::RunRecord> run, MessageDone done, Backpressure bp) {
   if (m.id.empty()) m.id = core::newId("msg");
   if (m.created_ms == 0) m.created_ms = core::nowMs();
-  if (bp == Backpressure::FailFast && (!writer_.hasRoom() || writer_.failing())) {
-    std::string why = writer_.failing() ? "the store cannot write right now (" + writer_.lastError() + ")"
-                                        : "the write queue is full";
+  // The message goes with its user's stream: what is delivered after it commits no earlier.
+  auto& writer = writerOf(m.user_id);
+  if (bp == Backpressure::FailFast && (!writer.hasRoom() || writer.failing())) {
+    std::string why =
+        writer.failing() ? "the store cannot write right now (" + writer.lastError() + ")" : "the write queue is full";
     if (done) done(core::Error{store::kUnavailable, why + "; the message was not stored, retry later"});
     return;
   }
-  if (bp == Backpressure::Wait && !writer_.waitForRoom()) {
+  if (bp == Backpressure::Wait && !writer.waitForRoom()) {
     if (done) done(core::Error{"not_ready", "delivery is not running"});
     return;
   }
@@ -421,16 +447,17 @@ void Delivery::storeMessage(store::Message m, std::optional<store::RunRecord> ru
   item.run = std::move(run);
   item.done = std::move(done);
   item.refusable = bp == Backpressure::FailFast;
-  writer_.push(std::move(item));
+  writer.push(std::move(item));
 }
 
 void Delivery::ack(const std::string& user_id, int64_t seq) {
-  if (seq <= 0 || !writer_.hasRoom()) return;
+  auto& writer = writerOf(user_id);
+  if (seq <= 0 || !writer.hasRoom()) return;
   WriteItem item;
   item.kind = WriteItem::Kind::Ack;
   item.event.user_id = user_id;
   item.event.seq = seq;
-  writer_.push(std::move(item));
+  writer.push(std::move(item));
 }
 
 void Delivery::onCommitted(std::vector<WriteItem>& batch, const core::Result<store::CommitStats>& r) {
@@ -439,7 +466,14 @@ void Delivery::onCommitted(std::vector<WriteItem>& batch, const core::Result<sto
     for (const auto& item : batch) {
       if (item.kind == WriteItem::Kind::Event && item.event.user_id != uncounted_user_) ++appended;
     }
-    stats_.appended += appended;
+    stats_.appended += appended - std::min<uint64_t>(appended, r->fenced);
+    if (r->fenced > 0) {
+      stats_.fenced += r->fenced;
+      log_->warn(
+          "{} events of runs that had already ended were not stored (another node ended them as interrupted while "
+          "this one was paused or cut off)",
+          r->fenced);
+    }
     stats_.acked += static_cast<uint64_t>(r->newly_acked);
     stats_.appended_acking += static_cast<uint64_t>(r->appended_acking);
     stats_.acked_acking += static_cast<uint64_t>(r->acked_acking);
@@ -506,10 +540,12 @@ void Delivery::afterEvent(WriteItem& item, int64_t seq) {
     // let the stream of a user who is offline grow past the bound (found by the browser tests).
     if (ev.seq % std::max<int64_t>(16, retention_.events / 10) == 0) {
       int64_t cutoff = retention_.age_ms > 0 ? core::nowMs() - retention_.age_ms : 0;
-      auto pruned = store_.pruneEvents(ev.user_id, retention_.events, cutoff);
+      auto pruned = storeOf(ev.user_id).pruneEvents(ev.user_id, retention_.events, cutoff);
       // Not fatal: the next multiple tries again.
       if (!pruned) log_->warn("retention of user '{}' skipped: {}", ev.user_id, pruned.error().message);
     }
+  } else if (seq == store::CommitStats::kFenced) {
+    recordFailure(ev.user_id, ev.thread_id, ev.type, "run_ended");
   } else {
     recordFailure(ev.user_id, ev.thread_id, ev.type, "store_error");
   }

@@ -8,6 +8,7 @@
 #include "delivery/thread_cache.hpp"
 #include "lifecycle/component.hpp"
 #include "monitoring/histogram.hpp"
+#include "store/shard_map.hpp"
 #include "store/store.hpp"
 
 #include <boost/json/object.hpp>
@@ -19,6 +20,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -32,6 +34,8 @@ struct Event {
   std::string run_id;
   boost::json::object data;
   std::string run_status;  // lifecycle events: the run's stored status (see store::RunRecord)
+  // Events a run emits: stored only while the run is in flight (see store::StoredEvent).
+  bool requires_run_in_flight = false;
 };
 
 // Counters read by health, metrics and the status page.
@@ -48,6 +52,7 @@ struct DeliveryStats {
   std::atomic<uint64_t> appended_acking{0};
   std::atomic<uint64_t> acked_acking{0};
   std::atomic<uint64_t> fell_back{0};  // live connections switched to catch-up at the high-water mark
+  std::atomic<uint64_t> fenced{0};     // events of runs that had ended (another node ended them), not stored
   // deliver() called -> committed and queued on every live connection of the user.
   monitoring::Histogram latency{monitoring::Histogram::latencyBounds()};
 };
@@ -88,13 +93,18 @@ class Delivery final : public lifecycle::Component {
   enum class ResumeOutcome { Complete, Replaying, Resync };
 
   Delivery(store::Store& store, std::vector<std::string> dependencies);
+  // Users' streams spread over several stores by store::ShardMap, each with its own group commit.
+  // Threads are looked up in the first store. The server runs one shard (docs/scaling.md).
+  Delivery(std::vector<store::Store*> shards, std::vector<std::string> dependencies);
   void setReplayBudget(ReplayBudget b) { budget_ = b; }  // before start()
   void setRetention(Retention r) { retention_ = r; }     // before start()
   // Traffic of this user (the self-check's) is delivered as usual but left out of stats().
   void setUncountedUser(std::string user) { uncounted_user_ = std::move(user); }  // before start()
   // Where event_delivered and delivery_failed rows go (before start()).
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }
-  void setWriterOptions(StreamWriter::Options o) { writer_.setOptions(o); }  // before start()
+  void setWriterOptions(StreamWriter::Options o) {  // before start()
+    for (auto& s : shards_) s.writer->setOptions(o);
+  }
   // Several nodes: commits are published on the bus, and connections catch up on what other nodes
   // committed (notices from the bus, and a periodic check of their users' heads in the store, every
   // `check` while the bus is live and every `check_when_down` while it is not). Before start().
@@ -151,8 +161,8 @@ class Delivery final : public lifecycle::Component {
 
   // False while the store refuses writes (disk full, I/O errors): new messages are refused with
   // `unavailable`; what is queued waits and is committed once the store takes it.
-  bool writable() const { return !writer_.failing(); }
-  std::size_t writerDepth() const { return writer_.depth(); }
+  bool writable() const;
+  std::size_t writerDepth() const;
 
   // A thread's owner and agent, from a cache in front of the store (see ThreadCache).
   core::Result<std::optional<ThreadInfo>> threadInfo(const std::string& thread_id) { return threads_.find(thread_id); }
@@ -187,7 +197,7 @@ class Delivery final : public lifecycle::Component {
   std::pair<std::shared_ptr<UserState>, std::unique_lock<std::mutex>> lockUser(const std::string& user_id);
   // After a commit (on the writer thread): fan-out, callbacks, stats, retention.
   void onCommitted(std::vector<WriteItem>& batch, const core::Result<store::CommitStats>& r);
-  void afterEvent(WriteItem& item, int64_t seq);  // seq 0: not committed
+  void afterEvent(WriteItem& item, int64_t seq);  // seq 0: not committed; CommitStats::kFenced: refused
   // Returns how many live connections the event was queued to.
   int fanOut(UserState& us, const store::StoredEvent& ev);
   void recordFailure(const std::string& user_id, const std::string& thread_id, const std::string& type,
@@ -208,7 +218,17 @@ class Delivery final : public lifecycle::Component {
   // The user has a connection here now (true) or no longer (false).
   void interest(const std::string& user_id, bool on);
 
-  store::Store& store_;
+  // A store shard and the group commit in front of it.
+  struct Shard {
+    store::Store* store = nullptr;
+    std::unique_ptr<StreamWriter> writer;
+  };
+  Shard& shardOf(const std::string& user_id) { return shards_[shard_map_.shardOf(user_id)]; }
+  store::Store& storeOf(const std::string& user_id) { return *shardOf(user_id).store; }
+  StreamWriter& writerOf(const std::string& user_id) { return *shardOf(user_id).writer; }
+
+  store::ShardMap shard_map_;
+  std::vector<Shard> shards_;
   std::shared_ptr<spdlog::logger> log_;
   bus::LocalBus local_bus_;
   bus::Bus* bus_ = &local_bus_;
@@ -220,7 +240,6 @@ class Delivery final : public lifecycle::Component {
   std::map<std::string, int64_t> remote_heads_;  // announced by other nodes, not yet applied
   std::thread checker_;
   ThreadCache threads_;
-  StreamWriter writer_;
   mutable std::shared_mutex users_mutex_;
   std::map<std::string, std::shared_ptr<UserState>> users_;
   std::atomic<std::size_t> connections_{0};

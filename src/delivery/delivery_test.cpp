@@ -326,3 +326,59 @@ TEST_F(DeliveryTest, DetachForgetsTheUserWhenLastConnectionLeaves) {
 
 }  // namespace
 }  // namespace agentwire::delivery
+
+namespace agentwire::delivery {
+namespace {
+
+// The sharding seam with two shards: each user's stream, messages and runs go to the store the
+// ShardMap names, through that shard's group commit; delivery is the same as with one store.
+TEST(ShardedDeliveryTest, EachUsersStreamLivesInItsShardAndIsDeliveredAsWithOneStore) {
+  testing::TempDir dir;
+  store::SqliteStore s0{dir.file("shard0.db"), {}};
+  store::SqliteStore s1{dir.file("shard1.db"), {}};
+  s0.start();
+  s1.start();
+  store::ShardMap map(2);
+  std::string users[2];
+  for (int i = 0; users[0].empty() || users[1].empty(); ++i) {
+    std::string u = "user-" + std::to_string(i);
+    if (users[map.shardOf(u)].empty()) users[map.shardOf(u)] = u;
+  }
+  store::SqliteStore* stores[2] = {&s0, &s1};
+  {
+    Delivery d({&s0, &s1}, {});
+    d.start();
+    std::shared_ptr<InProcessConnection> conns[2];
+    for (int k = 0; k < 2; ++k) {
+      auto thread = s0.createThread(users[k], "t", false)->id;  // threads: in the first store
+      conns[k] = std::make_shared<InProcessConnection>("c" + std::to_string(k), users[k]);
+      ASSERT_TRUE(d.attach(conns[k], true).ok());
+      store::Message m;
+      m.thread_id = thread;
+      m.user_id = users[k];
+      m.role = "user";
+      m.content = "hi";
+      m.run_id = "run_" + std::to_string(k);
+      bool stored = false;
+      d.storeMessage(
+          m, store::RunRecord{m.run_id, users[k], thread, "echo", "n", "queued", 0},
+          [&](const core::Result<store::Message>& r) { stored = r.ok(); }, Delivery::Backpressure::Wait);
+      for (int i = 0; i < 5; ++i) ASSERT_TRUE(d.deliver(users[k], Event{"agent_thinking", thread, m.run_id, {}, {}}));
+      d.flush();
+      EXPECT_TRUE(stored);
+      EXPECT_EQ(conns[k]->seqs(), (std::vector<int64_t>{1, 2, 3, 4, 5}));
+      EXPECT_EQ(stores[k]->streamInfo(users[k])->last_seq, 5) << "the stream is in the user's shard";
+      EXPECT_EQ(stores[1 - k]->streamInfo(users[k])->last_seq, 0) << "and only there";
+      EXPECT_EQ(stores[k]->findRun(m.run_id)->has_value(), true) << "the run is committed with its stream";
+      EXPECT_EQ(stores[1 - k]->findRun(m.run_id)->has_value(), false);
+    }
+    EXPECT_TRUE(d.writable());
+    EXPECT_EQ(d.writerDepth(), 0u);
+    d.stop();
+  }
+  s0.stop();
+  s1.stop();
+}
+
+}  // namespace
+}  // namespace agentwire::delivery

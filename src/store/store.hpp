@@ -42,6 +42,10 @@ struct StoredEvent {
   // Set on a run's lifecycle events (running; completed, error, stopped, interrupted): a terminal
   // status ends the run's record in the same commit.
   std::string run_status;
+  // The run's fence: stored only while run_id is in flight (its record is there, its terminal event
+  // not stored). A node that was paused, and whose runs another node ended as interrupted meanwhile,
+  // cannot add events after that terminal event; two terminal events of one run cannot both land.
+  bool requires_run_in_flight = false;
 };
 
 struct StreamInfo {
@@ -85,7 +89,10 @@ struct CommitStats {
   std::size_t items = 0;
   // The seq given to each event of the batch, in the batch's order: each the next of its user's
   // stream, assigned in the same transaction that stores it (the one sequencer of a stream).
+  // kFenced for an event not stored because its run had ended (see requires_run_in_flight).
   std::vector<int64_t> seqs;
+  static constexpr int64_t kFenced = -1;
+  std::size_t fenced = 0;
   int64_t newly_acked = 0;  // events the batch's acks acknowledged for the first time
   // The same two figures for streams whose user had acked before ("acking streams"): the
   // denominator and numerator of the delivery success ratio. Streams nobody acks (HTTP-only

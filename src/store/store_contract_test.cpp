@@ -123,6 +123,49 @@ TEST_P(StoreContractTest, ARunIsInFlightFromItsMessageToItsTerminalEvent) {
   EXPECT_EQ((*history)[0].run_id, "run_1");
 }
 
+TEST_P(StoreContractTest, TheRunFenceStoresARunsEventsOnlyWhileItIsInFlight) {
+  auto t = thread("fay");
+  auto fenced = [&](const std::string& run, const std::string& type = "agent_thinking",
+                    const std::string& status = {}) {
+    auto e = event("fay", t, run, type, status);
+    e.requires_run_in_flight = true;
+    return e;
+  };
+  WriteBatch start;
+  start.runs.push_back(RunRecord{"run_f", "fay", t, "echo", "node-a", "queued", core::nowMs()});
+  // Started in this batch: its events are stored; an unknown run's are not.
+  start.events = {fenced("run_f", "agent_started", "running"), fenced("run_unknown"), fenced("run_f")};
+  auto r = store_->commit(start);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->seqs, (std::vector<int64_t>{1, CommitStats::kFenced, 2}));
+  EXPECT_EQ(r->fenced, 1u);
+  // Two terminal events in one batch (the owner's and a takeover's): the first ends the run, the
+  // second is refused, and so is whatever follows.
+  WriteBatch end;
+  end.events = {fenced("run_f", "agent_completed", "completed"), fenced("run_f", "agent_error", "interrupted"),
+                fenced("run_f")};
+  r = store_->commit(end);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->seqs, (std::vector<int64_t>{3, CommitStats::kFenced, CommitStats::kFenced}));
+  // A later batch of the ended run: refused without a gap, an event without the fence is stored.
+  WriteBatch late;
+  late.events = {fenced("run_f"), event("fay", t, "run_f")};
+  r = store_->commit(late);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->seqs, (std::vector<int64_t>{CommitStats::kFenced, 4}));
+  auto stored = store_->eventsAfter("fay", 0, 10);
+  ASSERT_EQ(stored->size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ((*stored)[i].seq, i + 1);
+  EXPECT_EQ(store_->streamInfo("fay")->last_seq, 4);
+  // A batch of only refused events moves nothing.
+  WriteBatch none;
+  none.events = {fenced("run_f")};
+  r = store_->commit(none);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->seqs, (std::vector<int64_t>{CommitStats::kFenced}));
+  EXPECT_EQ(store_->streamInfo("fay")->last_seq, 4);
+}
+
 TEST_P(StoreContractTest, AcksNeverMoveBackwardsNorPastTheHeadAndCountOnAckingStreams) {
   auto t = thread("gus");
   WriteBatch five;

@@ -44,7 +44,8 @@ redisContext* connectTo(const RedisBus::Options& o, std::string& error) {
 }  // namespace
 
 RedisBus::RedisBus(Options options, std::vector<std::string> dependencies)
-    : Component("bus", std::move(dependencies), lifecycle::Criticality::Optional),
+    : Component("bus", std::move(dependencies),
+                options.required ? lifecycle::Criticality::Critical : lifecycle::Criticality::Optional),
       options_(std::move(options)),
       log_(core::logger("bus")) {}
 

@@ -43,6 +43,7 @@ class RedisBus final : public Bus, public lifecycle::Component {
     int port = 6379;
     std::chrono::milliseconds timeout{500};  // connect and command timeout
     std::string node_id = "local";           // control messages to this node: agentwire:n:<node_id>
+    bool required = false;                   // critical: readiness needs a live subscription
   };
 
   RedisBus(Options options, std::vector<std::string> dependencies);

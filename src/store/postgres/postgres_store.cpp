@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 namespace agentwire::store {
@@ -216,9 +217,12 @@ core::Result<std::vector<Message>> PostgresStore::listMessages(const std::string
 
 core::Result<CommitStats> PostgresStore::commit(const WriteBatch& batch) {
   return withConnection<CommitStats>("commit", true, [&](pg::Connection& c) -> core::Result<CommitStats> {
-    // Per user in the batch: how many events, in user-id order (the order rows are locked in).
-    std::map<std::string, int64_t> counts;
-    for (const auto& e : batch.events) ++counts[e.user_id];
+    // The runs the batch's events are fenced by or end: locked first, in id order, then the
+    // streams' heads in user order, so two nodes' batches always lock in one order (no deadlock).
+    std::set<std::string> fenced_runs;
+    for (const auto& e : batch.events) {
+      if (!e.run_id.empty() && (e.requires_run_in_flight || endsRun(e.run_status))) fenced_runs.insert(e.run_id);
+    }
     for (int attempt = 1;; ++attempt) {
       auto run = [&]() -> core::Result<CommitStats> {
         CommitStats stats;
@@ -261,7 +265,26 @@ core::Result<CommitStats> PostgresStore::commit(const WriteBatch& batch) {
                      pg::textArray(node), pg::textArray(status), pg::intArray(created)});
           if (!r) return r.error();
         }
-        if (!batch.events.empty()) {
+        // Which events are stored: a fenced event only while its run is in flight, counting the
+        // runs this batch starts (inserted above) and ends (by an earlier event of the batch).
+        std::vector<bool> keep(batch.events.size(), true);
+        std::map<std::string, int64_t> counts;  // per user: events stored, in user-id order
+        if (!fenced_runs.empty()) {
+          auto live = c.exec("SELECT id FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                             Params{pg::textArray(std::vector<std::string>(fenced_runs.begin(), fenced_runs.end()))});
+          if (!live) return live.error();
+          std::set<std::string> in_flight;
+          for (int i = 0; i < live->size(); ++i) in_flight.insert(live->text(i, 0));
+          for (std::size_t i = 0; i < batch.events.size(); ++i) {
+            const auto& e = batch.events[i];
+            if (e.requires_run_in_flight && !in_flight.contains(e.run_id)) keep[i] = false;
+            if (keep[i] && endsRun(e.run_status)) in_flight.erase(e.run_id);
+          }
+        }
+        for (std::size_t i = 0; i < batch.events.size(); ++i) {
+          if (keep[i]) ++counts[batch.events[i].user_id];
+        }
+        if (!counts.empty()) {
           // The sequencer: each user's head moves by its number of events, in this transaction.
           std::vector<std::string> users, epochs;
           std::vector<int64_t> n;
@@ -288,7 +311,13 @@ core::Result<CommitStats> PostgresStore::commit(const WriteBatch& batch) {
           }
           std::vector<std::string> user, type, thread, run_id, data, finished;
           std::vector<int64_t> seq, ts;
-          for (const auto& e : batch.events) {
+          for (std::size_t i = 0; i < batch.events.size(); ++i) {
+            const auto& e = batch.events[i];
+            if (!keep[i]) {
+              stats.seqs.push_back(CommitStats::kFenced);
+              ++stats.fenced;
+              continue;
+            }
             auto& nx = next[e.user_id];
             stats.seqs.push_back(nx.seq);
             if (nx.acking) ++stats.appended_acking;
@@ -332,6 +361,10 @@ core::Result<CommitStats> PostgresStore::commit(const WriteBatch& batch) {
             stats.newly_acked += moved;
             if (before > 0) stats.acked_acking += moved;
           }
+        }
+        if (counts.empty()) {  // every event of the batch was fenced
+          stats.seqs.assign(batch.events.size(), CommitStats::kFenced);
+          stats.fenced = batch.events.size();
         }
         if (auto r = c.exec("COMMIT"); !r) return r.error();
         stats.items = batch.size();

@@ -367,8 +367,24 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
     Stmt ins(db_,
              prepared("INSERT INTO events(user_id, seq, type, thread_id, run_id, ts_ms, data) VALUES (?,?,?,?,?,?,?)"));
     Stmt finished(db_, prepared("DELETE FROM runs WHERE id = ?"));
+    // The run fence (see StoredEvent::requires_run_in_flight): one lookup per run and batch.
+    std::map<std::string, bool> in_flight;
+    auto runInFlight = [&](const std::string& run_id) {
+      auto [it, fresh] = in_flight.try_emplace(run_id, false);
+      if (fresh) {
+        Stmt q(db_, prepared("SELECT 1 FROM runs WHERE id = ?"));
+        q.bind(1, run_id);
+        it->second = q.step();
+      }
+      return it->second;
+    };
     stats.seqs.reserve(batch.events.size());
     for (const auto& e : batch.events) {
+      if (e.requires_run_in_flight && !runInFlight(e.run_id)) {
+        stats.seqs.push_back(CommitStats::kFenced);
+        ++stats.fenced;
+        continue;
+      }
       auto [it, fresh] = heads.try_emplace(e.user_id);
       if (fresh) {
         auto info = streamInfoLocked(e.user_id);
@@ -384,6 +400,7 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
       if (endsRun(e.run_status)) {
         finished.reset();
         finished.bind(1, e.run_id).step();
+        in_flight[e.run_id] = false;
       }
     }
     Stmt up(db_, prepared("UPDATE streams SET last_seq = ? WHERE user_id = ?"));
