@@ -1,6 +1,7 @@
 """The server on PostgreSQL (store.backend=postgres) through the real binary: chat, resume, a
 restart that keeps everything, and runs interrupted by SIGKILL ended on the next start. Each test
 gets a database of its own on the server scripts/test-services started (AW_TEST_PG_URL)."""
+import asyncio
 import os
 import subprocess
 import sys
@@ -104,61 +105,71 @@ class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
 class PostgresOutageTest(unittest.IsolatedAsyncioTestCase):
     """A private PostgreSQL that crashes (immediate stop) under chat and comes back."""
 
-    async def test_a_postgres_crash_refuses_with_unavailable_and_loses_no_acked_message(self):
+    async def test_a_postgres_crash_under_load_refuses_with_unavailable_and_loses_no_acked_message(self):
         pg = harness.Postgres().start()
         srv = None
+        clients = []
         try:
             srv = harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + pg.url,
                                  "--set", "node.id=node-a", "--set", "ws.max_messages_per_second=10000").start()
-            c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "olga"))
-            acked, refused = [], []
-            sent = 0
+            users = [f"olga{n}" for n in range(8)]
+            clients = [await Client.connect(srv.port, wsclient.dev_token(srv.port, u)) for u in users]
+            acked = {u: [] for u in users}
+            refused = []
+            stop = asyncio.Event()
 
-            async def send():
-                nonlocal sent
-                sent += 1
-                data = {"content": f"m{sent}"}
-                if acked:
-                    data["thread_id"] = acked[0]["thread_id"]
-                r = await c.request("user_message", data, id_=f"m{sent}", want="ack", timeout=30)
-                if r["type"] == "ack":
-                    acked.append(r["data"])
-                else:
-                    refused.append(r["data"]["code"])
+            async def load(n):
+                # Each user chats without pause in one thread, answers or not.
+                c, u, i = clients[n], users[n], 0
+                while not stop.is_set():
+                    i += 1
+                    data = {"content": f"m{i}"}
+                    if acked[u]:
+                        data["thread_id"] = acked[u][0]["thread_id"]
+                    r = await c.request("user_message", data, id_=f"m{i}", want="ack", timeout=60)
+                    if r["type"] == "ack":
+                        acked[u].append(r["data"])
+                    else:
+                        refused.append(r["data"]["code"])
+                        await asyncio.sleep(0.01)  # a client's retry pause; the refusals are the subject
 
-            for _ in range(5):
-                await send()
-            self.assertEqual(len(acked), 5)
-            pg.crash()
-            # Chat goes on: every message gets an answer, a refusal while the store is down.
+            def total():
+                return sum(len(a) for a in acked.values())
+
+            tasks = [asyncio.create_task(load(n)) for n in range(len(users))]
+            await harness.wait_for_async(lambda: total() >= 40, what="load before the crash")
+            pg.crash()  # immediate stop, in the middle of commits
             await harness.wait_for_async(lambda: srv.get("/health/ready")[0] == 503,
                                          what="not ready while PostgreSQL is down")
-            for _ in range(3):
-                await send()
-            self.assertTrue(refused, "messages sent while PostgreSQL was down were refused")
-            self.assertEqual(set(refused), {"unavailable"}, "refusals are retryable")
+            await harness.wait_for_async(lambda: len(refused) >= 8, what="messages refused while it is down")
             pg.start()
             await harness.wait_for_async(lambda: srv.get("/health/ready")[0] == 200, timeout=60,
                                          what="ready again once PostgreSQL is back")
-            before = len(acked)
-            for _ in range(5):
-                await send()
-            self.assertEqual(len(acked), before + 5, "acked again once PostgreSQL is back")
+            before = total()
+            await harness.wait_for_async(lambda: total() >= before + 40, what="load after the recovery")
+            stop.set()
+            await asyncio.gather(*tasks)
+            self.assertEqual(set(refused), {"unavailable"}, "every refusal is retryable")
             # Nothing acked was lost: every acked message is stored and its run ended.
-            for a in acked:
-                if not any(f.get("run_id") == a["run_id"] and f["type"] in TERMINAL for f in c.frames):
-                    await c.recv_until(lambda f, a=a: f.get("run_id") == a["run_id"] and f["type"] in TERMINAL,
-                                       timeout=30)
-            hist = await c.request("get_thread_history", {"thread_id": acked[0]["thread_id"], "limit": 100},
-                                   id_="h", want="thread_history")
-            stored = {m["message_id"] for m in hist["data"]["messages"] if m["role"] == "user"}
-            self.assertEqual({a["message_id"] for a in acked} - stored, set(), "acked and lost")
-            await c.close()
+            for n, u in enumerate(users):
+                c = clients[n]
+                for a in acked[u]:
+                    def ends(f, a=a):
+                        return f.get("run_id") == a["run_id"] and f["type"] in TERMINAL
+                    if not any(ends(f) for f in c.frames):
+                        await c.recv_until(ends, timeout=30)
+                hist = await c.request("get_thread_history", {"thread_id": acked[u][0]["thread_id"], "limit": 1000},
+                                       id_="h", want="thread_history")
+                stored = {m["message_id"] for m in hist["data"]["messages"] if m["role"] == "user"}
+                self.assertEqual({a["message_id"] for a in acked[u]} - stored, set(), f"acked and lost ({u})")
+                seqs = [e["seq"] for e in c.events()]
+                self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), f"a gap in {u}'s stream")
         finally:
+            for c in clients:
+                await c.close()
             if srv:
                 srv.stop()
             pg.stop()
-
 
 if __name__ == "__main__":
     harness.main()
