@@ -32,6 +32,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -54,6 +55,7 @@ struct Options {
   double warmup_s = 2;
   int message_bytes = 200;
   int think_ms = 0;
+  std::string arrivals = "lockstep";  // lockstep: think_ms after each answer; poisson: exponential think time
   int sources = 1;
   std::vector<int> server_pids;
   std::string json_out;
@@ -182,7 +184,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     }
     if (type == "connection_established") {
       established_ = true;
-      if (s_.opt.mode == "chat" && (!s_.opt.watch || watcher_live_)) sendMessage();
+      if (s_.opt.mode == "chat" && (!s_.opt.watch || watcher_live_)) first();
       if (s_.opt.mode == "idle") sendPing();  // first frame: live, not held
       return;
     }
@@ -218,7 +220,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   // The watcher is live: runs from now on reach it, so the user may start.
   void watcherLive() {
     watcher_live_ = true;
-    if (established_ && seq_ == 0) sendMessage();
+    if (established_ && seq_ == 0) first();
   }
   void peerSawEnd(Clock::time_point now) {
     if (s_.measuring && run_in_window_) {
@@ -228,15 +230,33 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
  private:
+  bool poisson() const { return s_.opt.arrivals == "poisson" && s_.opt.think_ms > 0; }
+
+  // The first message: at once in lockstep (all users in step: bursts), after a random offset
+  // within one mean think time with Poisson-like arrivals (users spread out: steady load).
+  void first() {
+    if (!poisson()) return sendMessage();
+    std::uniform_real_distribution<double> offset(0, s_.opt.think_ms * 1000.0);
+    sendAfter(std::chrono::microseconds(static_cast<int64_t>(offset(rng_))));
+  }
+
   void next() {
-    if (s_.opt.think_ms > 0) {
-      timer_.expires_after(std::chrono::milliseconds(s_.opt.think_ms));
-      timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (!ec) self->sendMessage();
-      });
+    if (poisson()) {
+      // Exponential think time: the arrivals of many such users form a Poisson process.
+      std::exponential_distribution<double> think(1.0 / (s_.opt.think_ms * 1000.0));
+      sendAfter(std::chrono::microseconds(static_cast<int64_t>(think(rng_))));
+    } else if (s_.opt.think_ms > 0) {
+      sendAfter(std::chrono::milliseconds(s_.opt.think_ms));
     } else {
       sendMessage();
     }
+  }
+
+  void sendAfter(std::chrono::microseconds delay) {
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->sendMessage();
+    });
   }
 
   void sendMessage() {
@@ -285,6 +305,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   bool watcher_live_ = false;
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer timer_;
+  std::mt19937_64 rng_{0x5eed0000ULL + static_cast<uint64_t>(index_)};
   beast::flat_buffer buf_;
   std::string out_;
   std::string thread_id_;
@@ -341,7 +362,9 @@ int main(int argc, char** argv) {
   app.add_option("-d,--duration", o.duration_s, "measured seconds");
   app.add_option("--warmup", o.warmup_s, "seconds before measuring");
   app.add_option("--message-bytes", o.message_bytes, "echo mode frame size");
-  app.add_option("--think-ms", o.think_ms, "chat mode pause between runs");
+  app.add_option("--think-ms", o.think_ms, "chat mode pause between runs (the mean with --arrivals poisson)");
+  app.add_option("--arrivals", o.arrivals, "lockstep (a fixed think time keeps users in step: bursts) or poisson")
+      ->check(CLI::IsMember({"lockstep", "poisson"}));
   app.add_option("--sources", o.sources, "spread over 127.0.0.1..N source addresses");
   app.add_option("--server-pid", o.server_pids, "measure this process's CPU and RSS (repeat: summed)");
   app.add_option("--json", o.json_out, "append a JSON line with the results to this file");
@@ -422,8 +445,10 @@ int main(int argc, char** argv) {
   s.stopping = true;
 
   auto& st = s.stats;
-  std::string json = fmt::format(R"({{"mode":"{}","connections":{},"connected":{},"failed":{},"window_s":{:.2f})",
-                                 o.mode, o.connections, st.connected, st.failed, window);
+  std::string json =
+      fmt::format(R"({{"mode":"{}","connections":{},"connected":{},"failed":{},"window_s":{:.2f},"arrivals":"{}",)"
+                  R"("think_ms":{})",
+                  o.mode, o.connections, st.connected, st.failed, window, o.arrivals, o.think_ms);
   if (o.mode == "chat") {
     std::printf("runs/s %.0f   events/s %.0f   errors %llu\n", st.runs / window, st.events / window,
                 static_cast<unsigned long long>(st.errors));

@@ -1,74 +1,139 @@
 #!/usr/bin/env bash
-# Produces every figure in docs/performance.md in one run on this machine, so the ratios
-# compare agentwire with the Beast echo baseline under the same conditions.
+# Produces the figures at the top of docs/performance.md in one run on this machine, so the ratios
+# compare agentwire with the Beast echo baseline under the same conditions. Every server runs on
+# core 0 and the load tool on core 1 (taskset); server CPU is read from /proc/PID/stat over the
+# measured window.
 #   bench/run-figures.sh [BUILD_DIR]      (default: build; build it with `make build` first)
-# Writes JSON lines to $BUILD_DIR/figures.jsonl and a summary to stdout.
+# Writes JSON lines to $BUILD_DIR/figures.jsonl, the log of each step to stdout, and the summary
+# table last. Takes about 4 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="${1:-build}"
 OUT="$B/figures.jsonl"
 TMP="$(mktemp -d)"
 : > "$OUT"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-15000}"
 cleanup() { pkill -f "$TMP" 2>/dev/null || true; rm -rf "$TMP"; }
 AW_PID=""
 ECHO_PID=""
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%F)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%F)," \
+  "server on core $SERVER_CPU, load on core $LOAD_CPU"
 echo "== startup to ready (embedded defaults) vs exec of agentwire --version"
-"$B/startup_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true 2>/dev/null | grep -E "_(median|mean)"
+taskset -c "$SERVER_CPU" "$B/startup_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  --benchmark_format=json 2>/dev/null > "$TMP/startup.json"
+python3 - "$TMP/startup.json" "$OUT" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+med = {b["run_name"].split("/")[0]: b["real_time"] for b in d["benchmarks"] if b.get("aggregate_name") == "median"}
+line = {"mode": "startup", "median_ms": {k: round(v, 2) for k, v in med.items()}}
+print(json.dumps(line))
+open(sys.argv[2], "a").write(json.dumps(line) + "\n")
+EOF
 
 start_agentwire() {
   rm -rf "$TMP/aw"; mkdir -p "$TMP/aw"
-  "$B/agentwire" serve --port 0 --port-file "$TMP/aw/port" --set "store.path=$TMP/aw/agentwire.db" \
-    --log-level warn --set ws.max_connections_per_user=100000 --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 --set agents.max_queue=100000 "$@" \
-    > "$TMP/aw/log" 2>&1 &
-  for _ in $(seq 200); do [[ -s "$TMP/aw/port" ]] && break; sleep 0.02; done
-  AW_PID=$(pgrep -n -f "$TMP/aw/port")
+  taskset -c "$SERVER_CPU" "$B/agentwire" serve --port 0 --port-file "$TMP/aw/port" \
+    --set "store.path=$TMP/aw/agentwire.db" --log-level warn --set ws.max_connections_per_user=100000 \
+    --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 \
+    --set agents.max_queue=100000 "$@" > "$TMP/aw/log" 2>&1 &
+  AW_PID=$!
+  for _ in $(seq 500); do [[ -s "$TMP/aw/port" ]] && break; sleep 0.02; done
   AW_PORT=$(cat "$TMP/aw/port")
   until curl -sf "http://127.0.0.1:$AW_PORT/health/ready" >/dev/null; do sleep 0.02; done
 }
 start_echo() {
-  "$B/echo_server" --port 0 --port-file "$TMP/echo.port" --threads 2 "$TMP" > /dev/null 2>&1 &
-  for _ in $(seq 200); do [[ -s "$TMP/echo.port" ]] && break; sleep 0.02; done
-  ECHO_PID=$(pgrep -n -f "echo_server.*$TMP")
+  rm -f "$TMP/echo.port"
+  taskset -c "$SERVER_CPU" "$B/echo_server" --port 0 --port-file "$TMP/echo.port" --threads 2 "$TMP" \
+    > /dev/null 2>&1 &
+  ECHO_PID=$!
+  for _ in $(seq 500); do [[ -s "$TMP/echo.port" ]] && break; sleep 0.02; done
   ECHO_PORT=$(cat "$TMP/echo.port")
 }
 stop_all() {
   # Never `kill 0`: that would signal this script's whole process group.
-  for p in ${AW_PID:-} ${ECHO_PID:-}; do kill "$p" 2>/dev/null || true; done
+  for p in ${AW_PID:-} ${ECHO_PID:-}; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   AW_PID=""; ECHO_PID=""
-  sleep 0.5
-  rm -f "$TMP/echo.port"
+}
+load() {  # label, then loadgen arguments
+  local label=$1; shift
+  taskset -c "$LOAD_CPU" "$B/loadgen" "$@" --json "$TMP/line" 2>/dev/null | grep -v "^{" || true
+  python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
+    "$TMP/line" "$label" >> "$OUT"
 }
 
-for c in 100 1000; do
-  echo "== CPU per frame: Beast echo, $c connections, 200-byte frames"
-  start_echo
-  "$B/loadgen" --mode echo --url "ws://127.0.0.1:$ECHO_PORT" -c "$c" -d 10 --warmup 2 --server-pid "$ECHO_PID" \
-    --message-bytes 200 --json "$OUT" 2>/dev/null | grep -v "^{" || true
-  stop_all
-  echo "== chat: $c users, user_message -> agent_completed (echo agent), closed loop"
-  start_agentwire
-  "$B/loadgen" --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c "$c" -d 10 \
-    --warmup 2 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | grep -v "^{" || true
-  stop_all
-done
-
-echo "== chat: 1000 users, one message per user per second (open loop, think time 1 s)"
-start_agentwire
-"$B/loadgen" --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 1000 -d 15 \
-  --warmup 3 --think-ms 1000 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | grep -v "^{" || true
-stop_all
-
-echo "== RSS per idle connection, 10,000 connections"
+echo "== CPU per frame: Beast echo, 100 connections closed loop, 200-byte frames"
 start_echo
-"$B/loadgen" --mode idle --url "ws://127.0.0.1:$ECHO_PORT" -c 10000 -d 3 --warmup 2 --server-pid "$ECHO_PID" \
-  --json "$OUT" 2>/dev/null | grep -v "^{" || true
+load echo_100 --mode echo --url "ws://127.0.0.1:$ECHO_PORT" -c 100 -d 10 --warmup 2 --server-pid "$ECHO_PID" \
+  --message-bytes 200
+stop_all
+echo "== CPU per event: agentwire, 100 users closed loop, user_message -> agent_completed (echo agent)"
+start_agentwire
+load chat_100 --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 100 -d 10 \
+  --warmup 2 --server-pid "$AW_PID"
+stop_all
+
+echo "== 1,000 users, Poisson-like arrivals, mean 1 msg/s each (exponential think time, random offsets)"
+start_agentwire
+load poisson_1000 --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 1000 \
+  -d 20 --warmup 3 --think-ms 1000 --arrivals poisson --server-pid "$AW_PID"
+stop_all
+
+echo "== 1,000 users in lockstep (each sends 1 s after its answer: bursts of 1,000 at once)"
+start_agentwire
+load lockstep_1000 --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 1000 \
+  -d 15 --warmup 3 --think-ms 1000 --arrivals lockstep --server-pid "$AW_PID"
+stop_all
+
+echo "== RSS per idle connection, $IDLE_CONNECTIONS connections"
+start_echo
+load idle_echo --mode idle --url "ws://127.0.0.1:$ECHO_PORT" -c "$IDLE_CONNECTIONS" -d 3 --warmup 2 \
+  --server-pid "$ECHO_PID"
 stop_all
 start_agentwire
-"$B/loadgen" --mode idle --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 10000 -d 3 \
-  --warmup 2 --server-pid "$AW_PID" --json "$OUT" 2>/dev/null | grep -v "^{" || true
+load idle_agentwire --mode idle --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" \
+  -c "$IDLE_CONNECTIONS" -d 3 --warmup 2 --server-pid "$AW_PID"
 stop_all
+
+echo
+echo "== summary (this run; server on core $SERVER_CPU, load on core $LOAD_CPU)"
+python3 - "$OUT" <<'EOF'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    rows[d.get("label", d["mode"])] = d
+def get(label, *path):
+    d = rows.get(label, {})
+    for p in path:
+        d = d.get(p, {}) if isinstance(d, dict) else {}
+    return d if d != {} else None
+echo, chat = get("echo_100", "cpu_us_per_echo"), get("chat_100", "cpu_us_per_event")
+print("| figure | baseline | agentwire | ratio | target |")
+print("|---|---|---|---|---|")
+if echo and chat:
+    print(f"| server CPU per delivered frame, 100 users closed loop | Beast echo {echo:.2f} µs | {chat:.2f} µs | "
+          f"{chat / echo:.2f}× | ≤ 2× |")
+for label, name in (("poisson_1000", "1,000 users, Poisson 1 msg/s"), ("lockstep_1000", "1,000 users lockstep (burst)")):
+    lat = get(label, "latency_ms", "agent_completed")
+    if lat:
+        target = "p99 ≤ 5 ms" if label.startswith("poisson") else "p99 ≤ 100 ms"
+        print(f"| user_message → agent_completed, {name} | – | p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
+              f"p99 {lat['p99']:.2f} ms ({get(label, 'runs_per_s'):.0f} runs/s) | – | {target} |")
+ie, ia = get("idle_echo", "bytes_per_connection"), get("idle_agentwire", "bytes_per_connection")
+if ie and ia:
+    n = get("idle_agentwire", "connected")
+    print(f"| RSS per idle authenticated connection, {n} connections | Beast echo {ie / 1024:.1f} KB | "
+          f"{ia / 1024:.1f} KB | {ia / ie:.2f}× | ≤ 4 KB |")
+st = get("startup", "median_ms")
+if st:
+    base = next((v for k, v in st.items() if "Version" in k), None)
+    ready = next((v for k, v in st.items() if "Ready" in k), None)
+    if base is not None and ready is not None:
+        print(f"| startup to ready, embedded defaults | exec --version {base:.1f} ms | {ready:.1f} ms | – | ≤ 50 ms |")
+EOF
 echo "JSON lines: $OUT"

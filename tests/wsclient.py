@@ -127,6 +127,54 @@ class RawWs:
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.sock.sendall(header + mask + masked)
 
+    def send_frame(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
+        """Sends one frame exactly as told, including what a client must not send."""
+        header = bytes([(0x80 if fin else 0) | rsv | opcode])
+        n = len(payload)
+        bit = 0x80 if masked else 0
+        if n < 126:
+            header += bytes([bit | n])
+        elif n < 65536:
+            header += bytes([bit | 126]) + n.to_bytes(2, "big")
+        else:
+            header += bytes([bit | 127]) + n.to_bytes(8, "big")
+        if masked:
+            mask = os.urandom(4)
+            payload = mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + payload)
+
+    @staticmethod
+    def frames(data):
+        """The complete frames of a server byte stream: [(opcode, payload)]."""
+        out, i = [], 0
+        while i + 2 <= len(data):
+            op, ln, j = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
+            if ln == 126:
+                ln = int.from_bytes(data[j:j + 2], "big"); j += 2
+            elif ln == 127:
+                ln = int.from_bytes(data[j:j + 8], "big"); j += 8
+            if j + ln > len(data):
+                break
+            out.append((op, data[j:j + ln]))
+            i = j + ln
+        return out
+
+    def read_until(self, pred, timeout=10):
+        """Reads until pred(frames so far) holds or the server closes; returns (frames, eof)."""
+        self.sock.settimeout(timeout)
+        data = b""
+        while True:
+            frames = self.frames(data)
+            if pred(frames):
+                return frames, False
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                chunk = b""
+            if not chunk:
+                return self.frames(data), True
+            data += chunk
+
     def read_all(self, timeout=5):
         """Reads until EOF or timeout; returns (bytes, eof)."""
         self.sock.settimeout(timeout)

@@ -41,7 +41,9 @@ store::Store& addStore(lifecycle::Registry& registry, const core::Config& cfg) {
   if (cfg.store.backend == "postgres") {
     return registry.add(std::make_unique<store::PostgresStore>(cfg.store.url, cfg.store.pool_size, Deps{"config"}));
   }
-  return registry.add(std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"}));
+  auto sqlite = std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"});
+  sqlite->setSyncFull(cfg.store.sync == "full");
+  return registry.add(std::move(sqlite));
 }
 }  // namespace
 

@@ -108,6 +108,11 @@ const std::vector<KeySpec>& specs() {
       AW_STR("store.url", store.url, true),
       AW_INT("store.pool_size", store.pool_size, 1, 256),
       AW_STR("store.path", store.path, false),
+      KeySpec{"store.sync", Kind::String, false,
+              [](Config& c, const std::string& v) {
+                c.store.sync = oneOf("store.sync", v, {"normal", "full"});
+              },
+              [](const Config& c) { return c.store.sync; }},
       AW_INT("store.retention_events", store.retention_events, 1, 1000000000),
       AW_INT("store.retention_age_s", store.retention_age_s, 0, 20 * 365 * 86400),
       AW_STR("auth.secret", auth.secret, true),

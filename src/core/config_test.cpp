@@ -65,6 +65,8 @@ TEST(ConfigTest, BadValuesAreErrorsNamingTheKey) {
   expectError([] { loadConfig("", {}, {{"server.port", "12ab"}}); }, "'server.port'");
   expectError([] { loadConfig("", {}, {{"analytics.enabled", "maybe"}}); }, "'analytics.enabled'");
   expectError([] { loadConfig("", {}, {{"log.level", "loud"}}); }, "'log.level'");
+  expectError([] { loadConfig("", {}, {{"store.sync", "sometimes"}}); }, "'store.sync'");
+  EXPECT_EQ(loadConfig("", {}, {{"store.sync", "full"}}).store.sync, "full");
   expectError([&] { loadConfig(writeToml(dir, "[server]\nport = \"80\"\n"), {}, {}); }, "'server.port'");
   expectError([&] { loadConfig(writeToml(dir, "[server\n"), {}, {}); }, "cannot load configuration file");
 }

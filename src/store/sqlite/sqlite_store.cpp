@@ -184,7 +184,8 @@ void SqliteStore::start() {
   try {
     // Exclusive locking: agentwire is the only user of its embedded database, so transactions skip
     // the per-transaction POSIX file locks (fcntl) and the WAL needs no shared-memory index.
-    exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;");
+    exec(sync_full_ ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
     // One transaction: one sync for the whole schema instead of one per statement.
     exec("BEGIN");
     exec(kSchema);
@@ -199,7 +200,7 @@ void SqliteStore::start() {
     db_ = nullptr;
     throw std::runtime_error(fmt::format("cannot set up SQLite database '{}': {}", path_, f.what()));
   }
-  log_->info("opened SQLite store at {}", path_);
+  log_->info("opened SQLite store at {} (WAL, synchronous={})", path_, sync_full_ ? "FULL" : "NORMAL");
 }
 
 void SqliteStore::stop() {
@@ -250,6 +251,14 @@ core::Result<std::vector<Thread>> SqliteStore::listThreads(const std::string& us
     std::vector<Thread> out;
     while (s.step()) out.push_back(readThread(s));
     return out;
+  });
+}
+
+core::Result<int64_t> SqliteStore::synchronousLevel() {
+  return guarded<int64_t>("read PRAGMA synchronous", false, [&] {
+    Stmt s(db_, prepared("PRAGMA synchronous"));
+    s.step();
+    return s.integer(0);
   });
 }
 

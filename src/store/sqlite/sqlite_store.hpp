@@ -29,6 +29,13 @@ class SqliteStore final : public Store, public lifecycle::Component {
   SqliteStore(std::string path, std::vector<std::string> dependencies);
   ~SqliteStore() override;
 
+  // WAL with synchronous=NORMAL (false, the default): a committed transaction survives a crash of
+  // the process but the last ones may be lost on power loss or an OS crash. FULL (true): every
+  // commit is synced before it returns, so an acked message survives a power loss too. Before start().
+  void setSyncFull(bool full) { sync_full_ = full; }
+  // The connection's PRAGMA synchronous: 1 NORMAL, 2 FULL.
+  core::Result<int64_t> synchronousLevel();
+
   void start() override;
   void stop() override;
 
@@ -67,6 +74,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   // Returns (newly acknowledged, of which on a stream that had acked before).
   std::pair<int64_t, int64_t> ackLocked(const std::string& user_id, int64_t seq);
 
+  bool sync_full_ = false;
   std::string path_;
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mutex_;

@@ -22,6 +22,19 @@ class SqliteStoreTest : public ::testing::Test {
   SqliteStore store_{dir_.file("agentwire.db"), {}};
 };
 
+TEST(SqliteSyncTest, NormalByDefaultAndFullWhenAsked) {
+  testing::TempDir dir;
+  SqliteStore normal{dir.file("normal.db"), {}};
+  normal.start();
+  EXPECT_EQ(normal.synchronousLevel().value(), 1);
+  normal.stop();
+  SqliteStore full{dir.file("full.db"), {}};
+  full.setSyncFull(true);
+  full.start();
+  EXPECT_EQ(full.synchronousLevel().value(), 2);
+  full.stop();
+}
+
 // SQLite-only: what a full database does. The rest of the contract is in store_contract_test.cpp.
 TEST_F(SqliteStoreTest, ATerminalEventThatCannotBeStoredLeavesTheRunInFlight) {
   auto t = store_.createThread("ann", "t", false);
