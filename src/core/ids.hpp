@@ -17,7 +17,10 @@ inline bool isSystemUser(std::string_view user_id) {
   return user_id.substr(0, std::string_view(kSystemUser).size()) == kSystemUser;
 }
 
-// A random identifier with a readable prefix: "thr_5f1c0a9e3b7d2c41". Thread-safe.
+// A time-ordered identifier with a readable prefix: "run_0193f2c1a0b4_5f1c0a9e3b7d": 12 hex digits
+// of the wall clock in ms, then 48 random bits. Ids made later sort after (ms resolution), so rows
+// keyed by them are appended to the end of an index instead of dirtying a random page per insert.
+// Opaque to clients. Thread-safe.
 std::string newId(const char* prefix);
 
 // Milliseconds since the Unix epoch (wall clock), for timestamps on the wire.

@@ -138,15 +138,15 @@ TEST(WsCodecTest, ProtocolViolationsFailWith1002) {
   std::string unmasked = clientFrame(0x1, "hi");
   unmasked[1] = static_cast<char>(unmasked[1] & 0x7F);
   fails(unmasked, kProtocolError);
-  fails(clientFrame(0x1, "hi", true, 0x40), kProtocolError);  // RSV1 without permessage-deflate
-  fails(clientFrame(0x3, "hi"), kProtocolError);              // reserved opcode
-  fails(clientFrame(0xB, "hi"), kProtocolError);              // reserved control opcode
-  fails(clientFrame(0x0, "hi"), kProtocolError);              // continuation of nothing
+  fails(clientFrame(0x1, "hi", true, 0x40), kProtocolError);                    // RSV1 without permessage-deflate
+  fails(clientFrame(0x3, "hi"), kProtocolError);                                // reserved opcode
+  fails(clientFrame(0xB, "hi"), kProtocolError);                                // reserved control opcode
+  fails(clientFrame(0x0, "hi"), kProtocolError);                                // continuation of nothing
   fails(clientFrame(0x1, "a", false) + clientFrame(0x1, "b"), kProtocolError);  // new message mid-way
-  fails(clientFrame(0x9, std::string(126, 'p')), kProtocolError);                // control over 125 bytes
-  fails(clientFrame(0x9, "p", false), kProtocolError);                           // fragmented control
-  fails(clientFrame(0x1, "short", true, 0, 16), kProtocolError);                 // non-minimal 16-bit length
-  fails(clientFrame(0x1, std::string(300, 'x'), true, 0, 64), kProtocolError);   // non-minimal 64-bit length
+  fails(clientFrame(0x9, std::string(126, 'p')), kProtocolError);               // control over 125 bytes
+  fails(clientFrame(0x9, "p", false), kProtocolError);                          // fragmented control
+  fails(clientFrame(0x1, "short", true, 0, 16), kProtocolError);                // non-minimal 16-bit length
+  fails(clientFrame(0x1, std::string(300, 'x'), true, 0, 64), kProtocolError);  // non-minimal 64-bit length
   std::string huge = clientFrame(0x1, std::string(70000, 'x'));
   huge[2] = static_cast<char>(0x80);  // the 64-bit length's most significant bit
   fails(huge.substr(0, 14), kProtocolError);
