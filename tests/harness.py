@@ -394,6 +394,22 @@ class Postgres:
         self._as_postgres([f"{self.BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
         self.running = False
 
+    def _processes(self):
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        return [int(p) for p in children] + [postmaster]
+
+    def pause(self):
+        """A hung database: SIGSTOP to the postmaster and every backend. Connections stay open and
+        queries get no answer."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self):
+        for pid in reversed(self._processes()):
+            os.kill(pid, signal.SIGCONT)
+
     def stop(self):
         if self.running:
             self._as_postgres([f"{self.BIN}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"])

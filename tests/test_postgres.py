@@ -171,5 +171,47 @@ class PostgresOutageTest(unittest.IsolatedAsyncioTestCase):
                 srv.stop()
             pg.stop()
 
+
+class IoThreadTest(unittest.IsolatedAsyncioTestCase):
+    """Store calls never run on an I/O thread: with one I/O thread and a hung database, every
+    connection that does not need the database is still served."""
+
+    async def test_a_hung_database_never_holds_the_io_thread(self):
+        pg = harness.Postgres().start()
+        srv = None
+        clients = []
+        try:
+            srv = harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + pg.url,
+                                 "--set", "node.id=node-a", "--set", "server.threads=1").start()
+            waiting = await Client.connect(srv.port, wsclient.dev_token(srv.port, "ann"))
+            other = await Client.connect(srv.port, wsclient.dev_token(srv.port, "bob"))
+            clients = [waiting, other]
+            pg.pause()
+            try:
+                # Each of these waits on the database...
+                await waiting.send("list_threads", {}, id_="slow-list")
+                await waiting.send("user_message", {"content": "needs a new thread"}, id_="slow-create")
+                # ...and the one I/O thread serves everyone else meanwhile.
+                for i in range(3):
+                    pong = await other.request("ping", id_=f"p{i}", want="pong", timeout=5)
+                    self.assertEqual(pong["type"], "pong")
+                status, _ = srv.get("/health/live")
+                self.assertEqual(status, 200)
+                self.assertFalse([f for f in waiting.frames if f.get("id", "").startswith("slow")],
+                                 "answered although the database is hung")
+            finally:
+                pg.resume()
+            # Once the database answers, the waiting connection gets its answers, in order.
+            listed = await waiting.recv_until(lambda f: f.get("id") == "slow-list", timeout=30)
+            self.assertEqual(listed["type"], "threads")
+            acked = await waiting.recv_until(lambda f: f.get("id") == "slow-create", timeout=30)
+            self.assertEqual(acked["type"], "ack", acked)
+        finally:
+            for c in clients:
+                await c.close()
+            if srv:
+                srv.stop()
+            pg.stop()
+
 if __name__ == "__main__":
     harness.main()

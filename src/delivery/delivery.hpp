@@ -166,6 +166,7 @@ class Delivery final : public lifecycle::Component {
 
   // A thread's owner and agent, from a cache in front of the store (see ThreadCache).
   core::Result<std::optional<ThreadInfo>> threadInfo(const std::string& thread_id) { return threads_.find(thread_id); }
+  bool threadCached(const std::string& thread_id) { return threads_.cached(thread_id); }
   void rememberThread(const store::Thread& t) { threads_.remember(t); }
   void forgetThread(const std::string& thread_id) { threads_.forget(thread_id); }
 

@@ -28,4 +28,9 @@ void ThreadCache::forget(const std::string& thread_id) {
   threads_.erase(thread_id);
 }
 
+bool ThreadCache::cached(const std::string& thread_id) {
+  std::shared_lock lock(mutex_);
+  return threads_.contains(thread_id);
+}
+
 }  // namespace agentwire::delivery

@@ -24,6 +24,8 @@ class ThreadCache {
 
   // nullopt when there is no such thread; an error when the store cannot be read.
   core::Result<std::optional<ThreadInfo>> find(const std::string& thread_id);
+  // From memory only, never the store: whether find() would answer without blocking.
+  bool cached(const std::string& thread_id);
   // A thread just created, so its first message does not read the store.
   void remember(const store::Thread& t);
   void forget(const std::string& thread_id);

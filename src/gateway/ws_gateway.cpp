@@ -56,6 +56,15 @@ struct WsGateway::ConnState {
   std::atomic<bool> held{true};
   TokenBucket bucket;
   std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now();
+  // Frames handed to the store pool and not finished yet; while any are, the connection's later
+  // frames follow them there, so its frames are handled in the order they came.
+  std::shared_ptr<core::SerialPool::Lane> lane = core::SerialPool::lane();
+  std::atomic<int> offloaded{0};
+  // open() (on the store pool) and onClose() (on the connection's strand) may run in either order;
+  // whichever sees both flags set undoes the registration, once.
+  std::atomic<bool> attached{false};
+  std::atomic<bool> closed{false};
+  std::atomic<bool> forgotten{false};
 };
 
 WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery::Delivery& delivery,
@@ -66,7 +75,11 @@ WsGateway::WsGateway(const core::Config& config, MessageRouter& router, delivery
       delivery_(delivery),
       log_(core::logger("ws")),
       slots_(std::make_shared<UserSlots>()),
-      api_limiter_(config.ws.max_messages_per_second) {}
+      api_limiter_(config.ws.max_messages_per_second),
+      // PostgreSQL: as many as its connections, so that a slow query does not queue the others.
+      store_work_(
+          config.store.backend == "postgres" ? static_cast<std::size_t>(std::max(2, config.store.pool_size)) : 2,
+          "aw-store") {}
 
 WsGateway::~WsGateway() {
   stop();
@@ -86,6 +99,7 @@ void WsGateway::start() {
     log_->warn("auth.secret is not set: using a development secret kept beside the store (loopback only)");
   }
   authority_ = std::make_unique<TokenAuthority>(secret);
+  store_work_.start();
   {
     std::lock_guard lock(mutex_);
     sweeping_ = true;
@@ -116,6 +130,7 @@ void WsGateway::stop() {
   lock.unlock();
   cv_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
+  store_work_.stop();  // what was handed to it runs first: no accepted frame is dropped
 }
 
 void WsGateway::countClose(int code) {
@@ -210,7 +225,36 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
 }
 
 void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
+  // Attaching reads the user's stream: on the store pool, with the connection's frames queued
+  // behind it (offloaded > 0), so that a slow or hung database never holds this I/O thread.
   auto* state = conn->attachment<ConnState>();
+  ++state->offloaded;
+  bool posted = store_work_.post(state->lane, [this, conn] {
+    open(conn);
+    --conn->attachment<ConnState>()->offloaded;
+  });
+  if (!posted) {
+    --state->offloaded;
+    conn->closeAfterFlush(net::close_code::kServiceRestart, "service restart");
+  }
+}
+
+void WsGateway::forget(net::WsConnection& conn) {
+  auto* state = conn.attachment<ConnState>();
+  if (state->forgotten.exchange(true)) return;
+  delivery_.detach(conn);
+  std::lock_guard lock(mutex_);
+  sessions_.erase(conn.id());
+  held_.erase(conn.id());
+}
+
+void WsGateway::open(const std::shared_ptr<net::WsConnection>& conn) {
+  auto* state = conn->attachment<ConnState>();
+  if (state->closed.load()) return;
+  if (!accepting_.load()) {  // stopping: the drain has already told the open connections
+    conn->closeAfterFlush(net::close_code::kServiceRestart, "service restart");
+    return;
+  }
   auto attached = delivery_.attach(conn, false);
   if (!attached) {
     log_->warn("connection '{}' of user '{}' refused: {}", conn->id(), conn->userId(), attached.error().message);
@@ -224,6 +268,12 @@ void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
     if (!state->resume_from) {
       held_[conn->id()] = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.ws.resume_window_ms);
     }
+  }
+  state->attached = true;
+  if (state->closed.load()) {  // closed while attaching: onClose found nothing to undo
+    forget(*conn);
+    cv_.notify_all();
+    return;
   }
   boost::json::object data{{"user_id", conn->userId()},
                            {"connection_id", conn->id()},
@@ -269,22 +319,52 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
       std::lock_guard lock(mutex_);
       held_.erase(conn->id());
     }
-    if (frame->type != "resume") delivery_.goLive(*conn);
+    // Catching up reads the stream: on the store pool, after the attach (same lane).
+    if (frame->type != "resume") {
+      store_work_.post(state->lane, [this, conn] { delivery_.goLive(*conn); });
+    }
   }
-  router_.dispatch(ClientContext{conn, state->user_id}, frame.value());
+  if (!mayBlock(*frame) && state->offloaded.load() == 0) {
+    return router_.dispatch(ClientContext{conn, state->user_id}, frame.value());
+  }
+  // May wait on the store (a read, a new thread, a lookup the cache cannot answer): on the store
+  // pool, so that this I/O thread goes on serving its other connections meanwhile.
+  ++state->offloaded;
+  bool posted = store_work_.post(state->lane, [this, conn, f = std::move(frame.value())] {
+    auto* st = conn->attachment<ConnState>();
+    router_.dispatch(ClientContext{conn, st->user_id}, f);
+    --st->offloaded;
+  });
+  if (!posted) {
+    --state->offloaded;
+    sendError(*conn, "not_ready", "the server is shutting down; this message was not processed", ref);
+  }
+}
+
+bool WsGateway::mayBlock(const Frame& frame) const {
+  const auto& t = frame.type;
+  if (t == "create_thread" || t == "list_threads" || t == "get_thread_history" || t == "resume" || t == "stop_agent") {
+    return true;
+  }
+  if (t != "user_message") return false;
+  // Without a thread one is created; with one, its owner comes from the cache or the store.
+  auto* thread = frame.data.if_contains("thread_id");
+  if (thread == nullptr || thread->is_null()) return true;  // a new thread is created
+  if (!thread->is_string()) return false;                   // refused at once: invalid_field
+  if (thread->as_string().empty()) return true;
+  return !delivery_.threadCached(std::string(thread->as_string()));
 }
 
 void WsGateway::onDrain(const std::shared_ptr<net::WsConnection>& conn) {
-  delivery_.pump(*conn);
+  // A replay's next step reads the stream: on the store pool. Nothing to do unless replaying.
+  if (!conn->replaying.load()) return;
+  store_work_.post(conn->attachment<ConnState>()->lane, [this, conn] { delivery_.pump(*conn); });
 }
 
 void WsGateway::onClose(net::WsConnection& conn, int code) {
-  delivery_.detach(conn);
-  {
-    std::lock_guard lock(mutex_);
-    sessions_.erase(conn.id());
-    held_.erase(conn.id());
-  }
+  auto* state = conn.attachment<ConnState>();
+  state->closed = true;
+  if (state->attached.load()) forget(conn);  // else open() undoes its own registration, or never makes it
   cv_.notify_all();
   log_->debug("connection '{}' of user '{}' closed ({})", conn.id(), conn.userId(), code);
   countClose(code);

@@ -2,6 +2,7 @@
 
 #include "analytics/record.hpp"
 #include "core/config.hpp"
+#include "core/serial_pool.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/message_router.hpp"
 #include "gateway/rate_limiter.hpp"
@@ -70,6 +71,12 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   void sweepLoop();
   void countClose(int code);
   net::WsAdmission decide(const net::HttpRequest& req);
+  // Whether handling this frame may wait on the store (then it runs on store_work_, never on an I/O thread).
+  bool mayBlock(const Frame& frame) const;
+  // onOpen's work on the store pool: attach to the user's stream, connection_established.
+  void open(const std::shared_ptr<net::WsConnection>& conn);
+  // Undoes what open() registered, once, whichever of open() and onClose() comes last.
+  void forget(net::WsConnection& conn);
 
   const core::Config& config_;
   MessageRouter& router_;
@@ -85,6 +92,7 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
   std::shared_ptr<UserSlots> slots_;
   UserRateLimiter api_limiter_;
+  core::SerialPool store_work_;  // frames whose handling may wait on the store, in order per connection
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
