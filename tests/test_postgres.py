@@ -3,6 +3,7 @@ restart that keeps everything, and runs interrupted by SIGKILL ended on the next
 gets a database of its own on the server scripts/test-services started (AW_TEST_PG_URL)."""
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import unittest
@@ -191,6 +192,11 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
                 # Each of these waits on the database...
                 await waiting.send("list_threads", {}, id_="slow-list")
                 await waiting.send("user_message", {"content": "needs a new thread"}, id_="slow-create")
+                # An HTTP API read, in the server's socket before the pings below are sent.
+                token = wsclient.dev_token(srv.port, "cyd")
+                http = socket.create_connection(("127.0.0.1", srv.port))
+                http.sendall(f"GET /api/threads HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                             "Connection: close\r\n\r\n".encode())
                 # ...and the one I/O thread serves everyone else meanwhile.
                 for i in range(3):
                     pong = await other.request("ping", id_=f"p{i}", want="pong", timeout=5)
@@ -206,6 +212,12 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(listed["type"], "threads")
             acked = await waiting.recv_until(lambda f: f.get("id") == "slow-create", timeout=30)
             self.assertEqual(acked["type"], "ack", acked)
+            http.settimeout(30)
+            answer = b""
+            while chunk := await asyncio.to_thread(http.recv, 65536):
+                answer += chunk
+            http.close()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
         finally:
             for c in clients:
                 await c.close()

@@ -111,11 +111,19 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
     auto caller = authenticateApiRequest(req, gateway, ready);
     if (caller.refusal) return std::move(*caller.refusal);
     net::HttpReply reply;
-    reply.deferred = [&router, user = caller.user_id, frame = std::move(frame), want_type,
+    reply.deferred = [&router, &gateway, user = caller.user_id, frame = std::move(frame), want_type,
                       ok_status](net::Respond respond) mutable {
-      auto conn = std::make_shared<ReplyConnection>(user, want_type, ok_status, std::move(respond));
+      auto conn = std::make_shared<ReplyConnection>(user, want_type, ok_status, respond);
       frame.id = "http";
-      router.dispatch(ClientContext{conn, user}, frame);
+      // Handlers may read or write the store: on the store pool, not on this I/O thread.
+      bool posted = gateway.runOffIoThread([&router, conn, user, frame = std::move(frame)] {
+        router.dispatch(ClientContext{conn, user}, frame);
+      });
+      if (!posted) {
+        auto refusal = net::jsonError(503, "not_ready", "the server is shutting down; retry on another node");
+        refusal.headers.emplace_back("Retry-After", "1");
+        respond(std::move(refusal));
+      }
     };
     return reply;
   };

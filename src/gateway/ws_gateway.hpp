@@ -12,6 +12,7 @@
 #include <spdlog/logger.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -60,6 +61,12 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   bool allowApiCall(const std::string& user_id);
 
   net::WsAdmission admit(const net::HttpRequest& req) override;
+  // Runs a task that may wait on the store on the store pool (never on an I/O thread); false when
+  // the gateway is stopping (the task is not run).
+  bool runOffIoThread(std::function<void()> task) {
+    return store_work_.post(core::SerialPool::lane(), std::move(task));
+  }
+
   void onOpen(const std::shared_ptr<net::WsConnection>& conn) override;
   void onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) override;
   void onDrain(const std::shared_ptr<net::WsConnection>& conn) override;
