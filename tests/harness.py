@@ -150,10 +150,18 @@ class Server:
         finally:
             self.log.close()
 
+    # What a sanitizer or the C++ runtime writes when the process dies of a bug: a test that saw
+    # nothing wrong from outside still fails, with the report.
+    CRASH_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer", "runtime error:",
+                   "terminate called")
+
     def stop(self):
         terminate(self.proc, 15)
         if self.proc and not self.log.closed:
             self.log.close()
+        crash = [m for m in self.CRASH_MARKS if m in self.logs()]
+        if crash:
+            raise AssertionError(f"the server reported {crash[0]!r}:\n{self.logs()[-6000:]}")
 
     def kill(self):
         self.proc.kill()

@@ -43,7 +43,7 @@ class AguiTest(unittest.TestCase):
         types = [e["type"] for e in events]
         self.assertEqual(types[0], "RUN_STARTED")
         ends = [t for t in types if t in ("RUN_FINISHED", "RUN_ERROR")]
-        self.assertEqual(len(ends), 1, types)
+        self.assertEqual(len(ends), 1, (types, self.srv.logs()[-4000:]))
         self.assertIn(types[-1], ("RUN_FINISHED", "RUN_ERROR"))
         open_text, started_tools, ended_tools = False, set(), set()
         for e in events:
