@@ -63,17 +63,18 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         self.redis = Redis().start()
         self.nodes = []
 
-    async def start_nodes(self, head_check_ms, *extra):
-        """Three nodes. While Redis is live they check their users' heads every `head_check_ms`
-        (an hour: notices alone must carry every event); while it is not, every 100 ms."""
+    async def start_nodes(self, head_check_ms, *extra, per_node=None):
+        """Three nodes (or one per key of `per_node`, {name: its own arguments}). While Redis is
+        live they check their users' heads every `head_check_ms` (an hour: notices alone must carry
+        every event); while it is not, every 100 ms."""
         self.node_args = []
-        for name in ("a", "b", "c"):
+        for name, own in (per_node or {"a": (), "b": (), "c": ()}).items():
             self.node_args.append((
                 "--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
                 "--set", "bus.backend=redis", "--set", "bus.url=" + self.redis.url,
                 "--set", f"bus.head_check_ms={head_check_ms}", "--set", "bus.head_check_down_ms=100",
                 "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET,
-                "--set", "ws.max_messages_per_second=10000", *extra))
+                "--set", "ws.max_messages_per_second=10000", *extra, *own))
             self.nodes.append(harness.Server(*self.node_args[-1]).start(wait_ready=False))
         # Started together, as a deployment does: each becomes ready (migrations applied once, each
         # node's self-check in its own stream).
@@ -326,7 +327,8 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
             await c.close()
 
     async def test_redis_hung_only_degrades_a_node_unless_the_bus_is_required(self):
-        degraded, required = await self.start_two_nodes_one_requiring_the_bus()
+        degraded, required = await self.start_nodes(
+            1000, per_node={"d": ("--set", "bus.required=false"), "r": ("--set", "bus.required=true")})
         self.redis.pause()  # hung, not refused: only the PING through the subscription notices
         await wait_for_async(lambda: not ready(required), what="the node that requires the bus unready")
         status, body = required.get("/health/ready")
@@ -344,21 +346,6 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         await run_end(b, run["run_id"])
         await a.close()
         await b.close()
-
-    async def start_two_nodes_one_requiring_the_bus(self):
-        nodes = []
-        for name, required in (("d", "false"), ("r", "true")):
-            nodes.append(harness.Server(
-                "--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
-                "--set", "bus.backend=redis", "--set", "bus.url=" + self.redis.url,
-                "--set", "bus.head_check_down_ms=100", "--set", f"bus.required={required}",
-                "--set", f"node.id=node-{name}", "--set", "auth.secret=" + SECRET).start(wait_ready=False))
-            self.nodes.append(nodes[-1])
-        for n in nodes:
-            wait_for(lambda n=n: n.proc.poll() is not None or ready(n), what="node ready")
-            self.assertIsNone(n.proc.poll(), n.logs())
-            await wait_for_async(lambda n=n: bus_state(n) == "live", what="bus live")
-        return nodes
 
     async def test_redis_killed_every_event_still_arrives(self):
         await self.outage(lambda: self.redis.kill(), lambda: self.redis.start())

@@ -37,6 +37,12 @@ class Database:
 
 
 @unittest.skipUnless(PG or os.environ.get("AW_REQUIRE_SERVICES") == "1", "no PostgreSQL (run through scripts/run-tests)")
+def pg_server(url, *args, data_dir=None):
+    """A server (not started) on the PostgreSQL database at `url`."""
+    return harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + url, "--set", "node.id=node-a",
+                          *args, data_dir=data_dir)
+
+
 class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
     def setUp(self):
         self.assertTrue(PG, "AW_TEST_PG_URL is not set: scripts/test-services did not start PostgreSQL")
@@ -46,8 +52,7 @@ class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
         self.db.drop()
 
     def server(self, *args, data_dir=None):
-        return harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + self.db.url,
-                              "--set", "node.id=node-a", *args, data_dir=data_dir)
+        return pg_server(self.db.url, *args, data_dir=data_dir)
 
     async def test_chat_resume_and_restart_on_postgres(self):
         srv = self.server().start()
@@ -111,8 +116,7 @@ class PostgresOutageTest(unittest.IsolatedAsyncioTestCase):
         srv = None
         clients = []
         try:
-            srv = harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + pg.url,
-                                 "--set", "node.id=node-a", "--set", "ws.max_messages_per_second=10000").start()
+            srv = pg_server(pg.url, "--set", "ws.max_messages_per_second=10000").start()
             users = [f"olga{n}" for n in range(8)]
             clients = [await Client.connect(srv.port, wsclient.dev_token(srv.port, u)) for u in users]
             acked = {u: [] for u in users}
@@ -182,8 +186,7 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
         srv = None
         clients = []
         try:
-            srv = harness.Server("--set", "store.backend=postgres", "--set", "store.url=" + pg.url,
-                                 "--set", "node.id=node-a", "--set", "server.threads=1").start()
+            srv = pg_server(pg.url, "--set", "server.threads=1").start()
             waiting = await Client.connect(srv.port, wsclient.dev_token(srv.port, "ann"))
             other = await Client.connect(srv.port, wsclient.dev_token(srv.port, "bob"))
             clients = [waiting, other]

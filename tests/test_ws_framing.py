@@ -20,9 +20,7 @@ def json_frames(frames):
     return [json.loads(p) for op, p in frames if op == TEXT]
 
 
-def close_code(frames):
-    codes = [int.from_bytes(p[:2], "big") for op, p in frames if op == CLOSE and len(p) >= 2]
-    return codes[-1] if codes else None
+close_code = RawWs.close_code_of
 
 
 class FramingTest(unittest.TestCase):

@@ -191,23 +191,15 @@ class RawWs:
             return data, True
 
     @staticmethod
-    def close_code(data):
+    def close_code_of(frames):
+        """The status code of the last close frame (opcode 8) among parsed frames, or None."""
+        codes = [int.from_bytes(p[:2], "big") for op, p in frames if op == 8 and len(p) >= 2]
+        return codes[-1] if codes else None
+
+    @classmethod
+    def close_code(cls, data):
         """The status code of the last close frame (opcode 8) in a server byte stream, or None."""
-        i, code = 0, None
-        while i + 2 <= len(data):
-            op = data[i] & 0x0F
-            ln = data[i + 1] & 0x7F
-            j = i + 2
-            if ln == 126:
-                ln = int.from_bytes(data[j:j + 2], "big"); j += 2
-            elif ln == 127:
-                ln = int.from_bytes(data[j:j + 8], "big"); j += 8
-            if j + ln > len(data):
-                break
-            if op == 8 and ln >= 2:
-                code = int.from_bytes(data[j:j + 2], "big")
-            i = j + ln
-        return code
+        return cls.close_code_of(cls.frames(data))
 
     def close(self):
         self.sock.close()

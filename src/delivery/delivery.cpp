@@ -180,13 +180,19 @@ bool Delivery::pushLive(Entry& e, const std::vector<store::StoredEvent>& batch) 
   auto count = static_cast<std::size_t>(batch.end() - it);
   if (conn->queuedFrames() + count > budget_.frames || conn->queuedBytes() >= budget_.bytes) return false;
   for (; it != batch.end(); ++it) {
-    if (!conn->send(eventFrame(*it))) {
-      e.conn.reset();  // closed: catch-up finds it gone
-      return false;
-    }
-    if (it->user_id != uncounted_user_) ++stats_.sent;
-    e.next_seq = it->seq + 1;
+    if (!sendLive(e, *conn, eventFrame(*it), *it)) return false;  // closed: catch-up finds it gone
   }
+  return true;
+}
+
+bool Delivery::sendLive(Entry& e, Connection& conn, std::shared_ptr<const std::string> frame,
+                        const store::StoredEvent& ev) {
+  if (!conn.send(std::move(frame))) {
+    e.conn.reset();  // closed: it will not take frames again (its events stay in the stream)
+    return false;
+  }
+  if (ev.user_id != uncounted_user_) ++stats_.sent;
+  e.next_seq = ev.seq + 1;
   return true;
 }
 
@@ -594,12 +600,9 @@ int Delivery::fanOut(UserState& us, const store::StoredEvent& ev) {
       continue;
     }
     if (!frame) frame = eventFrame(ev);
-    if (conn->send(frame)) {
+    if (sendLive(e, *conn, frame, ev)) {
       ++reached;
-      if (ev.user_id != uncounted_user_) ++stats_.sent;
-      e.next_seq = ev.seq + 1;
     } else {
-      e.conn.reset();  // closed: it will not take frames again (its event stays in the stream)
       prune = true;
     }
   }

@@ -216,6 +216,9 @@ class Delivery final : public lifecycle::Component {
   // Sends a live connection the events of `batch` it has not had, when that is a simple push;
   // false when the general catch-up must do it. Caller holds the user lock.
   bool pushLive(Entry& e, const std::vector<store::StoredEvent>& batch);
+  // Sends one event to a live connection and moves the entry past it (fan-out and pushLive);
+  // false when the connection is closed (the entry then forgets it).
+  bool sendLive(Entry& e, Connection& conn, std::shared_ptr<const std::string> frame, const store::StoredEvent& ev);
   // The user has a connection here now (true) or no longer (false).
   void interest(const std::string& user_id, bool on);
 

@@ -98,11 +98,6 @@ class WsSession final : public WsConnection,
   }
 
  private:
-  // One frame waiting to be written. Data frames count in the backlog; control frames do not.
-  struct Out {
-    std::shared_ptr<const std::string> payload;
-    Opcode op = Opcode::kText;
-  };
   // The buffers of one gathered write, allocated per write so that an idle connection keeps none.
   struct Batch {
     std::array<std::array<uint8_t, wsproto::kMaxHeader>, kFramesPerWrite + 2> headers{};
@@ -181,7 +176,7 @@ class WsSession final : public WsConnection,
       return cutOff("the send queue is full");
     }
     queued_bytes_ += frame->size();
-    queue_.push_back(Out{std::move(frame), Opcode::kText});
+    queue_.push_back(std::move(frame));
     flush();
   }
 
@@ -210,7 +205,7 @@ class WsSession final : public WsConnection,
       add(Opcode::kPing, nullptr);
     }
     std::size_t frames = std::min(queue_.size(), kFramesPerWrite);
-    for (std::size_t i = 0; i < frames; ++i) add(queue_[i].op, queue_[i].payload.get());
+    for (std::size_t i = 0; i < frames; ++i) add(Opcode::kText, queue_[i].get());
     batch->data_frames = frames;
     in_flight_data_ = frames;
     if (close_requested_ && !close_sent_ && frames == queue_.size()) {
@@ -235,11 +230,11 @@ class WsSession final : public WsConnection,
     }
     ++writes_done_;
     for (std::size_t i = 0; i < batch.data_frames; ++i) {
-      queued_bytes_ -= queue_[i].payload->size();
-      settled(queue_[i].payload->size());
+      queued_bytes_ -= queue_[i]->size();
+      settled(queue_[i]->size());
     }
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(batch.data_frames));
-    if (queue_.empty() && queue_.capacity() > 16) std::vector<Out>().swap(queue_);
+    if (queue_.empty() && queue_.capacity() > 16) std::vector<std::shared_ptr<const std::string>>().swap(queue_);
     if (batch.has_close) return afterCloseSent();
     if (!queue_.empty() || pending_pong_ || pending_ping_ || close_requested_) return flush();
     if (drain_wanted_) {
@@ -258,8 +253,8 @@ class WsSession final : public WsConnection,
   void cutQueue() {
     std::size_t keep = writing_ ? in_flight_data_ : 0;  // the first frames of the queue
     while (queue_.size() > keep) {
-      queued_bytes_ -= queue_.back().payload->size();
-      settled(queue_.back().payload->size());
+      queued_bytes_ -= queue_.back()->size();
+      settled(queue_.back()->size());
       queue_.pop_back();
     }
   }
@@ -378,7 +373,7 @@ class WsSession final : public WsConnection,
     if (stall_timer_) stall_timer_->cancel();
     if (close_timer_) close_timer_->cancel();
     socket_.close(ec);
-    for (const auto& o : queue_) settled(o.payload->size());
+    for (const auto& f : queue_) settled(f->size());
     queue_.clear();
     if (was_open) handler_.onClose(*this, code);
   }
@@ -389,7 +384,7 @@ class WsSession final : public WsConnection,
   WsHandler& handler_;
   const WsLimits& limits_;
   wsproto::Decoder decoder_;
-  std::vector<Out> queue_;
+  std::vector<std::shared_ptr<const std::string>> queue_;  // text frames; control frames wait beside it
   std::size_t queued_bytes_ = 0;
   std::size_t in_flight_data_ = 0;  // data frames of the write in flight (the queue's first ones)
   std::optional<std::string> pending_pong_;
