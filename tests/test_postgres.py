@@ -190,6 +190,8 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
             waiting = await Client.connect(srv.port, wsclient.dev_token(srv.port, "ann"))
             other = await Client.connect(srv.port, wsclient.dev_token(srv.port, "bob"))
             clients = [waiting, other]
+            for c in clients:  # live (caught up from the stream) before the database hangs
+                await c.request("ping", id_="live", want="pong")
             pg.pause()
             try:
                 # Each of these waits on the database...

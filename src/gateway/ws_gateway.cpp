@@ -319,9 +319,16 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
       std::lock_guard lock(mutex_);
       held_.erase(conn->id());
     }
-    // Catching up reads the stream: on the store pool, after the attach (same lane).
+    // Catching up reads the stream: on the store pool, after the attach (same lane), and counted
+    // as pending so that this frame and the next follow it: what was appended while the
+    // connection was held goes out before the reply to its first frame.
     if (frame->type != "resume") {
-      store_work_.post(state->lane, [this, conn] { delivery_.goLive(*conn); });
+      ++state->offloaded;
+      bool posted = store_work_.post(state->lane, [this, conn] {
+        delivery_.goLive(*conn);
+        --conn->attachment<ConnState>()->offloaded;
+      });
+      if (!posted) --state->offloaded;
     }
   }
   if (!mayBlock(*frame) && state->offloaded.load() == 0) {
