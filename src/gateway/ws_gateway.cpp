@@ -301,18 +301,30 @@ void WsGateway::open(const std::shared_ptr<net::WsConnection>& conn) {
 
 void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::string_view payload, bool is_text) {
   auto* state = conn->attachment<ConnState>();
-  if (!is_text) return sendError(*conn, "invalid_json", "binary frames are not supported; send JSON text", "");
+  // Replies go out in the order of the frames: while earlier frames wait on the store pool, an
+  // error for this one waits behind them on the same lane.
+  auto refuse = [&](std::string code, std::string message, std::string ref) {
+    if (state->offloaded.load() == 0) return sendError(*conn, code, message, ref);
+    ++state->offloaded;
+    bool posted = store_work_.post(state->lane,
+                                   [conn, code = std::move(code), message = std::move(message), ref = std::move(ref)] {
+                                     sendError(*conn, code, message, ref);
+                                     --conn->attachment<ConnState>()->offloaded;
+                                   });
+    if (!posted) --state->offloaded;
+  };
+  if (!is_text) return refuse("invalid_json", "binary frames are not supported; send JSON text", "");
   std::string ref;
   auto frame = parseFrame(payload, &ref);
 
   // Token bucket: max_messages_per_second, with a burst of the same size.
   if (!state->bucket.take()) {
-    return sendError(*conn, "rate_limited",
-                     fmt::format("more than {} messages per second; this message was not processed",
-                                 config_.ws.max_messages_per_second),
-                     ref);
+    return refuse("rate_limited",
+                  fmt::format("more than {} messages per second; this message was not processed",
+                              config_.ws.max_messages_per_second),
+                  std::move(ref));
   }
-  if (!frame) return sendError(*conn, frame.error().code, frame.error().message, ref);
+  if (!frame) return refuse(frame.error().code, frame.error().message, std::move(ref));
 
   if (state->held.exchange(false)) {
     {
