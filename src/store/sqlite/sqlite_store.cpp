@@ -6,7 +6,13 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <stdexcept>
@@ -110,6 +116,23 @@ RunRecord readRun(const Stmt& s) {
   return RunRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)};
 }
 
+// An flock on "<path>-lock", held while the store is open (a separate file: closing any other
+// descriptor of the database itself would drop SQLite's own POSIX locks on it).
+int lockOwner(const std::string& path) {
+  std::string lock_path = path + "-lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot open '{}': {}", lock_path, std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      throw std::runtime_error(fmt::format("the SQLite database '{}' is in use by another agentwire process", path));
+    }
+    throw std::runtime_error(fmt::format("cannot lock '{}': {}", lock_path, std::strerror(err)));
+  }
+  return fd;
+}
+
 }  // namespace
 
 SqliteStore::SqliteStore(std::string path, std::vector<std::string> dependencies)
@@ -182,14 +205,19 @@ void SqliteStore::start() {
   }
   sqlite3_busy_timeout(db_, 5000);
   try {
-    // Exclusive locking: agentwire is the only user of its embedded database, so transactions skip
-    // the per-transaction POSIX file locks (fcntl) and the WAL needs no shared-memory index.
-    exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;");
+    // One process owns the file (unfinishedRuns relies on it): a second server on the same path
+    // stops here with a clear error instead of sharing it.
+    owner_lock_ = lockOwner(path_);
+    exec("PRAGMA journal_mode=WAL;");
     exec(sync_full_ ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
-    // Checkpoints copy the newest version of each page once: ten times the default interval copies
-    // hot pages (stream heads, index interiors) a tenth as often. About 10% less server CPU per
-    // event (bench/ab-chat.sh, performance.md); the WAL grows to about 40 MB between checkpoints.
-    exec("PRAGMA wal_autocheckpoint=10000;");
+    // Checkpoints run beside the writer, on their own connection (WalCheckpointer), so that no
+    // commit waits for one. They copy the newest version of each page once: ten times SQLite's
+    // default interval copies hot pages (stream heads, index interiors) a tenth as often, about
+    // 10% less server CPU per event (bench/ab-chat.sh, performance.md); the WAL grows to about
+    // 40 MB between checkpoints.
+    checkpointer_ = std::make_unique<WalCheckpointer>(
+        path_, WalCheckpointer::Options{.frames = 10000, .restart_frames = 40000, .sync_full = sync_full_}, log_);
+    checkpointer_->start(db_);
     // One transaction: one sync for the whole schema instead of one per statement.
     exec("BEGIN");
     exec(kSchema);
@@ -200,21 +228,37 @@ void SqliteStore::start() {
     exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
     exec("COMMIT");
   } catch (const SqliteFailure& f) {
-    sqlite3_close_v2(db_);
-    db_ = nullptr;
+    closeLocked();
     throw std::runtime_error(fmt::format("cannot set up SQLite database '{}': {}", path_, f.what()));
+  } catch (...) {
+    closeLocked();
+    throw;
   }
   log_->info("opened SQLite store at {} (WAL, synchronous={})", path_, sync_full_ ? "FULL" : "NORMAL");
 }
 
 void SqliteStore::stop() {
   std::lock_guard lock(mutex_);
+  closeLocked();
+}
+
+void SqliteStore::closeLocked() {
+  // The checkpointer first: the writer's close, the last one, then checkpoints the rest.
+  if (checkpointer_) checkpointer_->stop();
+  checkpointer_.reset();
   for (auto& [sql, st] : statements_) sqlite3_finalize(st);
   statements_.clear();
   if (db_ != nullptr) {
     sqlite3_close_v2(db_);
     db_ = nullptr;
   }
+  if (owner_lock_ >= 0) ::close(owner_lock_);
+  owner_lock_ = -1;
+}
+
+WalCheckpointer::Counts SqliteStore::checkpointCounts() const {
+  std::lock_guard lock(mutex_);
+  return checkpointer_ ? checkpointer_->counts() : WalCheckpointer::Counts{};
 }
 
 void SqliteStore::limitPagesForTest(int64_t pages) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lifecycle/component.hpp"
+#include "store/sqlite/wal_checkpointer.hpp"
 #include "store/store.hpp"
 
 #include <spdlog/logger.h>
@@ -22,8 +23,9 @@ namespace agentwire::store {
 // `internal`. A failed write also sets the component unhealthy with the reason (so the server is
 // not ready) until a write succeeds again.
 //
-// The file is opened with exclusive locking: one process owns it, so every unfinished run in it
-// belongs to this process (unfinishedRuns ignores the node id).
+// One process owns the file (an flock on "<path>-lock"; a second process fails to start), so every
+// unfinished run in it belongs to this process (unfinishedRuns ignores the node id). WAL
+// checkpoints run on their own thread and connection (WalCheckpointer), never inside a commit.
 class SqliteStore final : public Store, public lifecycle::Component {
  public:
   SqliteStore(std::string path, std::vector<std::string> dependencies);
@@ -62,6 +64,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   // Tests: caps the database at `pages` pages (SQLite's max_page_count), so writes fail with
   // SQLITE_FULL as on a full disk; 0 lifts the cap.
   void limitPagesForTest(int64_t pages);
+  WalCheckpointer::Counts checkpointCounts() const;
 
  private:
   // Runs `body` under the mutex; an SQLite failure inside becomes an Error (and rolls back an
@@ -69,6 +72,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   template <typename T>
   core::Result<T> guarded(const char* what, bool write, const std::function<T()>& body);
   void exec(const char* sql);
+  void closeLocked();
   sqlite3_stmt* prepared(const char* sql);  // cached for the connection's life; caller holds mutex_
   StreamInfo streamInfoLocked(const std::string& user_id);
   // Returns (newly acknowledged, of which on a stream that had acked before).
@@ -77,8 +81,10 @@ class SqliteStore final : public Store, public lifecycle::Component {
   bool sync_full_ = false;
   std::string path_;
   std::shared_ptr<spdlog::logger> log_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   sqlite3* db_ = nullptr;
+  int owner_lock_ = -1;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unordered_map<const char*, sqlite3_stmt*> statements_;
   bool write_failing_ = false;  // guarded by mutex_: one log line per episode
 };
