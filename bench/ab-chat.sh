@@ -13,7 +13,7 @@ run() {
   rm -rf "$TMP/aw"; mkdir -p "$TMP/aw"
   # shellcheck disable=SC2086
   taskset -c 0 "$bin" serve --port 0 --port-file "$TMP/aw/port" --set "store.path=$TMP/aw/agentwire.db" --log-level warn \
-    --set ws.max_connections_per_user=100000 --set agents.max_queue=100000 --set server.max_http_connections_per_ip=100000 \
+    --set ws.max_connections_per_user=100000 --set ws.max_messages_per_second=100000 --set agents.max_queue=100000 --set server.max_http_connections_per_ip=100000 \
     --set server.max_http_connections=100000 $extra > "$TMP/aw/log" 2>&1 &
   local pid=$!
   for _ in $(seq 200); do [[ -s "$TMP/aw/port" ]] && break; sleep 0.02; done

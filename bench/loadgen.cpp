@@ -59,6 +59,7 @@ struct Options {
   int sources = 1;
   std::vector<int> server_pids;
   std::string json_out;
+  std::string timeline_out;
 };
 
 const std::array<const char*, 7> kEvents = {"ack",
@@ -73,6 +74,9 @@ struct Stats {
   std::array<std::vector<double>, kEvents.size()> latency_us;
   std::vector<double> rtt_us;
   std::vector<double> cross_us;  // user_message -> agent_completed on the user's other node (--watch)
+  // Per run: send time on CLOCK_MONOTONIC (as `perf record -k CLOCK_MONOTONIC` stamps samples),
+  // then the latency to each of kEvents, in µs (--timeline)
+  std::vector<std::array<double, 8>> completed;
   uint64_t events = 0;           // frames with a seq received inside the window
   uint64_t runs = 0;
   uint64_t echoes = 0;
@@ -190,6 +194,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
     }
     if (type == "error") {
       ++s_.stats.errors;
+      // A refused message (rate_limited, unavailable) has no run: the user goes on with the next.
+      if (s_.opt.mode == "chat" && f.find(fmt::format(R"("ref":"m{}")", seq_)) != std::string_view::npos) next();
       return;
     }
     if (s_.opt.mode != "chat") return;
@@ -199,6 +205,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
         seen_[i] = true;
         if (s_.measuring && run_in_window_) {
           s_.stats.latency_us[i].push_back(std::chrono::duration<double, std::micro>(now - sent_).count());
+          run_[i + 1] = s_.stats.latency_us[i].back();
+          if (i + 1 == kEvents.size() && !s_.opt.timeline_out.empty()) {
+            run_[0] = std::chrono::duration<double, std::micro>(sent_.time_since_epoch()).count();
+            s_.stats.completed.push_back(run_);
+          }
         }
       }
     }
@@ -311,6 +322,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   std::string thread_id_;
   Clock::time_point sent_;
   std::array<bool, kEvents.size()> seen_{};
+  std::array<double, kEvents.size() + 1> run_{};  // --timeline: this run's send time and latencies
   bool established_ = false;
   bool run_in_window_ = false;
   uint64_t seq_ = 0;
@@ -368,6 +380,8 @@ int main(int argc, char** argv) {
   app.add_option("--sources", o.sources, "spread over 127.0.0.1..N source addresses");
   app.add_option("--server-pid", o.server_pids, "measure this process's CPU and RSS (repeat: summed)");
   app.add_option("--json", o.json_out, "append a JSON line with the results to this file");
+  app.add_option("--timeline", o.timeline_out,
+                 "chat: one line per measured run: send time (ms, CLOCK_MONOTONIC), then the latency (ms) to each event");
   CLI11_PARSE(app, argc, argv);
 
   rlimit rl{};
@@ -495,6 +509,12 @@ int main(int argc, char** argv) {
   json += "}";
   std::printf("%s\n", json.c_str());
   if (!o.json_out.empty()) std::ofstream(o.json_out, std::ios::app) << json << "\n";
+  if (!o.timeline_out.empty()) {
+    std::ofstream out(o.timeline_out);
+    for (const auto& run : st.completed) {
+      for (std::size_t i = 0; i < run.size(); ++i) out << fmt::format("{:.3f}{}", run[i] / 1000, i + 1 < run.size() ? " " : "\n");
+    }
+  }
   std::fflush(stdout);
   std::_Exit(0);  // do not spend time tearing down many connections
 }

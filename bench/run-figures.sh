@@ -38,7 +38,7 @@ EOF
 start_agentwire() {
   rm -rf "$TMP/aw"; mkdir -p "$TMP/aw"
   taskset -c "$SERVER_CPU" "$B/agentwire" serve --port 0 --port-file "$TMP/aw/port" \
-    --set "store.path=$TMP/aw/agentwire.db" --log-level warn --set ws.max_connections_per_user=100000 \
+    --set "store.path=$TMP/aw/agentwire.db" --log-level warn --set ws.max_connections_per_user=100000 --set ws.max_messages_per_second=100000 \
     --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 \
     --set agents.max_queue=100000 "$@" > "$TMP/aw/log" 2>&1 &
   AW_PID=$!
