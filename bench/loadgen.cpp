@@ -77,7 +77,7 @@ struct Stats {
   // Per run: send time on CLOCK_MONOTONIC (as `perf record -k CLOCK_MONOTONIC` stamps samples),
   // then the latency to each of kEvents, in µs (--timeline)
   std::vector<std::array<double, 8>> completed;
-  uint64_t events = 0;           // frames with a seq received inside the window
+  uint64_t events = 0;  // frames with a seq received inside the window
   uint64_t runs = 0;
   uint64_t echoes = 0;
   uint64_t errors = 0;
@@ -380,8 +380,9 @@ int main(int argc, char** argv) {
   app.add_option("--sources", o.sources, "spread over 127.0.0.1..N source addresses");
   app.add_option("--server-pid", o.server_pids, "measure this process's CPU and RSS (repeat: summed)");
   app.add_option("--json", o.json_out, "append a JSON line with the results to this file");
-  app.add_option("--timeline", o.timeline_out,
-                 "chat: one line per measured run: send time (ms, CLOCK_MONOTONIC), then the latency (ms) to each event");
+  app.add_option(
+      "--timeline", o.timeline_out,
+      "chat: one line per measured run: send time (ms, CLOCK_MONOTONIC), then the latency (ms) to each event");
   CLI11_PARSE(app, argc, argv);
 
   rlimit rl{};
@@ -512,7 +513,8 @@ int main(int argc, char** argv) {
   if (!o.timeline_out.empty()) {
     std::ofstream out(o.timeline_out);
     for (const auto& run : st.completed) {
-      for (std::size_t i = 0; i < run.size(); ++i) out << fmt::format("{:.3f}{}", run[i] / 1000, i + 1 < run.size() ? " " : "\n");
+      for (std::size_t i = 0; i < run.size(); ++i)
+        out << fmt::format("{:.3f}{}", run[i] / 1000, i + 1 < run.size() ? " " : "\n");
     }
   }
   std::fflush(stdout);

@@ -81,6 +81,12 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(during['agentwire_delivery_latency_seconds_count'], events)
             self.assertEqual(during['agentwire_delivery_latency_seconds_bucket{le="+Inf"}'], events)
             self.assertEqual(types["agentwire_delivery_latency_seconds"], "histogram")
+            # The group commits that stored the run: its message, the run and its events at least.
+            self.assertEqual(types["agentwire_store_commit_seconds"], "histogram")
+            self.assertGreaterEqual(during["agentwire_store_commit_seconds_count"], 1)
+            self.assertEqual(during["agentwire_store_commit_items_count"],
+                             during["agentwire_store_commit_seconds_count"])
+            self.assertGreaterEqual(during["agentwire_store_commit_items_sum"], events + 2)
             self.assertEqual(during['agentwire_client_errors_total{code="thread_not_found"}'], 1)
             self.assertEqual(during["agentwire_connections_opened_total"], 1)
             self.assertEqual(during["agentwire_threads_running_without_connection"], 0)

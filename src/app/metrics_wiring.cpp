@@ -127,6 +127,15 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
                      "From an event's deliver() to it being committed and queued on every live connection.",
                      Family::Type::Histogram);
     out.back().addHistogram(d.latency.snapshot());
+    out.emplace_back("agentwire_store_commit_seconds",
+                     "One group commit of the event stream writer (all shards): the store transaction's duration, "
+                     "failed attempts included. Every user's events wait behind a long one.",
+                     Family::Type::Histogram);
+    out.back().addHistogram(d.commit_seconds.snapshot());
+    out.emplace_back("agentwire_store_commit_items",
+                     "Items (messages, runs, events, acks) per group commit: how much the commit batches.",
+                     Family::Type::Histogram);
+    out.back().addHistogram(d.commit_items.snapshot());
     out.emplace_back("agentwire_connections_opened_total", "WebSocket connections opened (authenticated).",
                      Family::Type::Counter);
     out.back().add(static_cast<double>(c.ws_gateway.connectionsOpened()));

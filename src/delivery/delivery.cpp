@@ -31,6 +31,7 @@ Delivery::Delivery(std::vector<store::Store*> shards, std::vector<std::string> d
                                        *store, StreamWriter::Options{},
                                        [this](std::vector<WriteItem>& batch,
                                               const core::Result<store::CommitStats>& r) { onCommitted(batch, r); })});
+    shards_.back().writer->observeCommits(&stats_.commit_seconds, &stats_.commit_items);
   }
 }
 

@@ -55,6 +55,10 @@ struct DeliveryStats {
   std::atomic<uint64_t> fenced{0};     // events of runs that had ended (another node ended them), not stored
   // deliver() called -> committed and queued on every live connection of the user.
   monitoring::Histogram latency{monitoring::Histogram::latencyBounds()};
+  // One store transaction of the group commit: how long, and how many items (messages, runs,
+  // events, acks) it carried. Long commits are what every user's events wait behind.
+  monitoring::Histogram commit_seconds{monitoring::Histogram::latencyBounds()};
+  monitoring::Histogram commit_items{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
 };
 
 // The per-user delivery model. Every event for a thread goes to the thread's owner: it is

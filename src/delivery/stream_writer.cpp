@@ -155,7 +155,12 @@ core::Result<store::CommitStats> StreamWriter::commitWithRetry(std::vector<Write
   auto backoff = options_.retry_initial;
   int attempts_while_stopping = 0;
   for (;;) {
+    auto started = std::chrono::steady_clock::now();
     auto r = store_.commit(wb);
+    if (commit_seconds_ != nullptr) {
+      commit_seconds_->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      commit_items_->observe(static_cast<double>(wb.size()));
+    }
     if (r || r.error().code != store::kUnavailable) {
       if (failing_.exchange(false)) log_->info("event stream writes succeed again");
       return r;

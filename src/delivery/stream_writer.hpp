@@ -1,5 +1,7 @@
 #pragma once
 
+#include "monitoring/histogram.hpp"
+
 #include "core/result.hpp"
 #include "store/store.hpp"
 
@@ -62,6 +64,12 @@ class StreamWriter {
   ~StreamWriter();
 
   void setOptions(Options o) { options_ = o; }  // before start()
+  // Each store commit's duration (seconds) and number of items, attempts that fail included
+  // (before start(); shared by every shard's writer).
+  void observeCommits(monitoring::Histogram* seconds, monitoring::Histogram* items) {
+    commit_seconds_ = seconds;
+    commit_items_ = items;
+  }
   void start();
   void stop();  // commits everything queued first
   bool running() const;
@@ -88,6 +96,8 @@ class StreamWriter {
 
   store::Store& store_;
   Options options_;
+  monitoring::Histogram* commit_seconds_ = nullptr;
+  monitoring::Histogram* commit_items_ = nullptr;
   OnCommitted on_committed_;
   std::shared_ptr<spdlog::logger> log_;
 

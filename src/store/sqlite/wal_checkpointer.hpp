@@ -58,7 +58,7 @@ class WalCheckpointer {
   sqlite3* writer_ = nullptr;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
-  int wal_frames_ = 0;  // as of the writer's last commit
+  int wal_frames_ = 0;   // as of the writer's last commit
   int64_t reports_ = 0;  // commits reported
   bool stopping_ = false;
   Counts counts_;

@@ -42,8 +42,7 @@ TEST(WalCheckpointerTest, CheckpointsBesideTheWriterAndRestartsTheWal) {
   // on how it interleaves with the writer).
   exec(writer, "PRAGMA wal_autocheckpoint=0");
   for (int i = 0; i < 200; ++i) insertPage(writer);
-  WalCheckpointer checkpointer(path, {.frames = 20, .restart_frames = 80, .sync_full = false},
-                               core::logger("store"));
+  WalCheckpointer checkpointer(path, {.frames = 20, .restart_frames = 80, .sync_full = false}, core::logger("store"));
   checkpointer.start(writer);
   insertPage(writer);  // the commit that tells the checkpointer how large the WAL is
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
