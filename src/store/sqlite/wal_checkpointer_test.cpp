@@ -31,13 +31,22 @@ void insertPage(sqlite3* db) {
   exec(db, "INSERT INTO t(x) VALUES (randomblob(3000))");
 }
 
+// The writer's connection, in WAL mode, with one table; nullptr (and a failure) if it cannot be set up.
+sqlite3* openWriter(const std::string& path) {
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) == SQLITE_OK &&
+            sqlite3_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, x BLOB)", nullptr, nullptr, nullptr) == SQLITE_OK;
+  EXPECT_TRUE(ok) << sqlite3_errmsg(db);
+  if (!ok) sqlite3_close(db);
+  return ok ? db : nullptr;
+}
+
 TEST(WalCheckpointerTest, CheckpointsBesideTheWriterAndRestartsTheWal) {
   testing::TempDir dir;
   auto path = dir.file("wal.db");
-  sqlite3* writer = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &writer), SQLITE_OK);
-  exec(writer, "PRAGMA journal_mode=WAL");
-  exec(writer, "CREATE TABLE t(id INTEGER PRIMARY KEY, x BLOB)");
+  sqlite3* writer = openWriter(path);
+  ASSERT_NE(writer, nullptr);
   // A WAL of 200 transactions, written before the checkpointer runs (so the test does not depend
   // on how it interleaves with the writer).
   exec(writer, "PRAGMA wal_autocheckpoint=0");
@@ -68,10 +77,8 @@ TEST(WalCheckpointerTest, CheckpointsBesideTheWriterAndRestartsTheWal) {
 TEST(WalCheckpointerTest, BelowTheIntervalNothingIsCheckpointed) {
   testing::TempDir dir;
   auto path = dir.file("wal.db");
-  sqlite3* writer = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &writer), SQLITE_OK);
-  exec(writer, "PRAGMA journal_mode=WAL");
-  exec(writer, "CREATE TABLE t(id INTEGER PRIMARY KEY, x BLOB)");
+  sqlite3* writer = openWriter(path);
+  ASSERT_NE(writer, nullptr);
   WalCheckpointer checkpointer(path, {.frames = 1000, .restart_frames = 4000, .sync_full = false},
                                core::logger("store"));
   checkpointer.start(writer);
