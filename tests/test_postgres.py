@@ -2,6 +2,7 @@
 restart that keeps everything, and runs interrupted by SIGKILL ended on the next start. Each test
 gets a database of its own on the server scripts/test-services started (AW_TEST_PG_URL)."""
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -204,6 +205,12 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
                 http = socket.create_connection(("127.0.0.1", srv.port))
                 http.sendall(f"GET /api/threads HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
                              "Connection: close\r\n\r\n".encode())
+                # An AG-UI run: finding or creating its thread and attaching its stream wait too.
+                agui = socket.create_connection(("127.0.0.1", srv.port))
+                body = json.dumps({"messages": [{"id": "u1", "role": "user", "content": "agui while hung"}]})
+                agui.sendall(f"POST /agui HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                             f"Connection: close\r\n\r\n{body}".encode())
                 # ...and the one I/O thread serves everyone else meanwhile.
                 for i in range(3):
                     pong = await other.request("ping", id_=f"p{i}", want="pong", timeout=5)
@@ -228,6 +235,13 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
                 answer += chunk
             http.close()
             self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
+            agui.settimeout(30)
+            streamed = b""
+            while chunk := await asyncio.to_thread(agui.recv, 65536):
+                streamed += chunk
+            agui.close()
+            self.assertTrue(streamed.startswith(b"HTTP/1.1 200"), streamed[:200])
+            self.assertIn(b'"RUN_FINISHED"', streamed)
         finally:
             for c in clients:
                 await c.close()

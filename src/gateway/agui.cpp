@@ -144,6 +144,49 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
   std::shared_ptr<AguiConnection> self_;
 };
 
+// The run of one POST /agui: the client's thread if it is one of this user's, else a new one; then
+// the event stream. Called on the store pool (it may read and write the store).
+net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
+                        WsGateway& gateway, const std::string& user_id, const std::string& content,
+                        const std::string& client_thread, const std::string& client_run) {
+  // The thread: the client's, if it is one of this user's; otherwise a new one.
+  std::string thread_id;
+  auto known = delivery.threadInfo(client_thread);
+  if (!known) return net::jsonError(503, known.error().code, known.error().message);
+  if (*known) {
+    if ((*known)->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
+    thread_id = client_thread;
+  } else {
+    auto t2 = store.createThread(user_id, core::titleFrom(content, 60), false);
+    if (!t2) return net::jsonError(503, t2.error().code, t2.error().message);
+    delivery.rememberThread(*t2);
+    thread_id = t2->id;
+  }
+
+  net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
+  reply.stream = [&delivery, &bridge, &gateway, user_id, thread_id, client_thread, client_run,
+                  content](const std::shared_ptr<net::StreamWriter>& out) {
+    auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);
+    agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
+    conn->setRun(run.run_id);
+    // Leaves delivery once the stream is over (run ended, or the client went away), off the
+    // fan-out path that ends it: detaching there would take the user lock it is called under.
+    // Holds the connection until then (a cycle through the stream that its close breaks).
+    out->onClosed([&delivery, conn] { delivery.detach(*conn); });
+    // Attaching reads the user's stream head: on the store pool as well (this is an I/O thread).
+    // Before the run starts: nothing of it can be missed.
+    bool posted = gateway.runOffIoThread([&delivery, &bridge, conn, run, content] {
+      if (auto a = delivery.attach(conn, true); !a) return conn->fail(a.error().code, a.error().message);
+      bridge.submit(agents::AgentWebSocketBridge::Submission{run, content, ""},
+                    [conn](const core::Result<store::Message>& r) {
+                      if (!r) conn->fail(r.error().code, r.error().message);
+                    });
+    });
+    if (!posted) conn->fail("not_ready", "the server is shutting down; retry on another node");
+  };
+  return reply;
+}
+
 }  // namespace
 
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
@@ -172,38 +215,22 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
     std::string client_thread = stringField(in, "threadId").empty() ? core::newId("thr") : stringField(in, "threadId");
     std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
 
-    // The thread: the client's, if it is one of this user's; otherwise a new one.
-    std::string thread_id;
-    auto known = delivery.threadInfo(client_thread);
-    if (!known) return net::jsonError(503, known.error().code, known.error().message);
-    if (*known) {
-      if ((*known)->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
-      thread_id = client_thread;
-    } else {
-      auto t2 = store.createThread(user_id, core::titleFrom(content, 60), false);
-      if (!t2) return net::jsonError(503, t2.error().code, t2.error().message);
-      delivery.rememberThread(*t2);
-      thread_id = t2->id;
-    }
-
-    net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
-    reply.stream = [&delivery, &bridge, user_id, thread_id, client_thread, client_run,
-                    content](const std::shared_ptr<net::StreamWriter>& out) {
-      auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);
-      agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
-      conn->setRun(run.run_id);
-      // Leaves delivery once the stream is over (run ended, or the client went away), off the
-      // fan-out path that ends it: detaching there would take the user lock it is called under.
-      // Holds the connection until then (a cycle through the stream that its close breaks).
-      out->onClosed([&delivery, conn] { delivery.detach(*conn); });
-      // Before the run starts: nothing of it can be missed.
-      if (auto a = delivery.attach(conn, true); !a) return conn->fail(a.error().code, a.error().message);
-      bridge.submit(agents::AgentWebSocketBridge::Submission{run, content, ""},
-                    [conn](const core::Result<store::Message>& r) {
-                      if (!r) conn->fail(r.error().code, r.error().message);
-                    });
+    // Finding or creating the thread may wait on the store: on the store pool, so that no I/O
+    // thread waits on the database; the answer (an error, or the stream) comes from there.
+    net::HttpReply later;
+    later.deferred = [&store, &delivery, &bridge, &gateway, user_id, content, client_thread,
+                      client_run](net::Respond respond) {
+      bool posted = gateway.runOffIoThread(
+          [&store, &delivery, &bridge, &gateway, user_id, content, client_thread, client_run, respond] {
+            respond(startRun(store, delivery, bridge, gateway, user_id, content, client_thread, client_run));
+          });
+      if (!posted) {
+        auto refusal = net::jsonError(503, "not_ready", "the server is shutting down; retry on another node");
+        refusal.headers.emplace_back("Retry-After", "1");
+        respond(std::move(refusal));
+      }
     };
-    return reply;
+    return later;
   });
 }
 
