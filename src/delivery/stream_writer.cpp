@@ -83,17 +83,19 @@ std::size_t StreamWriter::depth() const {
 namespace {
 
 // The store's view of a batch: messages (with their runs), events, acks (one per user, the highest).
-void assemble(const std::vector<WriteItem>& batch, store::WriteBatch& wb) {
+// Messages, runs and events are moved, not copied (their ids, texts and payloads are most of the
+// writer's allocations otherwise); restore() moves them back into the items once the commit is done.
+void assemble(std::vector<WriteItem>& batch, store::WriteBatch& wb) {
   std::unordered_map<std::string, std::size_t> ack_index;  // user -> position in wb.acks
   wb.messages.clear();
   wb.runs.clear();
   wb.events.clear();
   wb.acks.clear();
-  for (const auto& item : batch) {
+  for (auto& item : batch) {
     switch (item.kind) {
       case WriteItem::Kind::Message:
-        wb.messages.push_back(*item.message);
-        if (item.run) wb.runs.push_back(*item.run);
+        wb.messages.push_back(std::move(*item.message));
+        if (item.run) wb.runs.push_back(std::move(*item.run));
         break;
       case WriteItem::Kind::Ack: {
         auto [it, fresh] = ack_index.try_emplace(item.event.user_id, wb.acks.size());
@@ -104,7 +106,24 @@ void assemble(const std::vector<WriteItem>& batch, store::WriteBatch& wb) {
         }
         break;
       }
-      case WriteItem::Kind::Event: wb.events.push_back(item.event); break;
+      case WriteItem::Kind::Event: wb.events.push_back(std::move(item.event)); break;
+    }
+  }
+}
+
+// Undoes assemble()'s moves: each item gets its message, run or event back, in the same order.
+void restore(std::vector<WriteItem>& batch, store::WriteBatch& wb) {
+  std::size_t m = 0;
+  std::size_t r = 0;
+  std::size_t e = 0;
+  for (auto& item : batch) {
+    switch (item.kind) {
+      case WriteItem::Kind::Message:
+        *item.message = std::move(wb.messages[m++]);
+        if (item.run) *item.run = std::move(wb.runs[r++]);
+        break;
+      case WriteItem::Kind::Event: item.event = std::move(wb.events[e++]); break;
+      case WriteItem::Kind::Ack: break;
     }
   }
 }
@@ -175,10 +194,11 @@ core::Result<store::CommitStats> StreamWriter::commitWithRetry(std::vector<Write
           "until the store takes it",
           wb.size(), r.error().message);
     }
-    if (refuse(batch, r.error())) {
-      assemble(batch, wb);
-      if (wb.empty()) return store::CommitStats{};
-    }
+    // The refusable messages leave the batch: the items take their contents back first.
+    restore(batch, wb);
+    refuse(batch, r.error());
+    assemble(batch, wb);
+    if (wb.empty()) return store::CommitStats{};
     refuseQueued(r.error());
     std::unique_lock lock(mutex_);
     if (stopping_ && ++attempts_while_stopping > options_.attempts_after_stop) return r;
@@ -224,6 +244,7 @@ void StreamWriter::loop() {
     if (failing_.load()) refuse(batch, core::Error{store::kUnavailable, lastError()});
     assemble(batch, wb);
     auto committed = commitWithRetry(batch, wb);
+    restore(batch, wb);
     on_committed_(batch, committed);
     {
       std::lock_guard lock(mutex_);

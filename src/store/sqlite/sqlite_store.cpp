@@ -78,7 +78,15 @@ class Stmt {
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
+  // A named string outlives the statement's use of it (every bind is followed by its step in the
+  // same scope, and reset() drops the bindings): SQLite reads it in place instead of copying it,
+  // which was about a tenth of the allocations per stored event.
   Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  // A temporary dies before the step: SQLite keeps its own copy.
+  Stmt& bind(int i, std::string&& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
