@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 // in their users' streams (and in analytics).
 constexpr int kSchemaVersion = 3;
 
+const std::string kQueued = "queued";
+
 // An SQLite failure inside SqliteStore; turned into an Error at the public boundary (guarded()).
 struct SqliteFailure : std::runtime_error {
   SqliteFailure(int rc, const std::string& what) : std::runtime_error(what), code(rc) {}
@@ -85,8 +87,10 @@ class Stmt {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
-  // A temporary dies before the step: SQLite keeps its own copy.
-  Stmt& bind(int i, std::string&& v) {
+  // A temporary dies before the step: SQLite keeps its own copy. `const&&` catches const
+  // temporaries too (e.g. `cond ? std::string("x") : some_const_string`), which `&&` would leave
+  // to the in-place overload above.
+  Stmt& bind(int i, const std::string&& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
@@ -420,7 +424,8 @@ core::Result<CommitStats> SqliteStore::commit(const WriteBatch& batch) {
       for (const auto& run : batch.runs) {
         r.reset();
         r.bind(1, run.id).bind(2, run.user_id).bind(3, run.thread_id).bind(4, run.agent).bind(5, run.node_id);
-        r.bind(6, run.status.empty() ? std::string("queued") : run.status).bind(7, run.created_ms);
+        const std::string& status = run.status.empty() ? kQueued : run.status;
+        r.bind(6, status).bind(7, run.created_ms);
         r.step();
       }
     }
