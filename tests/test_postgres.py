@@ -178,6 +178,16 @@ class PostgresOutageTest(unittest.IsolatedAsyncioTestCase):
             pg.stop()
 
 
+async def read_to_close(sock, timeout=30):
+    """Everything the server sends on a Connection: close socket, then closes it."""
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := await asyncio.to_thread(sock.recv, 65536):
+        data += chunk
+    sock.close()
+    return data
+
+
 class IoThreadTest(unittest.IsolatedAsyncioTestCase):
     """Store calls never run on an I/O thread: with one I/O thread and a hung database, every
     connection that does not need the database is still served."""
@@ -229,17 +239,9 @@ class IoThreadTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(answers["slow-list"]["type"], "threads")
             self.assertEqual(answers["slow-create"]["type"], "ack", answers["slow-create"])
             self.assertEqual(answers["slow-refused"]["data"]["code"], "missing_field", answers["slow-refused"])
-            http.settimeout(30)
-            answer = b""
-            while chunk := await asyncio.to_thread(http.recv, 65536):
-                answer += chunk
-            http.close()
+            answer = await read_to_close(http)
             self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
-            agui.settimeout(30)
-            streamed = b""
-            while chunk := await asyncio.to_thread(agui.recv, 65536):
-                streamed += chunk
-            agui.close()
+            streamed = await read_to_close(agui)
             self.assertTrue(streamed.startswith(b"HTTP/1.1 200"), streamed[:200])
             self.assertIn(b'"RUN_FINISHED"', streamed)
         finally:

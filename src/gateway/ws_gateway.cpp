@@ -227,16 +227,20 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
 void WsGateway::onOpen(const std::shared_ptr<net::WsConnection>& conn) {
   // Attaching reads the user's stream: on the store pool, with the connection's frames queued
   // behind it (offloaded > 0), so that a slow or hung database never holds this I/O thread.
-  auto* state = conn->attachment<ConnState>();
-  ++state->offloaded;
-  bool posted = store_work_.post(state->lane, [this, conn] {
-    open(conn);
-    --conn->attachment<ConnState>()->offloaded;
-  });
-  if (!posted) {
-    --state->offloaded;
+  if (!onLane(conn, [this, conn] { open(conn); })) {
     conn->closeAfterFlush(net::close_code::kServiceRestart, "service restart");
   }
+}
+
+bool WsGateway::onLane(const std::shared_ptr<net::WsConnection>& conn, std::function<void()> task) {
+  auto* state = conn->attachment<ConnState>();
+  ++state->offloaded;
+  bool posted = store_work_.post(state->lane, [conn, task = std::move(task)] {
+    task();
+    --conn->attachment<ConnState>()->offloaded;
+  });
+  if (!posted) --state->offloaded;
+  return posted;
 }
 
 void WsGateway::forget(net::WsConnection& conn) {
@@ -305,13 +309,9 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
   // error for this one waits behind them on the same lane.
   auto refuse = [&](std::string code, std::string message, std::string ref) {
     if (state->offloaded.load() == 0) return sendError(*conn, code, message, ref);
-    ++state->offloaded;
-    bool posted = store_work_.post(state->lane,
-                                   [conn, code = std::move(code), message = std::move(message), ref = std::move(ref)] {
-                                     sendError(*conn, code, message, ref);
-                                     --conn->attachment<ConnState>()->offloaded;
-                                   });
-    if (!posted) --state->offloaded;
+    onLane(conn, [conn, code = std::move(code), message = std::move(message), ref = std::move(ref)] {
+      sendError(*conn, code, message, ref);
+    });
   };
   if (!is_text) return refuse("invalid_json", "binary frames are not supported; send JSON text", "");
   std::string ref;
@@ -334,30 +334,17 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
     // Catching up reads the stream: on the store pool, after the attach (same lane), and counted
     // as pending so that this frame and the next follow it: what was appended while the
     // connection was held goes out before the reply to its first frame.
-    if (frame->type != "resume") {
-      ++state->offloaded;
-      bool posted = store_work_.post(state->lane, [this, conn] {
-        delivery_.goLive(*conn);
-        --conn->attachment<ConnState>()->offloaded;
-      });
-      if (!posted) --state->offloaded;
-    }
+    if (frame->type != "resume") onLane(conn, [this, conn] { delivery_.goLive(*conn); });
   }
   if (!mayBlock(*frame) && state->offloaded.load() == 0) {
     return router_.dispatch(ClientContext{conn, state->user_id}, frame.value());
   }
   // May wait on the store (a read, a new thread, a lookup the cache cannot answer): on the store
   // pool, so that this I/O thread goes on serving its other connections meanwhile.
-  ++state->offloaded;
-  bool posted = store_work_.post(state->lane, [this, conn, f = std::move(frame.value())] {
-    auto* st = conn->attachment<ConnState>();
-    router_.dispatch(ClientContext{conn, st->user_id}, f);
-    --st->offloaded;
+  bool posted = onLane(conn, [this, conn, f = std::move(frame.value())] {
+    router_.dispatch(ClientContext{conn, conn->attachment<ConnState>()->user_id}, f);
   });
-  if (!posted) {
-    --state->offloaded;
-    sendError(*conn, "not_ready", "the server is shutting down; this message was not processed", ref);
-  }
+  if (!posted) sendError(*conn, "not_ready", "the server is shutting down; this message was not processed", ref);
 }
 
 bool WsGateway::mayBlock(const Frame& frame) const {

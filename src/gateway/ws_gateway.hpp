@@ -80,6 +80,9 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   net::WsAdmission decide(const net::HttpRequest& req);
   // Whether handling this frame may wait on the store (then it runs on store_work_, never on an I/O thread).
   bool mayBlock(const Frame& frame) const;
+  // Runs `task` on the connection's lane of the store pool, counted as pending (offloaded) so that
+  // the connection's later frames, and their replies, follow it. False when the pool is stopping.
+  bool onLane(const std::shared_ptr<net::WsConnection>& conn, std::function<void()> task);
   // onOpen's work on the store pool: attach to the user's stream, connection_established.
   void open(const std::shared_ptr<net::WsConnection>& conn);
   // Undoes what open() registered, once, whichever of open() and onClose() comes last.
