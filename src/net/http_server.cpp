@@ -143,7 +143,10 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
   }
   void close() override {
     if (closed_.exchange(true)) return;
+    // Ordered on the strand behind the writes posted before it: the end is decided there, not
+    // from closed_, which the producer sets while its last writes may still be waiting to queue.
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
       if (self->queue_.empty()) self->finish();
     });
   }
@@ -159,7 +162,7 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
                         }
                         self->queue_.pop_front();
                         if (!self->queue_.empty()) return self->doWrite();
-                        if (self->closed_.load()) self->finish();
+                        if (self->closing_) self->finish();
                       });
   }
   void finish() {
@@ -175,7 +178,8 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
   beast::tcp_stream stream_;
   std::function<void()> on_closed_;
   std::deque<std::shared_ptr<const std::string>> queue_;
-  std::atomic<bool> closed_{false};
+  std::atomic<bool> closed_{false};  // no more writes are taken (any thread)
+  bool closing_ = false;             // on the strand: finish once the queue is written
   bool done_ = false;
 };
 
