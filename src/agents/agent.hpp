@@ -22,6 +22,13 @@ class CancelToken {
   using Clock = std::chrono::steady_clock;
 
   void cancel() { stopped_ = true; }
+  // A newer message on the same thread asked to take over (on_busy "interrupt"): a stop that the
+  // run reports with reason "interrupted".
+  void interrupt() {
+    interrupted_ = true;
+    stopped_ = true;
+  }
+  bool interrupted() const { return interrupted_.load(); }
   // Another node ended this run (this node lost its lease): stop, and emit nothing more.
   void abandon() {
     abandoned_ = true;
@@ -37,6 +44,7 @@ class CancelToken {
  private:
   std::atomic<bool> stopped_{false};
   std::atomic<bool> abandoned_{false};
+  std::atomic<bool> interrupted_{false};
   Clock::time_point deadline_ = Clock::time_point::max();
 };
 

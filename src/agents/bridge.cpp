@@ -12,6 +12,13 @@
 
 namespace agentwire::agents {
 
+std::optional<OnBusy> parseOnBusy(std::string_view s) {
+  if (s == "enqueue") return OnBusy::Enqueue;
+  if (s == "reject") return OnBusy::Reject;
+  if (s == "interrupt") return OnBusy::Interrupt;
+  return std::nullopt;
+}
+
 AgentWebSocketBridge::AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
                                            std::vector<std::string> dependencies)
     : Component("agent_bridge", std::move(dependencies)),
@@ -183,8 +190,17 @@ core::Result<Agent*> AgentWebSocketBridge::admit(const std::string& user_id, con
 core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx, std::string input,
                                                          const std::string& agent_name) {
   std::lock_guard lock(mutex_);
+  return enqueueLocked(ctx, std::move(input), agent_name, false);
+}
+
+core::Result<std::string> AgentWebSocketBridge::enqueueLocked(const UserContext& ctx, std::string input,
+                                                              const std::string& agent_name, bool reserved) {
   auto agent = admit(ctx.user_id, agent_name);
-  if (!agent) return agent.error();
+  if (!agent) {
+    if (reserved) releaseThread(ctx.thread_id);
+    return agent.error();
+  }
+  if (!reserved) ++thread_runs_[ctx.thread_id];
   ++queued_per_user_[ctx.user_id];
   auto token = std::make_shared<CancelToken>();
   runs_[ctx.run_id] = {ctx.user_id, token};
@@ -194,13 +210,33 @@ core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx,
   return ctx.run_id;
 }
 
+void AgentWebSocketBridge::releaseThread(const std::string& thread_id) {
+  auto it = thread_runs_.find(thread_id);
+  if (it != thread_runs_.end() && --it->second <= 0) thread_runs_.erase(it);
+}
+
 void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
   std::string agent_name;
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     auto agent = admit(s.ctx.user_id, s.agent);
-    if (!agent) return accepted(agent.error());
+    if (!agent) {
+      lock.unlock();
+      return accepted(agent.error());
+    }
+    auto busy = thread_runs_.find(s.ctx.thread_id);
+    if (s.on_busy == OnBusy::Reject && busy != thread_runs_.end()) {
+      int n = busy->second;
+      lock.unlock();
+      return accepted(core::Error{
+          "thread_busy", fmt::format("thread '{}' has {} run(s) in progress; the message was not stored (on_busy "
+                                     "\"reject\"): send it again when the run ends, or with on_busy \"enqueue\"",
+                                     s.ctx.thread_id, n)});
+    }
     agent_name = (*agent)->name();
+    // Counted from now, before the message is durable: a second message with on_busy "reject"
+    // sent right behind this one is refused, not stored beside it.
+    ++thread_runs_[s.ctx.thread_id];
   }
   store::Message m;
   m.thread_id = s.ctx.thread_id;
@@ -213,9 +249,27 @@ void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
   delivery_.storeMessage(
       std::move(m), std::move(run),
       [this, s = std::move(s), agent_name, accepted = std::move(accepted)](const core::Result<store::Message>& r) {
+        if (!r) {
+          {
+            std::lock_guard lock(mutex_);
+            releaseThread(s.ctx.thread_id);
+          }
+          cv_.notify_all();
+          return accepted(r);
+        }
         accepted(r);
-        if (!r) return;
-        auto started = startRun(s.ctx, s.content, agent_name);
+        core::Result<std::string> started = std::string{};
+        {
+          std::lock_guard lock(mutex_);
+          if (s.on_busy == OnBusy::Interrupt) {
+            // Every earlier run of the thread here, executing or queued, ends with agent_stopped
+            // {reason: interrupted}; this run is queued behind them and starts when they have.
+            for (const auto& [run_id, who] : run_threads_) {
+              if (who.second == s.ctx.thread_id && who.first == s.ctx.user_id) runs_.at(run_id).second->interrupt();
+            }
+          }
+          started = enqueueLocked(s.ctx, s.content, agent_name, true);
+        }
         if (started) return;
         // Admitted a moment ago, refused now (the queue filled meanwhile, or shutdown began): the
         // run is stored, so it ends here, in the stream, like any other run.
@@ -297,8 +351,11 @@ std::optional<AgentWebSocketBridge::Run> AgentWebSocketBridge::takeRunnable() {
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     // While stopping, every queued run is taken (it ends at once with agent_stopped).
     if (!stopping_ && running_per_user_[it->ctx.user_id] >= options_.max_running_per_user) continue;
+    // Runs of one thread never overlap: the first queued run of a busy thread waits (in order).
+    if (!stopping_ && running_threads_.count(it->ctx.thread_id) > 0) continue;
     Run run = std::move(*it);
     queue_.erase(it);
+    running_threads_.insert(run.ctx.thread_id);
     if (--queued_per_user_[run.ctx.user_id] == 0) queued_per_user_.erase(run.ctx.user_id);
     ++running_per_user_[run.ctx.user_id];
     return run;
@@ -324,8 +381,10 @@ void AgentWebSocketBridge::workerLoop() {
       runs_.erase(run->ctx.run_id);
       run_threads_.erase(run->ctx.run_id);
       if (--running_per_user_[run->ctx.user_id] == 0) running_per_user_.erase(run->ctx.user_id);
+      running_threads_.erase(run->ctx.thread_id);
+      releaseThread(run->ctx.thread_id);
     }
-    cv_.notify_all();  // a run of this user may be eligible now
+    cv_.notify_all();  // a run of this user or of this thread may be eligible now
   }
 }
 
@@ -355,8 +414,15 @@ void AgentWebSocketBridge::execute(Run& run) {
   if (run.cancel->abandoned()) return finish(run, *emitter, t0, "abandoned", "lease lost");
   // A stop or a deadline that made the agent give up is reported as such, not as its error.
   if (run.cancel->stopRequested()) {
-    emitter->emitLifecycle("agent_stopped", {}, "stopped");
-    return finish(run, *emitter, t0, "stopped", {});
+    std::string reason = "requested";  // stop_agent
+    if (run.cancel->interrupted()) {
+      reason = "interrupted";  // a newer message on the thread, with on_busy "interrupt"
+    } else {
+      std::lock_guard lock(mutex_);
+      if (stopping_) reason = "shutdown";
+    }
+    emitter->emitLifecycle("agent_stopped", {{"reason", reason}}, "stopped");
+    return finish(run, *emitter, t0, "stopped", reason);
   }
   if (run.cancel->timedOut()) {
     log_->warn("run '{}' of agent '{}' for user '{}' timed out after {} ms", run.ctx.run_id, run.agent->name(),

@@ -15,6 +15,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <thread>
 
 namespace agentwire::delivery {
@@ -26,6 +28,15 @@ class Bus;
 
 namespace agentwire::agents {
 
+// What a message does when its thread already has a run queued or executing on this node.
+enum class OnBusy {
+  Enqueue,    // its run starts once the earlier ones ended (the default)
+  Reject,     // refused with thread_busy; nothing is stored
+  Interrupt,  // the earlier runs end with agent_stopped {reason: "interrupted"}, then its run starts
+};
+// "enqueue" | "reject" | "interrupt"; nullopt for anything else.
+std::optional<OnBusy> parseOnBusy(std::string_view s);
+
 // The AgentWebSocketBridge: hands out one emitter per user run and runs agents off the I/O
 // threads on a small worker pool with a bounded queue. A component ("agent_bridge"), healthy
 // once started; there is no global instance.
@@ -35,6 +46,10 @@ namespace agentwire::agents {
 // `max_queue` runs in all may be waiting; past either, startRun() fails with rate_limited. A run
 // gets `run_timeout_ms`: its cancel token turns true at the deadline and the run ends with
 // agent_error{timeout}.
+//
+// Runs of one thread never overlap on a node: a run waits in the queue while an earlier run of its
+// thread executes (a new message's on_busy policy may instead refuse it or interrupt the earlier
+// runs). Several nodes serialise only the runs each of them executes (docs/scaling.md).
 //
 // Every run emits exactly one agent_started first and exactly one of agent_completed,
 // agent_error, agent_stopped last; the final answer is stored as a message of the thread.
@@ -76,9 +91,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     UserContext ctx;  // user, thread (must exist and be the user's), run id, request id
     std::string content;
     std::string agent;  // empty = the configured default
+    OnBusy on_busy = OnBusy::Enqueue;
   };
   // Accepting a message is one step: the run is admitted first (errors at once, nothing stored:
-  // not_ready, unknown_agent, rate_limited, unavailable), then the message and its run are stored
+  // not_ready, unknown_agent, rate_limited, unavailable, thread_busy), then the message and its run are stored
   // in one commit and the run is queued. `accepted` is called exactly once: with the stored message
   // on the writer thread after the commit (the caller acks it there), or with the error. A run
   // whose message was stored always ends with a terminal event in the user's stream, even when it
@@ -122,6 +138,11 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   };
   // Admission of a new run (the checks of startRun without queueing it).
   core::Result<Agent*> admit(const std::string& user_id, const std::string& agent_name) const;
+  // Queues an admitted run; `reserved`: its thread's count was taken by submit(). Caller holds mutex_.
+  core::Result<std::string> enqueueLocked(const UserContext& ctx, std::string input, const std::string& agent_name,
+                                          bool reserved);
+  // Gives back one run of the thread (ended, or never queued); caller holds mutex_.
+  void releaseThread(const std::string& thread_id);
   // Ends every run the store still has in flight on `node_id` with agent_error{interrupted}: the
   // process that ran them is gone. Returns how many.
   core::Result<std::size_t> interruptUnfinishedRuns(const std::string& node_id, const std::string& message);
@@ -153,6 +174,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, std::unique_ptr<monitoring::Histogram>> durations_;           // by agent, made in addAgent
   std::map<std::string, int> running_per_user_;
   std::map<std::string, int> queued_per_user_;
+  std::map<std::string, int> thread_runs_;  // thread -> runs admitted, queued or executing here
+  std::set<std::string> running_threads_;   // threads with a run executing here
   std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
   bus::Bus* bus_ = nullptr;

@@ -10,6 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -49,6 +52,38 @@ class SlowAgent final : public Agent {
   }
 };
 
+// Thinks, then waits until its gate opens (or the run is cancelled), then answers.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool open = false;
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+class GateAgent final : public Agent {
+ public:
+  explicit GateAgent(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+  const std::string& name() const override {
+    static const std::string n = "gate";
+    return n;
+  }
+  std::string run(const RunInput& in, RunContext& ctx) override {
+    ctx.emitter.emit("agent_thinking", {{"reasoning", "waiting for the gate"}, {"step", 1}});
+    std::unique_lock lock(gate_->mutex);
+    while (!gate_->open && !ctx.cancel.cancelled()) gate_->cv.wait_for(lock, std::chrono::milliseconds(2));
+    return "through: " + in.content;
+  }
+
+ private:
+  std::shared_ptr<Gate> gate_;
+};
+
 class ThrowingAgent final : public Agent {
  public:
   const std::string& name() const override {
@@ -84,6 +119,7 @@ class BridgeTest : public ::testing::Test {
     bridge_->addAgent(std::make_unique<ScriptedAgent>());
     bridge_->addAgent(std::make_unique<SlowAgent>());
     bridge_->addAgent(std::make_unique<ThrowingAgent>());
+    bridge_->addAgent(std::make_unique<GateAgent>(gate_));
     bridge_->addAgent(std::make_unique<ProcessAgent>(
         "proc_example", std::string("/usr/bin/python3 ") + AGENTWIRE_SOURCE_DIR + "/examples/process_agent.py"));
     bridge_->addAgent(std::make_unique<ProcessAgent>(
@@ -165,6 +201,28 @@ class BridgeTest : public ::testing::Test {
     return std::string(frames.back().at("type").as_string());
   }
 
+  // Submits a message as the gateway does and returns what `accepted` was called with.
+  core::Result<store::Message> submit(const UserContext& ctx, const std::string& content, OnBusy on_busy,
+                                      const std::string& agent = "gate") {
+    std::promise<core::Result<store::Message>> p;
+    auto f = p.get_future();
+    bridge_->submit(AgentWebSocketBridge::Submission{ctx, content, agent, on_busy},
+                    [&p](const core::Result<store::Message>& r) { p.set_value(r); });
+    return f.get();
+  }
+
+  UserContext onThread(const std::string& user, const std::string& thread_id) {
+    return UserContext{user, thread_id, "run_" + std::to_string(++runs_), "req"};
+  }
+
+  static int64_t seqOf(const InProcessConnection& c, const std::string& run_id, const std::string& type) {
+    for (const auto& f : runFrames(c, run_id)) {
+      if (f.at("type").as_string() == type) return f.at("seq").as_int64();
+    }
+    return -1;
+  }
+
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
   testing::TempDir dir_;
   store::SqliteStore store_{dir_.file("agentwire.db"), {}};
   delivery::Delivery delivery_{store_, {}};
@@ -414,6 +472,103 @@ TEST_F(BridgeTest, ToolRegistryBuiltinsAndUnknownTool) {
   auto frames = c->frames();
   ASSERT_EQ(frames.size(), 8u) << "each call emits tool_executing and tool_completed";
   EXPECT_EQ(frames[5].at("data").at("result").at("error").as_string(), "no tool named 'nope'");
+}
+
+}  // namespace
+}  // namespace agentwire::agents
+
+namespace agentwire::agents {
+namespace {
+
+TEST_F(BridgeTest, RunsOfOneThreadNeverOverlapAndStartInOrder) {
+  startWith({.workers = 4, .max_running_per_user = 4, .run_timeout_ms = 60000});
+  auto c = connect("olga");
+  auto thread = store_.createThread("olga", "t", false);
+  auto other = store_.createThread("olga", "u", false);
+  auto first = onThread("olga", thread->id);
+  ASSERT_TRUE(submit(first, "one", OnBusy::Enqueue).ok());
+  ASSERT_TRUE(c->waitFor("agent_thinking"));
+  auto second = onThread("olga", thread->id);
+  ASSERT_TRUE(submit(second, "two", OnBusy::Enqueue).ok()) << "enqueue accepts a message on a busy thread";
+  // A run queued after `second` on another thread starts while `second` waits: workers were free.
+  auto beside = onThread("olga", other->id);
+  ASSERT_TRUE(submit(beside, "three", OnBusy::Enqueue).ok());
+  ASSERT_TRUE(c->waitFor(
+      [&](const boost::json::object& f) {
+        return f.at("type").as_string() == "agent_started" && f.at("run_id").as_string() == beside.run_id;
+      },
+      std::chrono::seconds(5)));
+  EXPECT_EQ(seqOf(*c, second.run_id, "agent_started"), -1) << "a second run of a busy thread started";
+  gate_->release();
+  for (const auto* r : {&first, &second, &beside}) ASSERT_TRUE(waitForEnd(*c, r->run_id));
+  delivery_.flush();
+  EXPECT_GT(seqOf(*c, second.run_id, "agent_started"), seqOf(*c, first.run_id, "agent_completed"))
+      << "the second run started before the first one ended";
+  EXPECT_EQ(checkInvariants(runFrames(*c, second.run_id)), "agent_completed");
+}
+
+TEST_F(BridgeTest, RejectRefusesAMessageForABusyThreadAndStoresNothing) {
+  auto c = connect("pia");
+  auto thread = store_.createThread("pia", "t", false);
+  auto first = onThread("pia", thread->id);
+  ASSERT_TRUE(submit(first, "one", OnBusy::Reject).ok()) << "an idle thread takes a rejecting message";
+  ASSERT_TRUE(c->waitFor("agent_thinking"));
+  auto refused = submit(onThread("pia", thread->id), "two", OnBusy::Reject);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "thread_busy");
+  auto other = store_.createThread("pia", "u", false);
+  EXPECT_TRUE(submit(onThread("pia", other->id), "elsewhere", OnBusy::Reject, "echo").ok())
+      << "another thread of the user is not busy";
+  gate_->release();
+  ASSERT_TRUE(waitForEnd(*c, first.run_id));
+  delivery_.flush();
+  auto history = *store_.listMessages(thread->id, 10, 0);
+  ASSERT_EQ(history.size(), 2u) << "the refused message was stored";  // "one" and its answer
+  EXPECT_EQ(history[0].content, "one");
+  // Once the run ended the thread takes a rejecting message again.
+  auto again = onThread("pia", thread->id);
+  EXPECT_TRUE(submit(again, "three", OnBusy::Reject, "echo").ok());
+  ASSERT_TRUE(waitForEnd(*c, again.run_id));
+}
+
+TEST_F(BridgeTest, InterruptStopsTheEarlierRunsOfTheThreadThenRuns) {
+  startWith({.workers = 4, .max_running_per_user = 4, .run_timeout_ms = 60000});
+  auto c = connect("quin");
+  auto thread = store_.createThread("quin", "t", false);
+  auto first = onThread("quin", thread->id);
+  ASSERT_TRUE(submit(first, "one", OnBusy::Enqueue).ok());
+  ASSERT_TRUE(c->waitFor("agent_thinking"));
+  auto queued = onThread("quin", thread->id);
+  ASSERT_TRUE(submit(queued, "two", OnBusy::Enqueue).ok());
+  auto takeover = onThread("quin", thread->id);
+  ASSERT_TRUE(submit(takeover, "three", OnBusy::Interrupt, "echo").ok());
+  for (const auto* r : {&first, &queued, &takeover}) ASSERT_TRUE(waitForEnd(*c, r->run_id));
+  delivery_.flush();
+  for (const auto* r : {&first, &queued}) {
+    auto frames = runFrames(*c, r->run_id);
+    EXPECT_EQ(checkInvariants(frames), "agent_stopped");
+    EXPECT_EQ(frames.back().at("data").at("reason").as_string(), "interrupted");
+  }
+  EXPECT_EQ(checkInvariants(runFrames(*c, takeover.run_id)), "agent_completed");
+  EXPECT_GT(seqOf(*c, takeover.run_id, "agent_started"), seqOf(*c, queued.run_id, "agent_stopped"));
+  // A run of another thread is not touched by the interrupt.
+  auto other = store_.createThread("quin", "u", false);
+  auto beside = onThread("quin", other->id);
+  ASSERT_TRUE(submit(beside, "four", OnBusy::Enqueue).ok());
+  ASSERT_TRUE(submit(onThread("quin", thread->id), "five", OnBusy::Interrupt, "echo").ok());
+  gate_->release();
+  ASSERT_TRUE(waitForEnd(*c, beside.run_id));
+  EXPECT_EQ(runFrames(*c, beside.run_id).back().at("type").as_string(), "agent_completed");
+}
+
+TEST_F(BridgeTest, AStoppedRunSaysWhy) {
+  auto c = connect("rae");
+  auto ctx = newRun("rae");
+  ASSERT_TRUE(bridge_->startRun(ctx, "x", "slow").ok());
+  ASSERT_TRUE(c->waitFor("agent_thinking"));
+  ASSERT_TRUE(bridge_->stopRun("rae", ctx.run_id));
+  ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
+  EXPECT_EQ(runFrames(*c, ctx.run_id).back().at("data").at("reason").as_string(), "requested");
 }
 
 }  // namespace

@@ -272,7 +272,7 @@ TEST_F(DeliveryTest, ThreadInfoGivesOwnerAndAgentAndRemembersNewThreads) {
   EXPECT_EQ(info->agent, "echo");
   EXPECT_FALSE(delivery_.threadInfo("thr_missing").value());
   // A thread handed over at creation is known without the store (here: one the store never saw).
-  delivery_.rememberThread(store::Thread{"thr_only_in_cache", "tia", "x", 0, false, "llm"});
+  delivery_.rememberThread(store::Thread{"thr_only_in_cache", "tia", "x", 0, false, "llm", ""});
   EXPECT_EQ(delivery_.threadInfo("thr_only_in_cache").value()->agent, "llm");
 }
 

@@ -32,7 +32,8 @@ class FlakyStore final : public store::Store {
     return true;
   }
   // Not used by the writer.
-  core::Result<store::Thread> createThread(const std::string&, const std::string&, bool, const std::string&) override {
+  core::Result<store::Thread> createThread(const std::string&, const std::string&, bool, const std::string&,
+                                           const std::string&) override {
     return core::Error{"internal", "unused"};
   }
   core::Result<std::optional<store::Thread>> findThread(const std::string&) override {

@@ -14,13 +14,13 @@ core::Result<std::optional<ThreadInfo>> ThreadCache::find(const std::string& thr
   if (!t) return t.error();
   if (!t.value()) return std::optional<ThreadInfo>();
   remember(**t);
-  return std::optional<ThreadInfo>(ThreadInfo{(*t)->user_id, (*t)->agent});
+  return std::optional<ThreadInfo>(ThreadInfo{(*t)->user_id, (*t)->agent, (*t)->on_busy});
 }
 
 void ThreadCache::remember(const store::Thread& t) {
   std::unique_lock lock(mutex_);
   if (threads_.size() >= capacity_) threads_.clear();  // bounded; threads are re-read on a miss
-  threads_.emplace(t.id, ThreadInfo{t.user_id, t.agent});
+  threads_.emplace(t.id, ThreadInfo{t.user_id, t.agent, t.on_busy});
 }
 
 void ThreadCache::forget(const std::string& thread_id) {

@@ -14,6 +14,7 @@ namespace agentwire::delivery {
 struct ThreadInfo {
   std::string user_id;
   std::string agent;
+  std::string on_busy;  // the thread's default for its messages; empty = enqueue
 };
 
 // A bounded cache of thread owners in front of the store: one store read per thread, then none,

@@ -177,7 +177,7 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
     // Before the run starts: nothing of it can be missed.
     bool posted = gateway.runOffIoThread([&delivery, &bridge, conn, run, content] {
       if (auto a = delivery.attach(conn, true); !a) return conn->fail(a.error().code, a.error().message);
-      bridge.submit(agents::AgentWebSocketBridge::Submission{run, content, ""},
+      bridge.submit(agents::AgentWebSocketBridge::Submission{run, content, "", agents::OnBusy::Enqueue},
                     [conn](const core::Result<store::Message>& r) {
                       if (!r) conn->fail(r.error().code, r.error().message);
                     });

@@ -22,6 +22,7 @@ constexpr std::size_t kDerivedTitleChars = 60;
 json::object threadJson(const store::Thread& t) {
   json::object o{{"thread_id", t.id}, {"title", t.title}, {"created_at", t.created_ms}};
   if (!t.agent.empty()) o["agent"] = t.agent;
+  if (!t.on_busy.empty()) o["on_busy"] = t.on_busy;
   return o;
 }
 
@@ -69,9 +70,25 @@ std::optional<store::ThreadCursor> parseCursor(const std::string& s) {
   return store::ThreadCursor{ms, s.substr(colon + 1)};
 }
 
+// data.on_busy: absent, or one of the policies; sends invalid_field and returns false otherwise.
+bool readOnBusy(const ClientContext& ctx, const Frame& f, std::optional<std::string>& out) {
+  auto v = optionalString(f.data, "on_busy");
+  if (!v) {
+    sendError(ctx, v.error(), f);
+    return false;
+  }
+  if (*v && !agents::parseOnBusy(**v)) {
+    gateway::sendError(*ctx.conn, "invalid_field", "data.on_busy must be \"enqueue\", \"reject\" or \"interrupt\"",
+                       f.id);
+    return false;
+  }
+  out = *v;
+  return true;
+}
+
 // Creates a thread for the user if they are under the cap. Errors: thread_limit, store errors.
 core::Result<store::Thread> createThread(const ChatServices& s, const ClientContext& ctx, const std::string& title,
-                                         const std::string& agent) {
+                                         const std::string& agent, const std::string& on_busy = {}) {
   bool system = core::isSystemUser(ctx.user_id);
   if (!system) {
     auto n = s.store.countThreads(ctx.user_id);
@@ -81,7 +98,8 @@ core::Result<store::Thread> createThread(const ChatServices& s, const ClientCont
                          fmt::format("this user has {} threads, the most allowed", s.limits.max_threads_per_user)};
     }
   }
-  auto t = s.store.createThread(ctx.user_id, title, system, agent);
+  // "enqueue" is the default: stored as such (empty), so that changing the default changes it.
+  auto t = s.store.createThread(ctx.user_id, title, system, agent, on_busy == "enqueue" ? std::string{} : on_busy);
   if (t) s.delivery.rememberThread(*t);
   return t;
 }
@@ -98,6 +116,8 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (!agent) return sendError(ctx, agent.error(), f);
     auto title = optionalString(f.data, "title");
     if (!title) return sendError(ctx, title.error(), f);
+    std::optional<std::string> on_busy;
+    if (!readOnBusy(ctx, f, on_busy)) return;
     std::string name = agent->value_or("");
     if (!name.empty() && !s.bridge.hasAgent(name)) {
       return gateway::sendError(*ctx.conn, "unknown_agent", "no agent named '" + name + "'", f.id);
@@ -111,7 +131,7 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
                                 fmt::format("data.title must be at most {} characters", s.limits.max_title_chars),
                                 f.id);
     }
-    auto t = createThread(s, ctx, t_title, name);
+    auto t = createThread(s, ctx, t_title, name, on_busy.value_or(""));
     if (!t) return sendError(ctx, t.error(), f);
     sendReply(*ctx.conn, "thread_created", f.id, threadJson(t.value()));
   });
@@ -179,6 +199,8 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (!thread_field) return sendError(ctx, thread_field.error(), f);
     auto agent_field = optionalString(f.data, "agent");
     if (!agent_field) return sendError(ctx, agent_field.error(), f);
+    std::optional<std::string> on_busy_field;
+    if (!readOnBusy(ctx, f, on_busy_field)) return;
     // The message's agent, else the thread's, else the configured default.
     std::string agent = agent_field->value_or("");
     std::string thread_id = thread_field->value_or("");
@@ -194,11 +216,13 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
       auto t = ownedThread(s.delivery, ctx, f, thread_id);
       if (!t) return;
       if (agent.empty()) agent = t->agent;
+      if (!on_busy_field && !t->on_busy.empty()) on_busy_field = t->on_busy;  // the thread's default
     }
+    auto on_busy = agents::parseOnBusy(on_busy_field.value_or("enqueue")).value_or(agents::OnBusy::Enqueue);
     agents::UserContext run_ctx{ctx.user_id, thread_id, core::newId("run"), f.id};
     auto size = static_cast<int64_t>(content.size());
     // Ack from the writer thread once the message and its run are durable; errors at once.
-    s.bridge.submit(agents::AgentWebSocketBridge::Submission{run_ctx, std::move(content), agent},
+    s.bridge.submit(agents::AgentWebSocketBridge::Submission{run_ctx, std::move(content), agent, on_busy},
                     [s, conn = ctx.conn, run_ctx, agent, size, id = f.id](const core::Result<store::Message>& stored) {
                       if (!stored) return gateway::sendError(*conn, stored.error().code, stored.error().message, id);
                       if (s.recorder.enabled()) {

@@ -21,7 +21,7 @@ int statusFor(const std::string& code) {
   if (code == "thread_not_found" || code == "run_not_found") return 404;
   if (code == "rate_limited") return 429;
   if (code == "not_ready" || code == "unavailable") return 503;
-  if (code == "thread_limit") return 409;
+  if (code == "thread_limit" || code == "thread_busy") return 409;
   if (code == "internal") return 500;
   return 400;
 }

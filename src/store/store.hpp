@@ -18,6 +18,7 @@ struct Thread {
   int64_t created_ms = 0;
   bool system = false;  // self-check threads: never listed, never counted
   std::string agent;    // the thread's agent; empty = the configured default
+  std::string on_busy;  // default on_busy of its messages ("reject", "interrupt"); empty = "enqueue"
 };
 
 struct Message {
@@ -119,7 +120,7 @@ class Store {
   virtual ~Store() = default;
 
   virtual core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system,
-                                            const std::string& agent = {}) = 0;
+                                            const std::string& agent = {}, const std::string& on_busy = {}) = 0;
   // nullopt when there is no such thread.
   virtual core::Result<std::optional<Thread>> findThread(const std::string& thread_id) = 0;
   // The user's threads, newest first, without system threads; at most `limit`, older than `before`.

@@ -222,6 +222,19 @@ TEST_P(StoreContractTest, ThreadsArePagedNewestFirstWithoutSystemThreads) {
   EXPECT_EQ(seen, ids);
 }
 
+TEST_P(StoreContractTest, AThreadKeepsItsAgentAndOnBusyDefault) {
+  auto t = store_->createThread("fay", "t", false, "llm", "reject");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  auto found = store_->findThread(t->id).value();
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->agent, "llm");
+  EXPECT_EQ(found->on_busy, "reject");
+  auto listed = store_->listThreads("fay", 10, {}).value();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].on_busy, "reject");
+  EXPECT_EQ(store_->findThread(thread("fay")).value()->on_busy, "") << "no default: empty (enqueue)";
+}
+
 TEST_P(StoreContractTest, DeleteThreadRemovesItsMessagesAndRuns) {
   auto t = store_->createThread("eve", "t", true);
   WriteBatch b;

@@ -44,6 +44,10 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       R"sql(
 CREATE TABLE nodes (node_id TEXT PRIMARY KEY, lease_until_ms BIGINT NOT NULL, claimed_by TEXT NOT NULL DEFAULT '');
 )sql",
+      // 3: a thread's default on_busy (double-texting policy of its messages).
+      R"sql(
+ALTER TABLE threads ADD COLUMN on_busy TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return all;
 }
@@ -52,7 +56,8 @@ CREATE TABLE nodes (node_id TEXT PRIMARY KEY, lease_until_ms BIGINT NOT NULL, cl
 constexpr const char* kMigrationLock = "7349201";
 
 Thread threadRow(const pg::Rows& r, int i) {
-  return Thread{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.integer(i, 3), r.text(i, 4) == "t", r.text(i, 5)};
+  return Thread{r.text(i, 0),        r.text(i, 1), r.text(i, 2), r.integer(i, 3),
+                r.text(i, 4) == "t", r.text(i, 5), r.text(i, 6)};
 }
 
 std::string str(int64_t v) {
@@ -141,11 +146,12 @@ void PostgresStore::noteWrite(const core::Result<bool>& outcome, const char* /*w
 }
 
 core::Result<Thread> PostgresStore::createThread(const std::string& user_id, const std::string& title, bool system,
-                                                 const std::string& agent) {
+                                                 const std::string& agent, const std::string& on_busy) {
   return withConnection<Thread>("create thread", true, [&](pg::Connection& c) -> core::Result<Thread> {
-    Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent};
-    auto r = c.exec("INSERT INTO threads (id, user_id, title, created_ms, system, agent) VALUES ($1,$2,$3,$4,$5,$6)",
-                    Params{t.id, t.user_id, t.title, str(t.created_ms), system ? "t" : "f", t.agent});
+    Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent, on_busy};
+    auto r = c.exec(
+        "INSERT INTO threads (id, user_id, title, created_ms, system, agent, on_busy) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        Params{t.id, t.user_id, t.title, str(t.created_ms), system ? "t" : "f", t.agent, t.on_busy});
     if (!r) return r.error();
     return t;
   });
@@ -154,7 +160,7 @@ core::Result<Thread> PostgresStore::createThread(const std::string& user_id, con
 core::Result<std::optional<Thread>> PostgresStore::findThread(const std::string& thread_id) {
   return withConnection<std::optional<Thread>>(
       "find thread", false, [&](pg::Connection& c) -> core::Result<std::optional<Thread>> {
-        auto r = c.exec("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE id = $1",
+        auto r = c.exec("SELECT id, user_id, title, created_ms, system, agent, on_busy FROM threads WHERE id = $1",
                         Params{thread_id});
         if (!r) return r.error();
         if (r->size() == 0) return std::optional<Thread>();
@@ -164,17 +170,17 @@ core::Result<std::optional<Thread>> PostgresStore::findThread(const std::string&
 
 core::Result<std::vector<Thread>> PostgresStore::listThreads(const std::string& user_id, int limit,
                                                              const ThreadCursor& before) {
-  return withConnection<std::vector<Thread>>(
-      "list threads", false, [&](pg::Connection& c) -> core::Result<std::vector<Thread>> {
-        auto r = c.exec(
-            "SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE user_id = $1 AND NOT system "
-            "AND ($2::bigint = 0 OR (created_ms, id) < ($2::bigint, $3)) ORDER BY created_ms DESC, id DESC LIMIT $4",
-            Params{user_id, str(before.created_ms), before.id, str(limit)});
-        if (!r) return r.error();
-        std::vector<Thread> out;
-        for (int i = 0; i < r->size(); ++i) out.push_back(threadRow(*r, i));
-        return out;
-      });
+  return withConnection<
+      std::vector<Thread>>("list threads", false, [&](pg::Connection& c) -> core::Result<std::vector<Thread>> {
+    auto r = c.exec(
+        "SELECT id, user_id, title, created_ms, system, agent, on_busy FROM threads WHERE user_id = $1 AND NOT system "
+        "AND ($2::bigint = 0 OR (created_ms, id) < ($2::bigint, $3)) ORDER BY created_ms DESC, id DESC LIMIT $4",
+        Params{user_id, str(before.created_ms), before.id, str(limit)});
+    if (!r) return r.error();
+    std::vector<Thread> out;
+    for (int i = 0; i < r->size(); ++i) out.push_back(threadRow(*r, i));
+    return out;
+  });
 }
 
 core::Result<int64_t> PostgresStore::countThreads(const std::string& user_id) {

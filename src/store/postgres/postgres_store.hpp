@@ -32,7 +32,7 @@ class PostgresStore final : public Store, public lifecycle::Component {
   void stop() override;
 
   core::Result<Thread> createThread(const std::string& user_id, const std::string& title, bool system,
-                                    const std::string& agent = {}) override;
+                                    const std::string& agent = {}, const std::string& on_busy = {}) override;
   core::Result<std::optional<Thread>> findThread(const std::string& thread_id) override;
   core::Result<std::vector<Thread>> listThreads(const std::string& user_id, int limit,
                                                 const ThreadCursor& before) override;

@@ -41,12 +41,13 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql";
 
-// Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs.
+// Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs, 3 has
+// no threads.on_busy.
 // `runs` holds the runs in flight only: a row is inserted with the run's message and deleted in the
 // commit that stores the run's terminal event, so the table stays as small as the work in progress
 // (no index to maintain, and the scan at startup reads only what a crash left). Finished runs are
 // in their users' streams (and in analytics).
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 const std::string kQueued = "queued";
 
@@ -121,7 +122,7 @@ class Stmt {
 };
 
 Thread readThread(const Stmt& s) {
-  return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5)};
+  return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5), s.text(6)};
 }
 
 RunRecord readRun(const Stmt& s) {
@@ -237,6 +238,9 @@ void SqliteStore::start() {
     if (sqlite3_exec(db_, "SELECT agent FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
       exec("ALTER TABLE threads ADD COLUMN agent TEXT NOT NULL DEFAULT ''");
     }
+    if (sqlite3_exec(db_, "SELECT on_busy FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      exec("ALTER TABLE threads ADD COLUMN on_busy TEXT NOT NULL DEFAULT ''");
+    }
     exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
     exec("COMMIT");
   } catch (const SqliteFailure& f) {
@@ -280,12 +284,13 @@ void SqliteStore::limitPagesForTest(int64_t pages) {
 }
 
 core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const std::string& title, bool system,
-                                               const std::string& agent) {
+                                               const std::string& agent, const std::string& on_busy) {
   return guarded<Thread>("create thread", true, [&] {
-    Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent};
-    Stmt s(db_, prepared("INSERT INTO threads(id, user_id, title, created_ms, system, agent) VALUES (?,?,?,?,?,?)"));
+    Thread t{core::newId("thr"), user_id, title.empty() ? "New thread" : title, core::nowMs(), system, agent, on_busy};
+    Stmt s(db_, prepared("INSERT INTO threads(id, user_id, title, created_ms, system, agent, on_busy) "
+                         "VALUES (?,?,?,?,?,?,?)"));
     s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.created_ms).bind(5, int64_t{system});
-    s.bind(6, t.agent);
+    s.bind(6, t.agent).bind(7, t.on_busy);
     s.step();
     return t;
   });
@@ -293,7 +298,7 @@ core::Result<Thread> SqliteStore::createThread(const std::string& user_id, const
 
 core::Result<std::optional<Thread>> SqliteStore::findThread(const std::string& thread_id) {
   return guarded<std::optional<Thread>>("find thread", false, [&]() -> std::optional<Thread> {
-    Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE id = ?"));
+    Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent, on_busy FROM threads WHERE id = ?"));
     s.bind(1, thread_id);
     if (!s.step()) return std::nullopt;
     return readThread(s);
@@ -303,9 +308,10 @@ core::Result<std::optional<Thread>> SqliteStore::findThread(const std::string& t
 core::Result<std::vector<Thread>> SqliteStore::listThreads(const std::string& user_id, int limit,
                                                            const ThreadCursor& before) {
   return guarded<std::vector<Thread>>("list threads", false, [&] {
-    Stmt s(db_, prepared("SELECT id, user_id, title, created_ms, system, agent FROM threads WHERE user_id = ? AND "
-                         "system = 0 AND (? = 0 OR (created_ms, id) < (?, ?)) ORDER BY created_ms DESC, id DESC "
-                         "LIMIT ?"));
+    Stmt s(db_,
+           prepared("SELECT id, user_id, title, created_ms, system, agent, on_busy FROM threads WHERE user_id = ? AND "
+                    "system = 0 AND (? = 0 OR (created_ms, id) < (?, ?)) ORDER BY created_ms DESC, id DESC "
+                    "LIMIT ?"));
     s.bind(1, user_id).bind(2, before.created_ms).bind(3, before.created_ms).bind(4, before.id);
     s.bind(5, int64_t{limit});
     std::vector<Thread> out;

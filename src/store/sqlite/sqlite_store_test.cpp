@@ -4,6 +4,7 @@
 #include "testing/temp_dir.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 namespace agentwire::store {
 namespace {
@@ -33,6 +34,34 @@ TEST(SqliteSyncTest, NormalByDefaultAndFullWhenAsked) {
   full.start();
   EXPECT_EQ(full.synchronousLevel().value(), 2);
   full.stop();
+}
+
+// A database written before threads had an on_busy column (schema 3) opens, keeps its threads, and
+// takes the new column.
+TEST(SqliteMigrationTest, AVersionThreeDatabaseGetsOnBusy) {
+  testing::TempDir dir;
+  std::string path = dir.file("old.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE threads (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT NOT NULL, "
+                         "created_ms INTEGER NOT NULL, system INTEGER NOT NULL DEFAULT 0, agent TEXT NOT NULL DEFAULT "
+                         "''); INSERT INTO threads VALUES ('thr_old', 'ann', 'kept', 1, 0, 'echo'); "
+                         "PRAGMA user_version=3;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  SqliteStore store{path, {}};
+  store.start();
+  auto old = store.findThread("thr_old").value();
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->title, "kept");
+  EXPECT_EQ(old->agent, "echo");
+  EXPECT_EQ(old->on_busy, "");
+  auto fresh = store.createThread("ann", "new", false, "", "interrupt");
+  ASSERT_TRUE(fresh.ok()) << fresh.error().message;
+  EXPECT_EQ(store.findThread(fresh->id).value()->on_busy, "interrupt");
+  store.stop();
 }
 
 // SQLite-only: what a full database does. The rest of the contract is in store_contract_test.cpp.
