@@ -390,7 +390,9 @@ class SlowConsumerTest(unittest.IsolatedAsyncioTestCase):
                              "--set", "ws.send_timeout_ms=1000",
                              "--set", "store.retention_events=100000",
                              "--set", "ws.max_messages_per_second=1000",
-                             "--set", "ws.max_message_bytes=1048576").start()
+                             "--set", "ws.max_message_bytes=1048576",
+                             # a flood of small frames: every delta its own chunk, no rollup
+                             "--set", "agents.chunk_window_ms=0").start()
         try:
             token = wsclient.dev_token(srv.port, "slow")
             with open(f"/proc/{srv.proc.pid}/status") as f:

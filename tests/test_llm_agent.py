@@ -51,7 +51,9 @@ class LlmAgentTest(unittest.IsolatedAsyncioTestCase):
     async def test_streamed_tokens_become_chunks(self):
         events = await self.run_llm("stream")
         chunks = [e["data"]["delta"] for e in events if e["type"] == "agent_response_chunk"]
-        self.assertEqual(chunks, ["Hello", " from", " the", " model"])
+        # Four tokens, rolled up into fewer chunks when they arrive within agents.chunk_window_ms.
+        self.assertEqual("".join(chunks), "Hello from the model")
+        self.assertLessEqual(len(chunks), 4)
         self.assertTrue(all(c for c in chunks), "empty deltas are not forwarded")
         self.assertEqual(events[-1]["type"], "agent_completed")
         self.assertEqual(events[-1]["data"]["content"], "Hello from the model")

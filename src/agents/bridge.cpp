@@ -25,7 +25,9 @@ AgentWebSocketBridge::AgentWebSocketBridge(delivery::Delivery& delivery, store::
       delivery_(delivery),
       store_(store),
       options_(std::move(options)),
-      log_(core::logger("agents")) {}
+      log_(core::logger("agents")) {
+  if (options_.chunk_window_ms > 0) rollup_timer_ = std::make_unique<RollupTimer>();
+}
 
 AgentWebSocketBridge::~AgentWebSocketBridge() {
   stop();
@@ -169,7 +171,18 @@ void AgentWebSocketBridge::abandonRuns() {
 }
 
 std::unique_ptr<UserEmitter> AgentWebSocketBridge::createUserEmitter(const UserContext& ctx) {
-  return std::unique_ptr<UserEmitter>(new UserEmitter(delivery_, ctx));
+  auto emitter = std::unique_ptr<UserEmitter>(new UserEmitter(delivery_, ctx));
+  if (rollup_timer_) {
+    ChunkRollup::Options o{std::chrono::milliseconds(options_.chunk_window_ms),
+                           static_cast<std::size_t>(std::max(1, options_.chunk_max_bytes))};
+    // The rollup never delivers after the emitter closed it (its destructor), so `e` outlives its use.
+    auto rollup = std::make_shared<ChunkRollup>(
+        o, [e = emitter.get()](const std::string& type, boost::json::object data, const std::string& status) {
+          return e->deliver(type, std::move(data), status);
+        });
+    emitter->useRollup(std::move(rollup), *rollup_timer_);
+  }
+  return emitter;
 }
 
 core::Result<Agent*> AgentWebSocketBridge::admit(const std::string& user_id, const std::string& agent_name) const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "agents/agent.hpp"
+#include "agents/chunk_rollup.hpp"
 #include "agents/user_emitter.hpp"
 #include "analytics/record.hpp"
 #include "lifecycle/component.hpp"
@@ -68,6 +69,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     // agent_error{interrupted}) by the first node that notices, within lease_ms + lease_renew_ms.
     int lease_ms = 0;
     int lease_renew_ms = 2000;
+    // Text deltas of a run within this window (0 = off), up to chunk_max_bytes, become one
+    // agent_response_chunk (ChunkRollup).
+    int chunk_window_ms = 30;
+    int chunk_max_bytes = 4096;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
@@ -187,6 +192,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   bool accepting_ = false;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  std::unique_ptr<RollupTimer> rollup_timer_;  // when chunk_window_ms > 0
 };
 
 }  // namespace agentwire::agents

@@ -5,6 +5,7 @@
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <memory>
 #include <string>
 
 namespace agentwire::delivery {
@@ -14,6 +15,8 @@ class Delivery;
 namespace agentwire::agents {
 
 class CancelToken;
+class ChunkRollup;
+class RollupTimer;
 
 // Who a run is for. Created per request, never shared between users.
 struct UserContext {
@@ -28,6 +31,10 @@ struct UserContext {
 // a seq, are stored, and wait for a user who is offline. Thread-safe.
 class UserEmitter {
  public:
+  ~UserEmitter();
+  UserEmitter(const UserEmitter&) = delete;
+  UserEmitter& operator=(const UserEmitter&) = delete;
+
   // Queues the event for the user's stream (it gets its seq when committed). Errors: the thread is
   // gone or not the user's, the store refused it.
   core::Result<bool> emit(const std::string& type, boost::json::object data) const;
@@ -37,6 +44,10 @@ class UserEmitter {
  private:
   friend class AgentWebSocketBridge;
   UserEmitter(delivery::Delivery& delivery, UserContext ctx) : delivery_(delivery), ctx_(std::move(ctx)) {}
+  // Text deltas go through a rollup (agents.chunk_window_ms); every event then does, in order.
+  void useRollup(std::shared_ptr<ChunkRollup> rollup, RollupTimer& timer);
+  core::Result<bool> send(const std::string& type, boost::json::object data, const std::string& run_status) const;
+  core::Result<bool> deliver(const std::string& type, boost::json::object data, const std::string& run_status) const;
   // The runner's first and last events: they also set the run's stored status.
   core::Result<bool> emitLifecycle(const std::string& type, boost::json::object data,
                                    const std::string& run_status) const;
@@ -49,6 +60,8 @@ class UserEmitter {
   const UserContext ctx_;
   const CancelToken* token_ = nullptr;  // set by the bridge for the runs it executes
   mutable std::atomic<int> tool_calls_{0};
+  std::shared_ptr<ChunkRollup> rollup_;
+  RollupTimer* timer_ = nullptr;
 };
 
 }  // namespace agentwire::agents

@@ -155,6 +155,8 @@ const std::vector<KeySpec>& specs() {
       AW_INT("agents.max_running_per_user", agents.max_running_per_user, 1, 10000),
       AW_INT("agents.max_queued_per_user", agents.max_queued_per_user, 1, 100000),
       AW_INT("agents.run_timeout_ms", agents.run_timeout_ms, 1, 24 * 3600 * 1000),
+      AW_INT("agents.chunk_window_ms", agents.chunk_window_ms, 0, 10000),
+      AW_INT("agents.chunk_max_bytes", agents.chunk_max_bytes, 1, 1 << 20),
       AW_STR("agents.process_command", agents.process_command, false),
       AW_STR("agents.llm_base_url", agents.llm_base_url, false),
       AW_STR("agents.llm_api_key", agents.llm_api_key, true),
