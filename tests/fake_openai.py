@@ -2,7 +2,8 @@
 
 The last user message picks the behaviour: "stream" (four streamed tokens), "tool" (a streamed
 calculator tool call, then an answer using its result), "fail500", "stall" (one chunk, then
-silence), "garbage" (a malformed SSE chunk). Every request is recorded in `requests`.
+silence), "garbage" (a malformed SSE chunk), "tokens N" (N tokens at 150 tokens/s). Every request
+is recorded in `requests`.
 """
 import json
 import threading
@@ -72,6 +73,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk({'content': 'Hel'}))}\n\n".encode())
             self.wfile.flush()
             time.sleep(8)
+        elif prompt.startswith("tokens "):
+            # "tokens N": N one-word tokens at 150 tokens/s, as a model streams (bench/rollup-figures.py).
+            n = int(prompt.split()[1])
+            self.sse([chunk({"content": f" w{i}"}) for i in range(n)] + [chunk({}, "stop"), "[DONE]"],
+                     pause=1 / 150)
         elif prompt == "garbage":
             self.sse(["{this is not json"])
         else:
