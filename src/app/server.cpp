@@ -7,6 +7,7 @@
 #include "core/logging.hpp"
 #include "core/version.hpp"
 #include "gateway/agui.hpp"
+#include "gateway/event_stream.hpp"
 #include "gateway/http_api.hpp"
 #include "gateway/ws_gateway.hpp"
 #include "health/probes.hpp"
@@ -164,6 +165,11 @@ int runServer(const core::Config& cfg) {
   });
   registerWebRoutes(server, cfg.server.web_dir);
   gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, [&probes] { return probes.isReady(); });
+  gateway::registerEventStream(server, c.delivery, c.ws_gateway,
+                               gateway::EventStreamLimits{static_cast<std::size_t>(cfg.ws.max_queue_bytes),
+                                                          std::chrono::milliseconds(cfg.ws.sse_keepalive_ms),
+                                                          std::chrono::milliseconds(cfg.ws.send_timeout_ms)},
+                               [&probes] { return probes.isReady(); });
 
   try {
     server.start();

@@ -125,6 +125,7 @@ const std::vector<KeySpec>& specs() {
       AW_INT("ws.max_message_bytes", ws.max_message_bytes, 256, 64 * 1024 * 1024),
       AW_INT("ws.max_queue_messages", ws.max_queue_messages, 1, 1000000),
       AW_INT("ws.max_queue_bytes", ws.max_queue_bytes, 1024, 1024 * 1024 * 1024),
+      AW_INT("ws.sse_keepalive_ms", ws.sse_keepalive_ms, 10, 3600000),
       AW_INT("ws.idle_timeout_ms", ws.idle_timeout_ms, 100, 3600000),
       AW_INT("ws.send_timeout_ms", ws.send_timeout_ms, 100, 3600000),
       AW_INT("ws.max_messages_per_second", ws.max_messages_per_second, 1, 1000000),

@@ -67,6 +67,7 @@ struct Config {
     int max_message_bytes = 64 * 1024;
     int max_queue_messages = 1024;
     int max_queue_bytes = 4 * 1024 * 1024;
+    int sse_keepalive_ms = 15000;  // GET /api/events: a comment line after this long without an event
     int idle_timeout_ms = 30000;
     int send_timeout_ms = 30000;  // frames waiting, no write completing: the peer stopped reading (4001)
     int max_messages_per_second = 50;

@@ -243,6 +243,26 @@ bool WsGateway::onLane(const std::shared_ptr<net::WsConnection>& conn, std::func
   return posted;
 }
 
+boost::json::object WsGateway::establishedData(const std::string& user_id, const std::string& connection_id,
+                                               const store::StreamInfo& info) const {
+  return {{"user_id", user_id},
+          {"connection_id", connection_id},
+          {"epoch", info.epoch},
+          {"last_seq", info.last_seq},
+          {"server_version", core::kVersion},
+          {"resume_window_ms", config_.ws.resume_window_ms}};
+}
+
+std::shared_ptr<void> WsGateway::holdConnectionSlot(const std::string& user_id) {
+  struct Held {
+    std::shared_ptr<UserSlots> slots;
+    std::string user;
+    ~Held() { slots->give(user); }
+  };
+  if (!slots_->take(user_id, config_.ws.max_connections_per_user)) return nullptr;
+  return std::shared_ptr<Held>(new Held{slots_, user_id});  // no temporary: its destructor gives
+}
+
 void WsGateway::forget(net::WsConnection& conn) {
   auto* state = conn.attachment<ConnState>();
   if (state->forgotten.exchange(true)) return;
@@ -279,13 +299,7 @@ void WsGateway::open(const std::shared_ptr<net::WsConnection>& conn) {
     cv_.notify_all();
     return;
   }
-  boost::json::object data{{"user_id", conn->userId()},
-                           {"connection_id", conn->id()},
-                           {"epoch", info.epoch},
-                           {"last_seq", info.last_seq},
-                           {"server_version", core::kVersion},
-                           {"resume_window_ms", config_.ws.resume_window_ms}};
-  sendReply(*conn, "connection_established", "", std::move(data));
+  sendReply(*conn, "connection_established", "", establishedData(conn->userId(), conn->id(), info));
   if (state->resume_from && state->held.exchange(false)) {
     // Same frames as a `resume` frame, before anything else can reach this connection.
     router_.dispatch(ClientContext{conn, state->user_id},

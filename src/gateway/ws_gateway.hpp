@@ -8,6 +8,9 @@
 #include "gateway/rate_limiter.hpp"
 #include "lifecycle/component.hpp"
 #include "net/websocket.hpp"
+#include "store/store.hpp"
+
+#include <boost/json/object.hpp>
 
 #include <spdlog/logger.h>
 
@@ -59,12 +62,22 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
   // HTTP API and AG-UI calls of a user, under the same rate as a WebSocket's messages.
   bool allowApiCall(const std::string& user_id);
+  // A place under ws.max_connections_per_user for a stream that is not a WebSocket (GET
+  // /api/events), held while the returned token lives; nullptr past the limit.
+  std::shared_ptr<void> holdConnectionSlot(const std::string& user_id);
+  // The connection_established frame's data for a connection of `user_id` attached at `info`.
+  boost::json::object establishedData(const std::string& user_id, const std::string& connection_id,
+                                      const store::StreamInfo& info) const;
 
   net::WsAdmission admit(const net::HttpRequest& req) override;
   // Runs a task that may wait on the store on the store pool (never on an I/O thread); false when
   // the gateway is stopping (the task is not run).
   bool runOffIoThread(std::function<void()> task) {
     return store_work_.post(core::SerialPool::lane(), std::move(task));
+  }
+  // The same on one lane: the tasks of one lane run one at a time, in order (one stream's steps).
+  bool runOnLane(const std::shared_ptr<core::SerialPool::Lane>& lane, std::function<void()> task) {
+    return store_work_.post(lane, std::move(task));
   }
 
   void onOpen(const std::shared_ptr<net::WsConnection>& conn) override;

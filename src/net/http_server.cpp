@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <deque>
 #include <map>
@@ -127,17 +128,29 @@ bool HttpServer::Impl::takeSlot(const asio::ip::address& ip) {
 }
 
 // A streamed response body after the headers: raw writes, one in flight, closed by the producer.
-// Close-delimited (no Content-Length), which HTTP/1.1 allows and SSE clients expect.
+// Close-delimited (no Content-Length), which HTTP/1.1 allows and SSE clients expect. Everything but
+// the producer's calls runs on the connection's strand.
 class StreamSession final : public StreamWriter, public std::enable_shared_from_this<StreamSession> {
  public:
-  explicit StreamSession(beast::tcp_stream&& s) : stream_(std::move(s)) {}
+  explicit StreamSession(beast::tcp_stream&& s) : stream_(std::move(s)), keepalive_timer_(stream_.get_executor()) {}
+
+  // Watches the socket for the peer going away (a client of a stream sends nothing after its
+  // request), so that an idle stream ends when its client leaves, not at its next write.
+  void start() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->watchPeer(); });
+  }
 
   bool write(std::shared_ptr<const std::string> data) override {
     if (closed_.load()) return false;
+    queued_chunks_.fetch_add(1, std::memory_order_relaxed);
+    queued_bytes_.fetch_add(data->size(), std::memory_order_relaxed);
     asio::post(stream_.get_executor(), [self = shared_from_this(), d = std::move(data)]() mutable {
       if (self->done_) return;
       self->queue_.push_back(std::move(d));
-      if (self->queue_.size() == 1) self->doWrite();
+      if (self->queue_.size() == 1) {
+        self->progress_ = std::chrono::steady_clock::now();
+        self->doWrite();
+      }
     });
     return true;
   }
@@ -150,7 +163,29 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
       if (self->queue_.empty()) self->finish();
     });
   }
+  void abort() override {
+    closed_ = true;
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->finish(); });
+  }
   void onClosed(std::function<void()> fn) override { on_closed_ = std::move(fn); }
+  std::size_t queuedChunks() const override { return queued_chunks_.load(std::memory_order_relaxed); }
+  std::size_t queuedBytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
+  void whenDrained(std::function<void()> fn) override {
+    // Behind the writes posted before it, like close().
+    asio::post(stream_.get_executor(), [self = shared_from_this(), fn = std::move(fn)]() mutable {
+      if (self->done_) return;
+      if (self->queue_.empty()) return fn();
+      self->drained_.push_back(std::move(fn));
+    });
+  }
+  void keepAlive(std::chrono::milliseconds every, std::string text, std::chrono::milliseconds stall) override {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), every, stall, t = std::move(text)]() mutable {
+      self->keepalive_every_ = every;
+      self->stall_ = stall;
+      self->keepalive_text_ = std::make_shared<const std::string>(std::move(t));
+      self->armKeepAlive();
+    });
+  }
 
  private:
   void doWrite() {
@@ -160,15 +195,59 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
                           self->closed_ = true;
                           return self->finish();
                         }
+                        self->queued_chunks_.fetch_sub(1, std::memory_order_relaxed);
+                        self->queued_bytes_.fetch_sub(self->queue_.front()->size(), std::memory_order_relaxed);
                         self->queue_.pop_front();
+                        self->last_write_ = self->progress_ = std::chrono::steady_clock::now();
                         if (!self->queue_.empty()) return self->doWrite();
-                        if (self->closing_) self->finish();
+                        if (self->closing_) return self->finish();
+                        auto drained = std::move(self->drained_);
+                        self->drained_.clear();
+                        for (auto& fn : drained) fn();
                       });
+  }
+  void watchPeer() {
+    if (done_) return;
+    stream_.socket().async_read_some(asio::buffer(peer_buf_),
+                                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                       if (self->done_) return;
+                                       if (ec) {  // EOF or reset: the client is gone
+                                         self->closed_ = true;
+                                         return self->finish();
+                                       }
+                                       self->watchPeer();  // whatever it sent is ignored
+                                     });
+  }
+  void armKeepAlive() {
+    if (done_ || keepalive_every_.count() <= 0) return;
+    keepalive_timer_.expires_after(std::max(std::chrono::milliseconds(10), std::min(keepalive_every_, stall_ / 2)));
+    keepalive_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->done_) return;
+      auto now = std::chrono::steady_clock::now();
+      if (!self->queue_.empty() && now - self->progress_ >= self->stall_) {
+        core::logger("http")->warn(
+            "a streamed response made no progress for {} ms (the client stopped reading); "
+            "closing it",
+            self->stall_.count());
+        self->closed_ = true;
+        return self->finish();
+      }
+      // Only a stream idle for the whole interval gets one.
+      if (self->queue_.empty() && now - self->last_write_ >= self->keepalive_every_) {
+        self->queue_.push_back(self->keepalive_text_);
+        self->queued_chunks_.fetch_add(1, std::memory_order_relaxed);
+        self->queued_bytes_.fetch_add(self->keepalive_text_->size(), std::memory_order_relaxed);
+        self->doWrite();
+      }
+      self->armKeepAlive();
+    });
   }
   void finish() {
     if (done_) return;
     done_ = true;
     queue_.clear();
+    drained_.clear();
+    keepalive_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -176,8 +255,18 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer keepalive_timer_;
+  std::chrono::milliseconds keepalive_every_{0};
+  std::chrono::milliseconds stall_{30000};
+  std::chrono::steady_clock::time_point progress_;  // last write completed, or the queue's first write
+  std::shared_ptr<const std::string> keepalive_text_;
+  std::chrono::steady_clock::time_point last_write_ = std::chrono::steady_clock::now();
   std::function<void()> on_closed_;
   std::deque<std::shared_ptr<const std::string>> queue_;
+  std::vector<std::function<void()>> drained_;
+  std::array<char, 512> peer_buf_{};
+  std::atomic<std::size_t> queued_chunks_{0};
+  std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<bool> closed_{false};  // no more writes are taken (any thread)
   bool closing_ = false;             // on the strand: finish once the queue is written
   bool done_ = false;
@@ -277,6 +366,7 @@ class Session : public std::enable_shared_from_this<Session> {
             self->server_.sessions.erase(self);
           }
           auto writer = std::make_shared<StreamSession>(std::move(self->stream_));
+          writer->start();
           cb(writer);
         });
   }

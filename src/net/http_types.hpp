@@ -2,6 +2,7 @@
 
 #include <boost/json/fwd.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,9 +34,20 @@ class StreamWriter {
   virtual ~StreamWriter() = default;
   virtual bool write(std::shared_ptr<const std::string> data) = 0;  // false once closed
   virtual void close() = 0;                                         // after what is queued
+  virtual void abort() = 0;  // now, dropping what is queued (a peer that stopped reading)
   // Called once, on the connection's strand, when the stream is over: closed after its data, or
   // the peer went away. Set it before writing.
   virtual void onClosed(std::function<void()> fn) = 0;
+  // Written but not yet sent to the peer (counted from write(), so a producer sees its own backlog).
+  virtual std::size_t queuedChunks() const = 0;
+  virtual std::size_t queuedBytes() const = 0;
+  // Calls `fn` once (on the strand) when everything written so far has been sent, at once if it
+  // has; never if the stream ends first.
+  virtual void whenDrained(std::function<void()> fn) = 0;
+  // While the stream is idle for `every`, writes `text` (an SSE comment keeps proxies from closing
+  // it, and finds a peer that went away); ends the stream when data has waited `stall` without a
+  // write completing (the peer stopped reading). Call once, before writing.
+  virtual void keepAlive(std::chrono::milliseconds every, std::string text, std::chrono::milliseconds stall) = 0;
 };
 
 struct HttpReply;
