@@ -36,8 +36,8 @@ class SseConnection final : public delivery::Connection, public std::enable_shar
     if (cut_.load()) return false;
     if (out_->queuedBytes() + frame->size() > max_queue_bytes_) {
       // Delivery stops pushing at half the bound; past the whole of it the client has stopped reading.
-      core::logger("sse")->warn("event stream '{}' of user '{}' fell behind ({} bytes queued); closing it", id_,
-                                user_, out_->queuedBytes());
+      core::logger("sse")->warn("event stream '{}' of user '{}' fell behind ({} bytes queued); closing it", id_, user_,
+                                out_->queuedBytes());
       cut_ = true;
       out_->abort();
       return false;
@@ -124,13 +124,15 @@ void registerEventStream(net::HttpServer& server, delivery::Delivery& delivery, 
     if (auto e = req.query.find("epoch"); e != req.query.end()) epoch = e->second;
     auto slot = gateway.holdConnectionSlot(caller.user_id);
     if (!slot) {
-      return net::jsonError(429, "connection_limit", "this user has the most connections allowed (ws.max_connections_per_user)");
+      return net::jsonError(429, "connection_limit",
+                            "this user has the most connections allowed (ws.max_connections_per_user)");
     }
     net::HttpReply reply{200, "text/event-stream", {}, {{"X-Accel-Buffering", "no"}}, {}, {}};
     reply.stream = [&delivery, &gateway, limits, user = caller.user_id, resume_from, epoch,
                     slot = std::move(slot)](const std::shared_ptr<net::StreamWriter>& out) mutable {
       out->keepAlive(limits.keepalive, ": keepalive\n\n", limits.send_timeout);
-      auto conn = std::make_shared<SseConnection>(user, out, delivery, gateway, limits.max_queue_bytes, std::move(slot));
+      auto conn =
+          std::make_shared<SseConnection>(user, out, delivery, gateway, limits.max_queue_bytes, std::move(slot));
       // Leaves delivery once the stream is over (the client left, or it was closed); the callback
       // holds the connection until then, a cycle through the stream that its end breaks.
       out->onClosed([&delivery, conn] { delivery.detach(*conn); });
