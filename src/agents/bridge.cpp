@@ -369,6 +369,7 @@ std::optional<AgentWebSocketBridge::Run> AgentWebSocketBridge::takeRunnable() {
     Run run = std::move(*it);
     queue_.erase(it);
     running_threads_.insert(run.ctx.thread_id);
+    executing_.insert(run.ctx.run_id);
     if (--queued_per_user_[run.ctx.user_id] == 0) queued_per_user_.erase(run.ctx.user_id);
     ++running_per_user_[run.ctx.user_id];
     return run;
@@ -393,6 +394,7 @@ void AgentWebSocketBridge::workerLoop() {
       std::lock_guard lock(mutex_);
       runs_.erase(run->ctx.run_id);
       run_threads_.erase(run->ctx.run_id);
+      executing_.erase(run->ctx.run_id);
       if (--running_per_user_[run->ctx.user_id] == 0) running_per_user_.erase(run->ctx.user_id);
       running_threads_.erase(run->ctx.thread_id);
       releaseThread(run->ctx.thread_id);
@@ -511,6 +513,18 @@ std::vector<std::pair<std::string, std::string>> AgentWebSocketBridge::activeRun
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [run, who] : run_threads_) {
     if (!core::isSystemUser(who.first)) out.push_back(who);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> AgentWebSocketBridge::threadRuns(const std::string& user_id,
+                                                                                  const std::string& thread_id) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [run, who] : run_threads_) {  // run ids are time-ordered: oldest first
+    if (who.first == user_id && who.second == thread_id) {
+      out.emplace_back(run, executing_.count(run) > 0 ? "running" : "queued");
+    }
   }
   return out;
 }

@@ -131,6 +131,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, monitoring::Histogram::Snapshot> runDurations() const;
   // (user, thread) of every run queued or executing.
   std::vector<std::pair<std::string, std::string>> activeRunThreads() const;
+  // The runs of a thread of the user queued or executing on this node, oldest first: (run id, "queued" | "running").
+  std::vector<std::pair<std::string, std::string>> threadRuns(const std::string& user_id,
+                                                              const std::string& thread_id) const;
   std::vector<std::string> agentNames() const;
   bool hasAgent(const std::string& name) const { return agents_.count(name) > 0; }
 
@@ -176,6 +179,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::deque<Run> queue_;
   std::map<std::string, std::pair<std::string, std::shared_ptr<CancelToken>>> runs_;  // run -> (user, token)
   std::map<std::string, std::pair<std::string, std::string>> run_threads_;            // run -> (user, thread)
+  std::set<std::string> executing_;                                                   // runs taken by a worker
   std::map<std::string, std::unique_ptr<monitoring::Histogram>> durations_;           // by agent, made in addAgent
   std::map<std::string, int> running_per_user_;
   std::map<std::string, int> queued_per_user_;

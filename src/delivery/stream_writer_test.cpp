@@ -50,6 +50,9 @@ class FlakyStore final : public store::Store {
   core::Result<std::vector<store::StoredEvent>> eventsAfter(const std::string&, int64_t, int) override {
     return std::vector<store::StoredEvent>{};
   }
+  core::Result<std::vector<store::StoredEvent>> runEvents(const std::string&, const std::string&) override {
+    return std::vector<store::StoredEvent>{};
+  }
   core::Result<store::StreamInfo> streamInfo(const std::string&) override { return store::StreamInfo{}; }
   core::Result<std::vector<std::pair<std::string, int64_t>>> streamHeads(const std::vector<std::string>&) override {
     return std::vector<std::pair<std::string, int64_t>>{};

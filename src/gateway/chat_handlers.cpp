@@ -1,5 +1,7 @@
 #include "gateway/chat_handlers.hpp"
 
+#include "gateway/run_state.hpp"
+
 #include "agents/bridge.hpp"
 #include "core/ids.hpp"
 #include "core/text.hpp"
@@ -179,7 +181,28 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (!messages) return sendError(ctx, messages.error(), f);
     json::array out;
     for (const auto& m : *messages) out.emplace_back(messageJson(m));
-    sendReply(*ctx.conn, "thread_history", f.id, {{"thread_id", **thread_id}, {"messages", std::move(out)}});
+    // Runs in progress with their answer so far: a device joining mid-run shows what the others show,
+    // then applies the run's live events from `from_seq` on (earlier ones are in partial_answer).
+    json::array in_progress;
+    for (const auto& [run_id, status] : s.bridge.threadRuns(ctx.user_id, **thread_id)) {
+      auto events = s.store.runEvents(ctx.user_id, run_id);
+      if (!events) return sendError(ctx, events.error(), f);
+      std::string partial;
+      int64_t last_seq = 0;
+      for (const auto& ev : *events) {
+        last_seq = ev.seq;
+        if (ev.type != "agent_response_chunk") continue;
+        boost::system::error_code ec;
+        auto d = json::parse(ev.data_json, ec);
+        if (!ec && d.is_object() && d.as_object().contains("delta") && d.at("delta").is_string()) {
+          partial += std::string(d.at("delta").as_string());
+        }
+      }
+      in_progress.emplace_back(json::object{
+          {"run_id", run_id}, {"status", status}, {"partial_answer", std::move(partial)}, {"from_seq", last_seq + 1}});
+    }
+    sendReply(*ctx.conn, "thread_history", f.id,
+              {{"thread_id", **thread_id}, {"messages", std::move(out)}, {"runs_in_progress", std::move(in_progress)}});
   });
 
   router.addHandler("user_message", [s](const ClientContext& ctx, const Frame& f) {
@@ -267,8 +290,27 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
       return gateway::sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
     }
     auto stopped = s.bridge.stopRun(ctx.user_id, **run_id);
-    if (!stopped) return gateway::sendError(*ctx.conn, stopped.error().code, stopped.error().message, f.id);
-    sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}});
+    if (stopped) return sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}, {"status", "stopping"}});
+    if (stopped.error().code == "run_not_found") {
+      // Idempotent: a run that already ended answers with how it ended, not an error.
+      auto state = runState(s.store, ctx.user_id, **run_id);
+      if (state && *state && runEnded(std::string((*state)->at("status").as_string()))) {
+        return sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}, {"status", (*state)->at("status")}});
+      }
+    }
+    gateway::sendError(*ctx.conn, stopped.error().code, stopped.error().message, f.id);
+  });
+
+  router.addHandler("get_run", [s](const ClientContext& ctx, const Frame& f) {
+    auto run_id = optionalString(f.data, "run_id");
+    if (!run_id) return sendError(ctx, run_id.error(), f);
+    if (!*run_id || (*run_id)->empty()) {
+      return gateway::sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
+    }
+    auto state = runState(s.store, ctx.user_id, **run_id);
+    if (!state) return sendError(ctx, state.error(), f);
+    if (!*state) return gateway::sendError(*ctx.conn, "run_not_found", "no run '" + **run_id + "' of this user", f.id);
+    sendReply(*ctx.conn, "run", f.id, std::move(**state));
   });
 }
 

@@ -185,6 +185,16 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
   };
   server.route("GET", "/api/threads/", messages, true);
   server.route("POST", "/api/threads/", messages, true);
+  server.route(
+      "GET", "/api/runs/",
+      [call](const net::HttpRequest& req) {
+        std::string run_id = req.path.substr(std::string("/api/runs/").size());
+        if (run_id.empty() || run_id.find('/') != std::string::npos) {
+          return net::jsonError(404, "not_found", "no such endpoint: " + req.path);
+        }
+        return call(req, Frame{"get_run", "", {{"run_id", run_id}}}, "run", 200);
+      },
+      true);
 }
 
 }  // namespace agentwire::gateway

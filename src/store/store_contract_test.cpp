@@ -235,6 +235,19 @@ TEST_P(StoreContractTest, AThreadKeepsItsAgentAndOnBusyDefault) {
   EXPECT_EQ(store_->findThread(thread("fay")).value()->on_busy, "") << "no default: empty (enqueue)";
 }
 
+TEST_P(StoreContractTest, RunEventsAreTheRunsOfThatUserInOrder) {
+  auto t = thread("gil");
+  WriteBatch b;
+  for (const char* run : {"r1", "r2", "r1"}) b.events.push_back(event("gil", t, run));
+  b.events.push_back(event("hal", thread("hal"), "r1"));  // another user's events are not read
+  ASSERT_TRUE(store_->commit(b).ok());
+  auto r1 = store_->runEvents("gil", "r1").value();
+  ASSERT_EQ(r1.size(), 2u);
+  EXPECT_LT(r1[0].seq, r1[1].seq);
+  EXPECT_EQ(r1[0].run_id, "r1");
+  EXPECT_TRUE(store_->runEvents("gil", "none").value().empty());
+}
+
 TEST_P(StoreContractTest, DeleteThreadRemovesItsMessagesAndRuns) {
   auto t = store_->createThread("eve", "t", true);
   WriteBatch b;

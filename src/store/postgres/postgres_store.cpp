@@ -385,6 +385,29 @@ core::Result<CommitStats> PostgresStore::commit(const WriteBatch& batch) {
   });
 }
 
+core::Result<std::vector<StoredEvent>> PostgresStore::runEvents(const std::string& user_id, const std::string& run_id) {
+  return withConnection<std::vector<StoredEvent>>(
+      "read a run's events", false, [&](pg::Connection& c) -> core::Result<std::vector<StoredEvent>> {
+        auto r = c.exec(
+            "SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = $1 AND run_id = $2 "
+            "ORDER BY seq",
+            Params{user_id, run_id});
+        if (!r) return r.error();
+        std::vector<StoredEvent> out;
+        for (int i = 0; i < r->size(); ++i) {
+          out.push_back(StoredEvent{r->integer(i, 0),
+                                    r->text(i, 1),
+                                    r->text(i, 2),
+                                    r->text(i, 3),
+                                    r->text(i, 4),
+                                    r->integer(i, 5),
+                                    r->text(i, 6),
+                                    {}});
+        }
+        return out;
+      });
+}
+
 core::Result<std::vector<StoredEvent>> PostgresStore::eventsAfter(const std::string& user_id, int64_t after_seq,
                                                                   int limit) {
   return withConnection<std::vector<StoredEvent>>(

@@ -511,6 +511,19 @@ core::Result<std::vector<StoredEvent>> SqliteStore::eventsAfter(const std::strin
   });
 }
 
+core::Result<std::vector<StoredEvent>> SqliteStore::runEvents(const std::string& user_id, const std::string& run_id) {
+  return guarded<std::vector<StoredEvent>>("read a run's events", false, [&] {
+    Stmt s(db_, prepared("SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND "
+                         "run_id = ? ORDER BY seq"));
+    s.bind(1, user_id).bind(2, run_id);
+    std::vector<StoredEvent> out;
+    while (s.step()) {
+      out.push_back(StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6), {}});
+    }
+    return out;
+  });
+}
+
 core::Result<int64_t> SqliteStore::pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) {
   return guarded<int64_t>("prune events", true, [&] {
     auto info = streamInfoLocked(user_id);
