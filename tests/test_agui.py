@@ -89,6 +89,48 @@ class AguiTest(unittest.TestCase):
         status, threads = self.srv.get("/api/threads", headers={"Authorization": f"Bearer {self.token}"})
         self.assertIn("count these four words", [t["title"] for t in threads["threads"]])
 
+    def test_events_have_ids_and_a_dropped_client_rejoins_after_the_last_one(self):
+        body = {"messages": [{"id": "m1", "role": "user", "content": "rejoin these words"}], "runId": "client-run-9"}
+        _, _, events, raw = agui(self.srv.port, self.token, body)
+        ids = [b.split("\n")[0][4:] for b in raw.strip().split("\n\n")]
+        self.assertTrue(all(b.startswith("id: ") for b in raw.strip().split("\n\n")), "every event has an id")
+        self.assertEqual(len(set(ids)), len(ids))
+        run_id = ids[0].split("/")[0]
+        auth = {"Authorization": f"Bearer {self.token}"}
+
+        def rejoin(last=None):
+            c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=20)
+            c.request("GET", f"/agui/runs/{run_id}", headers={**auth, **({"Last-Event-ID": last} if last else {})})
+            r = c.getresponse()
+            text = r.read().decode()
+            c.close()
+            got = [json.loads(line[6:]) for b in text.split("\n\n") for line in b.splitlines()
+                   if line.startswith("data: ")]
+            return r.status, got
+
+        def strip(evs):
+            return [{k: v for k, v in e.items() if k != "timestamp"} for e in evs]
+
+        # Dropped after the third event: the rest, exactly, then the end.
+        status, rest = rejoin(ids[2])
+        self.assertEqual(status, 200)
+        self.assertEqual(strip(rest), strip(events[3:]))
+        self.assertEqual(rest[-1]["type"], "RUN_FINISHED")
+        self.assertEqual(rest[-1]["runId"], "client-run-9", "the client's runId")
+        # Without Last-Event-ID: the whole run again.
+        status, whole = rejoin()
+        self.assertEqual(strip(whole), strip(events))
+        # Another user's run, and an id of another run.
+        other = wsclient.dev_token(self.srv.port, "agui_other")
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=20)
+        c.request("GET", f"/agui/runs/{run_id}", headers={"Authorization": f"Bearer {other}"})
+        r = c.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["error"]["code"]), (404, "run_not_found"))
+        c.request("GET", f"/agui/runs/{run_id}", headers={**auth, "Last-Event-ID": "run_other/3/0"})
+        r = c.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["error"]["code"]), (400, "invalid_field"))
+        c.close()
+
     def test_errors_are_json_before_the_stream(self):
         status, _, _, raw = agui(self.srv.port, None, {"messages": [{"role": "user", "content": "x"}]})
         self.assertEqual(status, 401)

@@ -88,7 +88,7 @@ class OnBusyTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual((end["type"], end["data"]["reason"]), ("agent_stopped", "requested"))
         again = await c.request("user_message", {"content": "now", "thread_id": thread, "on_busy": "reject"},
                                 id_="m4", want="ack")
-        self.assertEqual(again["type"], "ack", "the thread takes a rejecting message once its run ended")
+        self.assertEqual(again["type"], "ack", ("the thread takes a rejecting message once its run ended", again))
         await c.close()
 
     async def test_a_threads_default_applies_to_messages_that_give_none(self):

@@ -390,17 +390,30 @@ void AgentWebSocketBridge::workerLoop() {
       if (!run) return;  // stopping and drained
     }
     execute(*run);
-    {
-      std::lock_guard lock(mutex_);
-      runs_.erase(run->ctx.run_id);
-      run_threads_.erase(run->ctx.run_id);
-      executing_.erase(run->ctx.run_id);
-      if (--running_per_user_[run->ctx.user_id] == 0) running_per_user_.erase(run->ctx.user_id);
-      running_threads_.erase(run->ctx.thread_id);
-      releaseThread(run->ctx.thread_id);
-    }
-    cv_.notify_all();  // a run of this user or of this thread may be eligible now
+    release(*run);  // when execute() ended without a terminal event (abandoned, or it threw)
   }
+}
+
+void AgentWebSocketBridge::releaseThreadOf(Run& run) {
+  if (run.thread_released) return;
+  run.thread_released = true;
+  std::lock_guard lock(mutex_);
+  releaseThread(run.ctx.thread_id);
+  // Nothing left to stop: stop_agent from a client that sees the terminal event reads how it ended.
+  runs_.erase(run.ctx.run_id);
+}
+
+void AgentWebSocketBridge::release(Run& run) {
+  releaseThreadOf(run);
+  {
+    std::lock_guard lock(mutex_);
+    if (executing_.erase(run.ctx.run_id) == 0) return;  // already released
+    runs_.erase(run.ctx.run_id);
+    run_threads_.erase(run.ctx.run_id);
+    if (--running_per_user_[run.ctx.user_id] == 0) running_per_user_.erase(run.ctx.user_id);
+    running_threads_.erase(run.ctx.thread_id);
+  }
+  cv_.notify_all();  // a run of this user or of this thread may be eligible now
 }
 
 void AgentWebSocketBridge::execute(Run& run) {
@@ -409,7 +422,11 @@ void AgentWebSocketBridge::execute(Run& run) {
   auto t0 = std::chrono::steady_clock::now();
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
   if (recorder_->enabled()) recorder_->record(runRecord(run, "run_started"));
-  emitter->emitLifecycle("agent_started", {{"agent_name", run.agent->name()}, {"input", run.input}}, "running");
+  boost::json::object started{{"agent_name", run.agent->name()}, {"input", run.input}};
+  // The client's id of the request (a WebSocket frame's id, AG-UI's runId): lets a client that
+  // joins later tie the run to what it sent.
+  if (!run.ctx.request_id.empty()) started["request_id"] = run.ctx.request_id;
+  emitter->emitLifecycle("agent_started", std::move(started), "running");
   std::string answer;
   std::string error;
   std::string error_code = "internal";
@@ -436,19 +453,25 @@ void AgentWebSocketBridge::execute(Run& run) {
       std::lock_guard lock(mutex_);
       if (stopping_) reason = "shutdown";
     }
+    releaseThreadOf(run);
     emitter->emitLifecycle("agent_stopped", {{"reason", reason}}, "stopped");
+    release(run);
     return finish(run, *emitter, t0, "stopped", reason);
   }
   if (run.cancel->timedOut()) {
     log_->warn("run '{}' of agent '{}' for user '{}' timed out after {} ms", run.ctx.run_id, run.agent->name(),
                run.ctx.user_id, options_.run_timeout_ms);
+    releaseThreadOf(run);
     emitter->emitLifecycle("agent_error", {{"code", "timeout"}, {"message", timeout_message}}, "error");
+    release(run);
     return finish(run, *emitter, t0, "timeout", "timeout");
   }
   if (!error.empty()) {
     log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
                 run.ctx.user_id, run.ctx.thread_id, error);
+    releaseThreadOf(run);
     emitter->emitLifecycle("agent_error", {{"code", error_code}, {"message", error}}, "error");
+    release(run);
     return finish(run, *emitter, t0, "error", error_code);
   }
   store::Message m;
@@ -470,8 +493,10 @@ void AgentWebSocketBridge::execute(Run& run) {
         if (!r) log->error("cannot store the answer of run '{}': {}", run_id, r.error().message);
       },
       delivery::Delivery::Backpressure::Wait);
+  releaseThreadOf(run);
   emitter->emitLifecycle("agent_completed",
                          {{"message_id", message_id}, {"content", answer}, {"execution_time_ms", took}}, "completed");
+  release(run);
   finish(run, *emitter, t0, "completed", {});
 }
 

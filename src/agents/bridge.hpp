@@ -143,6 +143,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     std::string input;
     Agent* agent = nullptr;
     std::shared_ptr<CancelToken> cancel;
+    bool thread_released = false;  // its thread takes an on_busy "reject" message again (worker only)
   };
   // Admission of a new run (the checks of startRun without queueing it).
   core::Result<Agent*> admit(const std::string& user_id, const std::string& agent_name) const;
@@ -160,6 +161,13 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   void abandonRuns();
   void workerLoop();
   void execute(Run& run);
+  // A run about to emit its terminal event no longer makes its thread busy for admission: a client
+  // that sees that event may send the thread's next message at once, even with on_busy "reject"
+  // (which would otherwise race the worker's return). Its next run still starts only after release().
+  void releaseThreadOf(Run& run);
+  // The rest of the run's place (its user's running count, its thread's turn, its stop token), once
+  // its terminal event is queued, so that the thread's next run's events follow it. Idempotent.
+  void release(Run& run);
   // The analytics row of a run, with who, where and which agent filled in.
   static analytics::Record runRecord(const Run& run, const char* kind);
   void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,

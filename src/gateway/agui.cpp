@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <mutex>
 
 namespace agentwire::gateway {
@@ -39,6 +40,15 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
     self_ = shared_from_this();
   }
 
+  // A rejoin: the AG-UI events up to and including the one with id `<run>/<seq>/<k>` were received
+  // already. The run's events are replayed from its start (to rebuild the mapping's state, such as
+  // an open text message) with those events left out.
+  void rejoinAfter(int64_t seq, int k) {
+    std::lock_guard lock(mutex_);
+    skip_seq_ = seq;
+    skip_k_ = k;
+  }
+
   bool send(std::shared_ptr<const std::string> frame) override {
     boost::system::error_code ec;
     auto v = json::parse(*frame, ec);
@@ -47,7 +57,18 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
     auto* run = f.if_contains("run_id");
     std::lock_guard lock(mutex_);
     if (finished_) return false;  // delivery drops a connection that refuses frames
+    if (f.contains("type") && f.at("type") == "resync_required") {
+      // A rejoin from before the stream's retention: the run cannot be replayed whole.
+      cur_seq_ = 0;
+      emit(
+          {{"type", "RUN_ERROR"}, {"message", "the run's events are no longer retained"}, {"code", "resync_required"}});
+      finish();
+      return true;
+    }
     if (run == nullptr || !run->is_string() || run->as_string() != run_id_) return true;
+    auto* seq = f.if_contains("seq");
+    cur_seq_ = seq != nullptr && seq->is_int64() ? seq->as_int64() : 0;
+    cur_k_ = 0;
     map(std::string(f.at("type").as_string()), f.at("data").as_object());
     return true;
   }
@@ -56,15 +77,24 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
   void fail(const std::string& code, const std::string& message) {
     std::lock_guard lock(mutex_);
     if (finished_) return;
+    cur_seq_ = 0;  // not events of the stream: no ids
     emit({{"type", "RUN_STARTED"}, {"threadId", client_thread_}, {"runId", client_run_}});
     emit({{"type", "RUN_ERROR"}, {"message", message}, {"code", code}});
     finish();
   }
 
  private:
+  // Each AG-UI event of a stored event gets the id `<run>/<seq>/<k>` (k: its place among the AG-UI
+  // events of that stored event), which GET /agui/runs/{run} takes back as Last-Event-ID.
   void emit(json::object event) {
+    std::string id;
+    if (cur_seq_ > 0) {
+      int k = cur_k_++;
+      if (cur_seq_ < skip_seq_ || (cur_seq_ == skip_seq_ && k <= skip_k_)) return;  // received before a rejoin
+      id = "id: " + run_id_ + "/" + std::to_string(cur_seq_) + "/" + std::to_string(k) + "\n";
+    }
     event["timestamp"] = core::nowMs();
-    out_->write(std::make_shared<const std::string>("data: " + json::serialize(event) + "\n\n"));
+    out_->write(std::make_shared<const std::string>(id + "data: " + json::serialize(event) + "\n\n"));
   }
 
   void endText() {
@@ -141,6 +171,10 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
   std::string message_id_;
   bool text_open_ = false;
   bool finished_ = false;
+  int64_t cur_seq_ = 0;  // the stored event being mapped (0: none)
+  int cur_k_ = 0;
+  int64_t skip_seq_ = 0;
+  int skip_k_ = -1;
   std::shared_ptr<AguiConnection> self_;
 };
 
@@ -151,7 +185,8 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
                         const std::string& client_thread, const std::string& client_run) {
   // The thread: the client's, if it is one of this user's; otherwise a new one.
   std::string thread_id;
-  auto known = delivery.threadInfo(client_thread);
+  auto known = client_thread.empty() ? core::Result<std::optional<delivery::ThreadInfo>>(std::nullopt)
+                                     : delivery.threadInfo(client_thread);
   if (!known) return net::jsonError(503, known.error().code, known.error().message);
   if (*known) {
     if ((*known)->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
@@ -166,7 +201,8 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
   net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
   reply.stream = [&delivery, &bridge, &gateway, user_id, thread_id, client_thread, client_run,
                   content](const std::shared_ptr<net::StreamWriter>& out) {
-    auto conn = std::make_shared<AguiConnection>(user_id, out, client_thread, client_run);
+    auto conn =
+        std::make_shared<AguiConnection>(user_id, out, client_thread.empty() ? thread_id : client_thread, client_run);
     agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
     conn->setRun(run.run_id);
     // Leaves delivery once the stream is over (run ended, or the client went away), off the
@@ -185,6 +221,53 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
     if (!posted) conn->fail("not_ready", "the server is shutting down; retry on another node");
   };
   return reply;
+}
+
+// GET /agui/runs/{run}: the run's AG-UI events after the one the client received last (all of them
+// without Last-Event-ID), then live until the run ends. Called on the store pool.
+net::HttpReply rejoinRun(store::Store& store, delivery::Delivery& delivery, WsGateway& gateway,
+                         const std::string& user_id, const std::string& run_id, int64_t seq, int k) {
+  auto events = store.runEvents(user_id, run_id);
+  if (!events) return net::jsonError(503, events.error().code, events.error().message);
+  if (events->empty()) return net::jsonError(404, "run_not_found", "no run '" + run_id + "' of this user");
+  std::string thread_id = events->front().thread_id;
+  std::string client_run = run_id;  // the client's runId, when the run said it
+  for (const auto& ev : *events) {
+    if (ev.type != "agent_started") continue;
+    boost::system::error_code ec;
+    auto d = json::parse(ev.data_json, ec);
+    if (!ec && d.is_object() && d.as_object().contains("request_id") && d.at("request_id").is_string()) {
+      client_run = std::string(d.at("request_id").as_string());
+    }
+  }
+  int64_t from = events->front().seq - 1;
+  net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
+  reply.stream = [&delivery, &gateway, user_id, run_id, thread_id, client_run, seq, k,
+                  from](const std::shared_ptr<net::StreamWriter>& out) {
+    auto conn = std::make_shared<AguiConnection>(user_id, out, thread_id, client_run);
+    conn->setRun(run_id);
+    conn->rejoinAfter(seq, k);
+    out->onClosed([&delivery, conn] { delivery.detach(*conn); });
+    bool posted = gateway.runOffIoThread([&delivery, conn, from] {
+      if (auto a = delivery.attach(conn, false); !a) return conn->fail(a.error().code, a.error().message);
+      if (auto r = delivery.resume(*conn, from, "", "agui"); !r) conn->fail(r.error().code, r.error().message);
+    });
+    if (!posted) conn->fail("not_ready", "the server is shutting down; retry on another node");
+  };
+  return reply;
+}
+
+// "<run>/<seq>/<k>", the id of an AG-UI event of `run_id`.
+bool parseAguiId(const std::string& id, const std::string& run_id, int64_t& seq, int& k) {
+  auto a = id.rfind('/');
+  if (a == std::string::npos || a == 0) return false;
+  auto b = id.rfind('/', a - 1);
+  if (b == std::string::npos || id.substr(0, b) != run_id) return false;
+  auto num = [](const std::string& s, auto& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc{} && p == s.data() + s.size() && out >= 0;
+  };
+  return num(id.substr(b + 1, a - b - 1), seq) && num(id.substr(a + 1), k);
 }
 
 }  // namespace
@@ -212,7 +295,7 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
     if (content.find('\0') != std::string::npos) {
       return net::jsonError(400, "invalid_field", "the user message must not contain NUL characters");
     }
-    std::string client_thread = stringField(in, "threadId").empty() ? core::newId("thr") : stringField(in, "threadId");
+    std::string client_thread = stringField(in, "threadId");  // none: the new thread's id is the one shown
     std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
 
     // Finding or creating the thread may wait on the store: on the store pool, so that no I/O
@@ -232,6 +315,37 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
     };
     return later;
   });
+
+  server.route(
+      "GET", "/agui/runs/",
+      [&store, &delivery, &gateway, ready](const net::HttpRequest& req) {
+        auto caller = authenticateApiRequest(req, gateway, ready);
+        if (caller.refusal) return std::move(*caller.refusal);
+        std::string run_id = req.path.substr(std::string("/agui/runs/").size());
+        if (run_id.empty() || run_id.find('/') != std::string::npos) {
+          return net::jsonError(404, "not_found", "no such endpoint: " + req.path);
+        }
+        std::string last = req.header("last-event-id");
+        if (auto q = req.query.find("last_event_id"); last.empty() && q != req.query.end()) last = q->second;
+        int64_t seq = 0;
+        int k = -1;
+        if (!last.empty() && !parseAguiId(last, run_id, seq, k)) {
+          return net::jsonError(400, "invalid_field", "Last-Event-ID must be the id of an event of this run");
+        }
+        net::HttpReply later;
+        later.deferred = [&store, &delivery, &gateway, user = caller.user_id, run_id, seq, k](net::Respond respond) {
+          bool posted = gateway.runOffIoThread([&store, &delivery, &gateway, user, run_id, seq, k, respond] {
+            respond(rejoinRun(store, delivery, gateway, user, run_id, seq, k));
+          });
+          if (!posted) {
+            auto refusal = net::jsonError(503, "not_ready", "the server is shutting down; retry on another node");
+            refusal.headers.emplace_back("Retry-After", "1");
+            respond(std::move(refusal));
+          }
+        };
+        return later;
+      },
+      true);
 }
 
 }  // namespace agentwire::gateway

@@ -292,10 +292,13 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     auto stopped = s.bridge.stopRun(ctx.user_id, **run_id);
     if (stopped) return sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}, {"status", "stopping"}});
     if (stopped.error().code == "run_not_found") {
-      // Idempotent: a run that already ended answers with how it ended, not an error.
+      // Idempotent: a run that already ended answers with how it ended, not an error (one whose
+      // last event is queued but not yet stored is ending: "stopping").
       auto state = runState(s.store, ctx.user_id, **run_id);
-      if (state && *state && runEnded(std::string((*state)->at("status").as_string()))) {
-        return sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}, {"status", (*state)->at("status")}});
+      if (state && *state) {
+        std::string status((*state)->at("status").as_string());
+        return sendReply(*ctx.conn, "stop_requested", f.id,
+                         {{"run_id", **run_id}, {"status", runEnded(status) ? status : std::string("stopping")}});
       }
     }
     gateway::sendError(*ctx.conn, stopped.error().code, stopped.error().message, f.id);
