@@ -191,6 +191,9 @@ class StreamSession final : public StreamWriter, public std::enable_shared_from_
   void doWrite() {
     asio::async_write(stream_, asio::buffer(*queue_.front()),
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        // Ended meanwhile (the peer left, a stall, abort()): the queue is gone, even
+                        // when this write itself completed.
+                        if (self->done_) return;
                         if (ec) {
                           self->closed_ = true;
                           return self->finish();

@@ -92,5 +92,51 @@ TEST(HttpServerStream, EverythingWrittenBeforeCloseIsSent) {
   }
 }
 
+// A client that leaves in the middle of a busy stream: the stream ends (its producer's writes are
+// refused from then on) and nothing is touched after the end, whatever was in flight (a write that
+// completed after the end once read the cleared queue: UBSan in CI).
+TEST(HttpServerStream, AClientThatLeavesMidStreamEndsIt) {
+  HttpServer::Options options;
+  options.port = 0;
+  HttpServer server(options);
+  std::mutex producers_mutex;
+  std::vector<std::thread> producers;
+  std::atomic<int> ended{0};
+  server.route("GET", "/stream", [&](const HttpRequest&) {
+    HttpReply reply{200, "text/plain", {}, {}, {}, {}};
+    reply.stream = [&](const std::shared_ptr<StreamWriter>& out) {
+      out->onClosed([&ended] { ++ended; });
+      out->keepAlive(std::chrono::milliseconds(1), ": k\n\n", std::chrono::milliseconds(60000));
+      std::lock_guard lock(producers_mutex);
+      producers.emplace_back([out] {
+        auto chunk = std::make_shared<const std::string>(std::string(512, 'x'));
+        for (int i = 0; i < 200000 && out->write(chunk); ++i) {
+        }
+      });
+    };
+    return reply;
+  });
+  server.start();
+  constexpr int kRounds = 50;
+  for (int round = 0; round < kRounds; ++round) {
+    asio::io_context ioc;
+    tcp::socket socket(ioc);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+    asio::write(socket, asio::buffer(std::string("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")));
+    char buf[4096];
+    std::size_t got = 0;
+    while (got < 8192) got += socket.read_some(asio::buffer(buf));
+    socket.close();  // mid-stream
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ended.load() < kRounds && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(ended.load(), kRounds) << "every stream ended when its client left";
+  std::lock_guard lock(producers_mutex);
+  for (auto& t : producers) t.join();  // each stopped once its writes were refused
+  server.stop();
+}
+
 }  // namespace
 }  // namespace agentwire::net
