@@ -94,9 +94,12 @@ class Sse:
         self.sock.close()
 
 
-class EventStreamTest(unittest.TestCase):
+class ServerCase(unittest.TestCase):
+    """A server per test, started with ARGS, and a user's messages sent over the HTTP API."""
+    ARGS = ()
+
     def setUp(self):
-        self.srv = harness.Server("--set", "ws.max_connections_per_user=2", "--set", "ws.sse_keepalive_ms=200").start()
+        self.srv = harness.Server(*self.ARGS).start()
 
     def tearDown(self):
         self.srv.stop()
@@ -111,6 +114,10 @@ class EventStreamTest(unittest.TestCase):
                                            headers=self.auth(user))
         self.assertEqual(status, 202, body)
         return body
+
+
+class EventStreamTest(ServerCase):
+    ARGS = ("--set", "ws.max_connections_per_user=2", "--set", "ws.sse_keepalive_ms=200")
 
     def test_events_carry_seq_as_id_and_type_as_event(self):
         s = Sse(self.srv.port, headers=self.auth("ada"))
@@ -134,8 +141,7 @@ class EventStreamTest(unittest.TestCase):
         seen = s.until(lambda e: e["event"] == "agent_completed")
         s.close()
         self.srv.stop()
-        self.srv = harness.Server("--set", "ws.max_connections_per_user=2", "--set", "ws.sse_keepalive_ms=200",
-                                  data_dir=self.srv.dir).start()
+        self.srv = harness.Server(*self.ARGS, data_dir=self.srv.dir).start()
         missed = self.post("bo", "while away")  # committed while no stream is open
         # EventSource's way: the last id in a header, and the epoch in the URL it reconnects to.
         s = Sse(self.srv.port, f"/api/events?access_token={token}&epoch={epoch}", headers={"Last-Event-ID": seen["id"]})
@@ -212,28 +218,16 @@ class EventStreamTest(unittest.TestCase):
         s.close()
 
 
-class SlowReaderTest(unittest.TestCase):
+class SlowReaderTest(ServerCase):
     """A long replay in budgeted steps, and a client that stops reading."""
 
-    def setUp(self):
-        # Small bounds and per-delta chunks: a message makes hundreds of events, far past the budget.
-        self.srv = harness.Server("--set", "ws.max_queue_messages=64", "--set", "ws.max_queue_bytes=65536",
-                                  "--set", "ws.send_timeout_ms=500", "--set", "agents.chunk_window_ms=0",
-                                  "--set", "store.retention_events=100000",
-                                  "--set", "ws.max_message_bytes=1048576").start()
-
-    def tearDown(self):
-        self.srv.stop()
-
-    def auth(self, user):
-        return {"Authorization": f"Bearer {wsclient.dev_token(self.srv.port, user)}"}
+    # Small bounds and per-delta chunks: a message makes hundreds of events, far past the budget.
+    ARGS = ("--set", "ws.max_queue_messages=64", "--set", "ws.max_queue_bytes=65536",
+            "--set", "ws.send_timeout_ms=500", "--set", "agents.chunk_window_ms=0",
+            "--set", "store.retention_events=100000", "--set", "ws.max_message_bytes=1048576")
 
     def produce(self, user, words):
-        status, t, _ = self.srv.request("POST", "/api/threads", {}, headers=self.auth(user))
-        status, body, _ = self.srv.request("POST", f"/api/threads/{t['thread_id']}/messages",
-                                           {"content": " ".join(["word"] * words)}, headers=self.auth(user))
-        self.assertEqual(status, 202, body)
-        return body["run_id"]
+        return self.post(user, " ".join(["word"] * words))["run_id"]
 
     def test_a_long_replay_arrives_whole_in_order(self):
         watcher = Sse(self.srv.port, headers=self.auth("fay"))

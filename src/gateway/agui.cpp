@@ -218,7 +218,7 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
                       if (!r) conn->fail(r.error().code, r.error().message);
                     });
     });
-    if (!posted) conn->fail("not_ready", "the server is shutting down; retry on another node");
+    if (!posted) conn->fail("not_ready", kShuttingDown);
   };
   return reply;
 }
@@ -252,9 +252,19 @@ net::HttpReply rejoinRun(store::Store& store, delivery::Delivery& delivery, WsGa
       if (auto a = delivery.attach(conn, false); !a) return conn->fail(a.error().code, a.error().message);
       if (auto r = delivery.resume(*conn, from, "", "agui"); !r) conn->fail(r.error().code, r.error().message);
     });
-    if (!posted) conn->fail("not_ready", "the server is shutting down; retry on another node");
+    if (!posted) conn->fail("not_ready", kShuttingDown);
   };
   return reply;
+}
+
+// A reply computed on the store pool (it reads or writes the store), so that no I/O thread waits on
+// the database: the answer, an error or an event stream, is given from there.
+net::HttpReply answerOnStorePool(WsGateway& gateway, std::function<net::HttpReply()> answer) {
+  net::HttpReply later;
+  later.deferred = [&gateway, answer = std::move(answer)](net::Respond respond) {
+    if (!gateway.runOffIoThread([answer, respond] { respond(answer()); })) respond(shuttingDownReply());
+  };
+  return later;
 }
 
 // "<run>/<seq>/<k>", the id of an AG-UI event of `run_id`.
@@ -298,22 +308,11 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
     std::string client_thread = stringField(in, "threadId");  // none: the new thread's id is the one shown
     std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
 
-    // Finding or creating the thread may wait on the store: on the store pool, so that no I/O
-    // thread waits on the database; the answer (an error, or the stream) comes from there.
-    net::HttpReply later;
-    later.deferred = [&store, &delivery, &bridge, &gateway, user_id, content, client_thread,
-                      client_run](net::Respond respond) {
-      bool posted = gateway.runOffIoThread(
-          [&store, &delivery, &bridge, &gateway, user_id, content, client_thread, client_run, respond] {
-            respond(startRun(store, delivery, bridge, gateway, user_id, content, client_thread, client_run));
-          });
-      if (!posted) {
-        auto refusal = net::jsonError(503, "not_ready", "the server is shutting down; retry on another node");
-        refusal.headers.emplace_back("Retry-After", "1");
-        respond(std::move(refusal));
-      }
-    };
-    return later;
+    // Finding or creating the thread may wait on the store: on the store pool.
+    return answerOnStorePool(
+        gateway, [&store, &delivery, &bridge, &gateway, user_id, content, client_thread, client_run] {
+          return startRun(store, delivery, bridge, gateway, user_id, content, client_thread, client_run);
+        });
   });
 
   server.route(
@@ -332,18 +331,9 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
         if (!last.empty() && !parseAguiId(last, run_id, seq, k)) {
           return net::jsonError(400, "invalid_field", "Last-Event-ID must be the id of an event of this run");
         }
-        net::HttpReply later;
-        later.deferred = [&store, &delivery, &gateway, user = caller.user_id, run_id, seq, k](net::Respond respond) {
-          bool posted = gateway.runOffIoThread([&store, &delivery, &gateway, user, run_id, seq, k, respond] {
-            respond(rejoinRun(store, delivery, gateway, user, run_id, seq, k));
-          });
-          if (!posted) {
-            auto refusal = net::jsonError(503, "not_ready", "the server is shutting down; retry on another node");
-            refusal.headers.emplace_back("Retry-After", "1");
-            respond(std::move(refusal));
-          }
-        };
-        return later;
+        return answerOnStorePool(gateway, [&store, &delivery, &gateway, user = caller.user_id, run_id, seq, k] {
+          return rejoinRun(store, delivery, gateway, user, run_id, seq, k);
+        });
       },
       true);
 }

@@ -70,20 +70,17 @@ class SseConnection final : public delivery::Connection, public std::enable_shar
     });
   }
 
-  void closeWith(int code, const std::string& reason) override {
-    // EventSource reconnects by itself (with Last-Event-ID): the reason goes first, as an event.
-    json::object data{{"code", code}, {"message", reason}};
-    send(std::make_shared<const std::string>(json::serialize(json::object{{"type", "error"}, {"data", data}})));
-    out_->close();
-  }
-
-  void fail(const std::string& code, const std::string& message) {
-    json::object data{{"code", code}, {"message", message}};
-    send(std::make_shared<const std::string>(json::serialize(json::object{{"type", "error"}, {"data", data}})));
-    out_->close();
-  }
+  // EventSource reconnects by itself (with Last-Event-ID): the reason goes first, as an event.
+  void closeWith(int code, const std::string& reason) override { endWith(code, reason); }
+  void fail(const std::string& code, const std::string& message) { endWith(json::value(code), message); }
 
  private:
+  void endWith(json::value code, const std::string& message) {
+    json::object data{{"code", std::move(code)}, {"message", message}};
+    send(std::make_shared<const std::string>(json::serialize(json::object{{"type", "error"}, {"data", data}})));
+    out_->close();
+  }
+
   std::string id_;
   std::string user_;
   std::shared_ptr<net::StreamWriter> out_;
@@ -147,7 +144,7 @@ void registerEventStream(net::HttpServer& server, delivery::Delivery& delivery, 
         auto r = delivery.resume(*conn, *resume_from, epoch, "sse");
         if (!r) conn->fail(r.error().code, r.error().message);
       });
-      if (!posted) conn->fail("not_ready", "the server is shutting down; reconnect to another node");
+      if (!posted) conn->fail("not_ready", kShuttingDown);
     };
     return reply;
   });

@@ -28,6 +28,12 @@ int statusFor(const std::string& code) {
 
 }  // namespace
 
+net::HttpReply shuttingDownReply() {
+  auto r = net::jsonError(503, "not_ready", kShuttingDown);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 ApiCaller authenticateApiRequest(const net::HttpRequest& req, WsGateway& gateway, const std::function<bool()>& ready) {
   if (!ready() || gateway.authority() == nullptr) {
     auto r = net::jsonError(503, "not_ready", "the server is not ready");
@@ -119,11 +125,7 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
       bool posted = gateway.runOffIoThread([&router, conn, user, frame = std::move(frame)] {
         router.dispatch(ClientContext{conn, user}, frame);
       });
-      if (!posted) {
-        auto refusal = net::jsonError(503, "not_ready", "the server is shutting down; retry on another node");
-        refusal.headers.emplace_back("Retry-After", "1");
-        respond(std::move(refusal));
-      }
+      if (!posted) respond(shuttingDownReply());
     };
     return reply;
   };

@@ -25,6 +25,10 @@ struct ApiCaller {
 };
 // Past the user's rate (ws.max_messages_per_second, shared by every HTTP call of the user):
 // 429 rate_limited with Retry-After.
+// 503 not_ready with Retry-After: the store pool no longer takes work (the server is stopping).
+inline constexpr const char* kShuttingDown = "the server is shutting down; retry on another node";
+net::HttpReply shuttingDownReply();
+
 ApiCaller authenticateApiRequest(const net::HttpRequest& req, WsGateway& gateway, const std::function<bool()>& ready);
 
 void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& gateway, bool dev_mode,

@@ -43,13 +43,12 @@ struct WsGateway::UserSlots {
 // It holds the connection's place under the per-user limit from admission (before the handshake)
 // until the session is gone, whatever ends it.
 struct WsGateway::ConnState {
-  ConnState(std::shared_ptr<UserSlots> s, std::string user, double rate)
-      : slots(std::move(s)), user_id(std::move(user)), bucket(rate) {}
-  ~ConnState() { slots->give(user_id); }
+  ConnState(std::shared_ptr<void> s, std::string user, double rate)
+      : slot(std::move(s)), user_id(std::move(user)), bucket(rate) {}
   ConnState(const ConnState&) = delete;
   ConnState& operator=(const ConnState&) = delete;
 
-  std::shared_ptr<UserSlots> slots;
+  std::shared_ptr<void> slot;  // from holdConnectionSlot()
   std::string user_id;
   std::optional<int64_t> resume_from;  // from /ws?last_seq=N&epoch=E
   std::string resume_epoch;
@@ -204,7 +203,8 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
     a.close_reason = user.error().code + ": " + user.error().message;
     return a;
   }
-  if (!slots_->take(user.value(), config_.ws.max_connections_per_user)) {
+  auto slot = holdConnectionSlot(user.value());
+  if (!slot) {
     a.close_code = net::close_code::kConnectionLimit;
     a.close_reason =
         fmt::format("connection_limit: at most {} connections per user", config_.ws.max_connections_per_user);
@@ -212,7 +212,7 @@ net::WsAdmission WsGateway::decide(const net::HttpRequest& req) {
   }
   a.accepted = true;
   a.user_id = user.value();
-  auto state = std::make_shared<ConnState>(slots_, user.value(), config_.ws.max_messages_per_second);
+  auto state = std::make_shared<ConnState>(std::move(slot), user.value(), config_.ws.max_messages_per_second);
   // Resume at connect time: /ws?last_seq=N&epoch=E
   if (auto it = req.query.find("last_seq"); it != req.query.end()) {
     int64_t v = -1;

@@ -62,8 +62,8 @@ class WsGateway final : public lifecycle::Component, public net::WsHandler {
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
   // HTTP API and AG-UI calls of a user, under the same rate as a WebSocket's messages.
   bool allowApiCall(const std::string& user_id);
-  // A place under ws.max_connections_per_user for a stream that is not a WebSocket (GET
-  // /api/events), held while the returned token lives; nullptr past the limit.
+  // A place under ws.max_connections_per_user (a WebSocket's, from admission, or an event stream's),
+  // held while the returned token lives; nullptr past the limit.
   std::shared_ptr<void> holdConnectionSlot(const std::string& user_id);
   // The connection_established frame's data for a connection of `user_id` attached at `info`.
   boost::json::object establishedData(const std::string& user_id, const std::string& connection_id,

@@ -60,6 +60,12 @@ Thread threadRow(const pg::Rows& r, int i) {
                 r.text(i, 4) == "t", r.text(i, 5), r.text(i, 6)};
 }
 
+// Columns: seq, user_id, type, thread_id, run_id, ts_ms, data.
+StoredEvent eventRow(const pg::Rows& r, int i) {
+  return StoredEvent{r.integer(i, 0), r.text(i, 1),    r.text(i, 2), r.text(i, 3),
+                     r.text(i, 4),    r.integer(i, 5), r.text(i, 6), {}};
+}
+
 std::string str(int64_t v) {
   return std::to_string(v);
 }
@@ -394,16 +400,7 @@ core::Result<std::vector<StoredEvent>> PostgresStore::runEvents(const std::strin
             Params{user_id, run_id});
         if (!r) return r.error();
         std::vector<StoredEvent> out;
-        for (int i = 0; i < r->size(); ++i) {
-          out.push_back(StoredEvent{r->integer(i, 0),
-                                    r->text(i, 1),
-                                    r->text(i, 2),
-                                    r->text(i, 3),
-                                    r->text(i, 4),
-                                    r->integer(i, 5),
-                                    r->text(i, 6),
-                                    {}});
-        }
+        for (int i = 0; i < r->size(); ++i) out.push_back(eventRow(*r, i));
         return out;
       });
 }
@@ -418,16 +415,7 @@ core::Result<std::vector<StoredEvent>> PostgresStore::eventsAfter(const std::str
             Params{user_id, str(after_seq), str(limit)});
         if (!r) return r.error();
         std::vector<StoredEvent> out;
-        for (int i = 0; i < r->size(); ++i) {
-          out.push_back(StoredEvent{r->integer(i, 0),
-                                    r->text(i, 1),
-                                    r->text(i, 2),
-                                    r->text(i, 3),
-                                    r->text(i, 4),
-                                    r->integer(i, 5),
-                                    r->text(i, 6),
-                                    {}});
-        }
+        for (int i = 0; i < r->size(); ++i) out.push_back(eventRow(*r, i));
         return out;
       });
 }

@@ -125,6 +125,11 @@ Thread readThread(const Stmt& s) {
   return Thread{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4) != 0, s.text(5), s.text(6)};
 }
 
+// Columns: seq, user_id, type, thread_id, run_id, ts_ms, data.
+StoredEvent readEvent(const Stmt& s) {
+  return StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6), {}};
+}
+
 RunRecord readRun(const Stmt& s) {
   return RunRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)};
 }
@@ -505,7 +510,7 @@ core::Result<std::vector<StoredEvent>> SqliteStore::eventsAfter(const std::strin
     s.bind(1, user_id).bind(2, after_seq).bind(3, int64_t{limit});
     std::vector<StoredEvent> out;
     while (s.step()) {
-      out.push_back(StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6), {}});
+      out.push_back(readEvent(s));
     }
     return out;
   });
@@ -518,7 +523,7 @@ core::Result<std::vector<StoredEvent>> SqliteStore::runEvents(const std::string&
     s.bind(1, user_id).bind(2, run_id);
     std::vector<StoredEvent> out;
     while (s.step()) {
-      out.push_back(StoredEvent{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5), s.text(6), {}});
+      out.push_back(readEvent(s));
     }
     return out;
   });
