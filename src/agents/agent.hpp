@@ -1,11 +1,14 @@
 #pragma once
 
+#include "agents/run_journal.hpp"
 #include "agents/tools.hpp"
 #include "agents/user_emitter.hpp"
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -49,11 +52,24 @@ class CancelToken {
 };
 
 // What a running agent may use: its emitter (bound to one user, thread and run), its cancel
-// token, and the tool registry.
+// token, and the tools. Agents call tools through callTool (never tools.call directly), so that a
+// tool that needs a person's approval parks the run, and wrap any other step whose result must not
+// change when the run takes up again (a model completion) in step().
 struct RunContext {
   const UserEmitter& emitter;
   const CancelToken& cancel;
   const ToolRegistry& tools;
+  RunJournal* journal = nullptr;                             // set by the bridge when runs can park (see RunJournal)
+  const std::set<std::string>* approval_required = nullptr;  // agents.approval_required_tools
+
+  // Runs a tool (tool_executing, tool_completed) and returns its result. A tool in
+  // approval_required first parks the run (throws RunParked); when the run takes up again, the
+  // tool runs if the person approved, and otherwise its result is the error approval_denied or
+  // approval_expired (given to the agent like any tool error; tool_completed says so).
+  core::Result<boost::json::value> callTool(const std::string& name, const boost::json::object& args,
+                                            std::string call_id = {});
+  // Does `fn` once per run: its result is recorded, and returned unchanged when the run replays.
+  boost::json::value step(const std::function<boost::json::value()>& fn);
 };
 
 // Thrown by an agent to end its run with agent_error{code, message} (any other exception becomes

@@ -43,8 +43,11 @@ void AgentWebSocketBridge::start() {
   if (agents_.find(options_.default_agent) == agents_.end()) {
     throw std::runtime_error(fmt::format("default agent '{}' is not registered", options_.default_agent));
   }
+  // Runs parked on a tool approval survive a restart: they wait again, and only the others end.
+  auto parked = loadParkedRuns();
+  if (!parked) throw std::runtime_error("cannot read parked runs: " + parked.error().message);
   auto interrupted = interruptUnfinishedRuns(
-      options_.node_id, "the server stopped while this run was in progress; send the message again");
+      options_.node_id, "the server stopped while this run was in progress; send the message again", *parked);
   if (!interrupted) throw std::runtime_error("cannot read unfinished runs: " + interrupted.error().message);
   if (*interrupted > 0) {
     log_->warn(
@@ -67,6 +70,11 @@ void AgentWebSocketBridge::start() {
   std::lock_guard lock(mutex_);
   stopping_ = false;
   accepting_ = true;
+  approvals_stopping_ = false;
+  approvals_thread_ = std::thread([this] {
+    core::setThreadName("aw-approvals");
+    approvalsLoop();
+  });
   for (int i = 0; i < options_.workers; ++i) {
     workers_.emplace_back([this, i] {
       core::setThreadName("aw-agent-" + std::to_string(i));
@@ -82,11 +90,17 @@ void AgentWebSocketBridge::stop() {
     accepting_ = false;
     stopping_ = true;
     // Runs still queued or in flight end with agent_stopped: no run is left without its last event.
-    for (auto& [id, entry] : runs_) entry.second->cancel();
+    // Parked runs stay parked: their approvals are stored, and they wait again after a restart.
+    for (auto& [id, entry] : runs_) {
+      if (parked_.count(id) == 0) entry.second->cancel();
+    }
+    approvals_stopping_ = true;
   }
   cv_.notify_all();
+  approvals_cv_.notify_all();
   for (auto& w : workers_) w.join();
   workers_.clear();
+  if (approvals_thread_.joinable()) approvals_thread_.join();
   if (lease_thread_.joinable()) {
     {
       std::lock_guard lock(lease_mutex_);
@@ -103,12 +117,22 @@ void AgentWebSocketBridge::stop() {
 void AgentWebSocketBridge::setBus(bus::Bus& b) {
   bus_ = &b;
   bus_->setControlListener([this](const std::string& message) {
+    // "resume <approval_id>": an approval of a run parked here was answered on another node.
+    if (message.rfind("resume ", 0) == 0) {
+      {
+        std::lock_guard lock(mutex_);
+        resume_requests_.push_back(message.substr(7));
+      }
+      approvals_cv_.notify_all();
+      return;
+    }
     // "stop <run_id>": the sending node checked that the run is the requesting user's.
     if (message.rfind("stop ", 0) != 0) return;
     std::string run_id = message.substr(5);
     std::lock_guard lock(mutex_);
     auto it = runs_.find(run_id);
     if (it != runs_.end()) it->second.second->cancel();
+    endParkedLocked(run_id, "stop_agent", "the run was stopped");
   });
 }
 
@@ -148,6 +172,7 @@ void AgentWebSocketBridge::renewAndTakeOver() {
     return;
   }
   for (const auto& node : *expired) {
+    expireApprovalsOf(node);
     auto n = interruptUnfinishedRuns(
         node, "the server running this run stopped while it was in progress; send the message again");
     if (!n) {
@@ -218,7 +243,9 @@ core::Result<std::string> AgentWebSocketBridge::enqueueLocked(const UserContext&
   auto token = std::make_shared<CancelToken>();
   runs_[ctx.run_id] = {ctx.user_id, token};
   run_threads_[ctx.run_id] = {ctx.user_id, ctx.thread_id};
-  queue_.push_back(Run{ctx, std::move(input), *agent, token});
+  Run run{ctx, std::move(input), *agent, token};
+  if (!options_.approval_required_tools.empty()) run.journal = std::make_shared<RunJournal>();
+  queue_.push_back(std::move(run));
   cv_.notify_one();
   return ctx.run_id;
 }
@@ -278,7 +305,9 @@ void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
             // Every earlier run of the thread here, executing or queued, ends with agent_stopped
             // {reason: interrupted}; this run is queued behind them and starts when they have.
             for (const auto& [run_id, who] : run_threads_) {
-              if (who.second == s.ctx.thread_id && who.first == s.ctx.user_id) runs_.at(run_id).second->interrupt();
+              if (who.second != s.ctx.thread_id || who.first != s.ctx.user_id) continue;
+              runs_.at(run_id).second->interrupt();
+              endParkedLocked(run_id, "interrupted", "a newer message on the thread interrupted the run");
             }
           }
           started = enqueueLocked(s.ctx, s.content, agent_name, true);
@@ -302,11 +331,13 @@ void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
 }
 
 core::Result<std::size_t> AgentWebSocketBridge::interruptUnfinishedRuns(const std::string& node_id,
-                                                                        const std::string& message) {
+                                                                        const std::string& message,
+                                                                        const std::set<std::string>& parked) {
   auto runs = store_.unfinishedRuns(node_id);
   if (!runs) return runs.error();
   std::size_t ended = 0;
   for (const auto& run : *runs) {
+    if (parked.count(run.id) > 0) continue;
     auto r = delivery_.deliver(run.user_id, delivery::Event{"agent_error",
                                                             run.thread_id,
                                                             run.id,
@@ -334,6 +365,7 @@ core::Result<bool> AgentWebSocketBridge::stopRun(const std::string& user_id, con
       if (it->second.first != user_id)
         return core::Error{"run_not_found", "no active run '" + run_id + "' of this user"};
       it->second.second->cancel();
+      endParkedLocked(run_id, "stop_agent", "the run was stopped");
       return true;
     }
   }
@@ -395,7 +427,7 @@ void AgentWebSocketBridge::workerLoop() {
 }
 
 void AgentWebSocketBridge::releaseThreadOf(Run& run) {
-  if (run.thread_released) return;
+  if (run.thread_released || run.parked) return;
   run.thread_released = true;
   std::lock_guard lock(mutex_);
   releaseThread(run.ctx.thread_id);
@@ -404,6 +436,7 @@ void AgentWebSocketBridge::releaseThreadOf(Run& run) {
 }
 
 void AgentWebSocketBridge::release(Run& run) {
+  if (run.parked) return;  // its place is the parked run's now
   releaseThreadOf(run);
   {
     std::lock_guard lock(mutex_);
@@ -419,20 +452,35 @@ void AgentWebSocketBridge::release(Run& run) {
 void AgentWebSocketBridge::execute(Run& run) {
   auto emitter = createUserEmitter(run.ctx);
   emitter->token_ = run.cancel.get();
+  emitter->journal_ = run.journal.get();
   auto t0 = std::chrono::steady_clock::now();
+  // Each stretch of execution gets the run's time: a run parked on an approval is not timed while it waits.
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));
-  if (recorder_->enabled()) recorder_->record(runRecord(run, "run_started"));
-  boost::json::object started{{"agent_name", run.agent->name()}, {"input", run.input}};
-  // The client's id of the request (a WebSocket frame's id, AG-UI's runId): lets a client that
-  // joins later tie the run to what it sent.
-  if (!run.ctx.request_id.empty()) started["request_id"] = run.ctx.request_id;
-  emitter->emitLifecycle("agent_started", std::move(started), "running");
+  if (run.resumed) {
+    // Taken up again: after a restart from here on it is not waiting for its approval anymore.
+    if (!run.approval_id.empty()) {
+      auto marked = store_.markApprovalResumed(run.approval_id);
+      if (!marked) log_->warn("cannot mark approval '{}' taken up: {}", run.approval_id, marked.error().message);
+      run.approval_id.clear();
+    }
+  } else {
+    if (recorder_->enabled()) recorder_->record(runRecord(run, "run_started"));
+    boost::json::object started{{"agent_name", run.agent->name()}, {"input", run.input}};
+    // The client's id of the request (a WebSocket frame's id, AG-UI's runId): lets a client that
+    // joins later tie the run to what it sent.
+    if (!run.ctx.request_id.empty()) started["request_id"] = run.ctx.request_id;
+    emitter->emitLifecycle("agent_started", std::move(started), "running");
+  }
   std::string answer;
   std::string error;
   std::string error_code = "internal";
   try {
-    RunContext ctx{*emitter, *run.cancel, tools_};
+    // The self-check's runs never wait for a person: they prove the path, tools included.
+    const auto* approval = core::isSystemUser(run.ctx.user_id) ? nullptr : &options_.approval_required_tools;
+    RunContext ctx{*emitter, *run.cancel, tools_, run.journal.get(), approval};
     if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, ctx);
+  } catch (RunParked& p) {
+    if (!run.cancel->cancelled()) return park(run, *emitter, t0, std::move(p));
   } catch (const AgentError& e) {
     error = e.what();
     error_code = e.code();
@@ -548,7 +596,10 @@ std::vector<std::pair<std::string, std::string>> AgentWebSocketBridge::threadRun
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [run, who] : run_threads_) {  // run ids are time-ordered: oldest first
     if (who.first == user_id && who.second == thread_id) {
-      out.emplace_back(run, executing_.count(run) > 0 ? "running" : "queued");
+      const char* status = parked_.count(run) > 0      ? "awaiting_approval"
+                           : executing_.count(run) > 0 ? "running"
+                                                       : "queued";
+      out.emplace_back(run, status);
     }
   }
   return out;

@@ -73,6 +73,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     // agent_response_chunk (ChunkRollup).
     int chunk_window_ms = 30;
     int chunk_max_bytes = 4096;
+    // Tools an agent may call only once a person approved the call (tool_approval_requested); the
+    // run parks meanwhile, holding no worker, for at most approval_timeout_ms.
+    std::set<std::string> approval_required_tools{};
+    int approval_timeout_ms = 600000;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
@@ -111,6 +115,15 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // Queues a run. Errors: not_ready (bridge not started), rate_limited (queue full),
   // unknown_agent. ctx.run_id must be set.
   core::Result<std::string> startRun(const UserContext& ctx, std::string input, const std::string& agent_name);
+  // A person's answer to one of the user's pending tool approvals; `by` names who answered (a
+  // connection id, "http"). The first answer wins. The run takes up again on its node. Returns the
+  // approval as resolved. Errors: approval_not_found (unknown, or another user's), approval_resolved
+  // (answered before, or expired; the message says how), unavailable. Blocks on the store.
+  core::Result<store::Approval> answerApproval(const std::string& user_id, const std::string& approval_id, bool approve,
+                                               const std::string& reason, const std::string& by);
+  // Runs waiting for a person's answer on this node.
+  std::size_t parkedRuns() const;
+
   // Cooperative cancel, wherever the run executes. Errors: run_not_found (unknown, ended, or not
   // the user's), unavailable (the store cannot be read, or the bus to its node is down).
   core::Result<bool> stopRun(const std::string& user_id, const std::string& run_id);
@@ -131,7 +144,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, monitoring::Histogram::Snapshot> runDurations() const;
   // (user, thread) of every run queued or executing.
   std::vector<std::pair<std::string, std::string>> activeRunThreads() const;
-  // The runs of a thread of the user queued or executing on this node, oldest first: (run id, "queued" | "running").
+  // The runs of a thread of the user queued, executing or parked on this node, oldest first:
+  // (run id, "queued" | "running" | "awaiting_approval").
   std::vector<std::pair<std::string, std::string>> threadRuns(const std::string& user_id,
                                                               const std::string& thread_id) const;
   std::vector<std::string> agentNames() const;
@@ -143,7 +157,21 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     std::string input;
     Agent* agent = nullptr;
     std::shared_ptr<CancelToken> cancel;
-    bool thread_released = false;  // its thread takes an on_busy "reject" message again (worker only)
+    bool thread_released = false;           // its thread takes an on_busy "reject" message again (worker only)
+    std::shared_ptr<RunJournal> journal{};  // when it can park on a tool approval
+    bool resumed = false;                   // it parked before: agent_started was sent
+    std::string approval_id{};              // resumed: the approval it waited for
+    bool parked = false;                    // execute() parked it: the worker leaves its place alone
+  };
+  // A run waiting for a person's answer: it holds its thread's place, not a worker.
+  struct Parked {
+    Run run;
+    std::string approval_id;
+    int64_t expires_ms = 0;
+    // Ended without an answer (stop_agent, an interrupting message): resolved "expired" by `by`.
+    std::string end_by;
+    std::string end_reason;
+    int64_t retry_ms = 0;  // the store failed: tried again then
   };
   // Admission of a new run (the checks of startRun without queueing it).
   core::Result<Agent*> admit(const std::string& user_id, const std::string& agent_name) const;
@@ -154,7 +182,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   void releaseThread(const std::string& thread_id);
   // Ends every run the store still has in flight on `node_id` with agent_error{interrupted}: the
   // process that ran them is gone. Returns how many.
-  core::Result<std::size_t> interruptUnfinishedRuns(const std::string& node_id, const std::string& message);
+  core::Result<std::size_t> interruptUnfinishedRuns(const std::string& node_id, const std::string& message,
+                                                    const std::set<std::string>& parked = {});
   void leaseLoop();
   void renewAndTakeOver();
   // This node's lease was taken over: its runs were ended elsewhere; they stop here silently.
@@ -172,6 +201,24 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   static analytics::Record runRecord(const Run& run, const char* kind);
   void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
               const std::string& outcome, const std::string& reason);
+  // The run asked for a tool that needs approval: stores the approval, parks the run (its worker
+  // goes on to the next), emits tool_approval_requested.
+  void park(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0, RunParked parked);
+  // Resolves a pending approval (first answer wins), announces it in the user's stream, and takes
+  // its run up again. Errors as answerApproval.
+  core::Result<store::Approval> resolve(const std::string& approval_id, const std::string& status,
+                                        const std::string& reason, const std::string& by);
+  // Puts a parked run back in front of the queue with its decision; one parked elsewhere is sent to its node.
+  void resumeParked(const store::Approval& approval);
+  // A parked run ends without an answer: its approval is resolved "expired" on the approvals thread.
+  // Caller holds mutex_.
+  void endParkedLocked(const std::string& run_id, const std::string& by, const std::string& reason);
+  // At start: the runs this node parked before it stopped wait again (or take up again when answered meanwhile).
+  core::Result<std::set<std::string>> loadParkedRuns();
+  // Expires the pending approvals of a node that stopped (its runs are ended next).
+  void expireApprovalsOf(const std::string& node_id);
+  void approvalsLoop();  // expiries, ends and resumes sent by other nodes
+  void dropParked(const std::string& approval_id);
   // The first queued run whose user is under the running limit; caller holds mutex_.
   std::optional<Run> takeRunnable();
 
@@ -205,6 +252,11 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::unique_ptr<RollupTimer> rollup_timer_;  // when chunk_window_ms > 0
+  std::map<std::string, Parked> parked_;       // by run id; guarded by mutex_
+  std::deque<std::string> resume_requests_;    // approval ids from other nodes; guarded by mutex_
+  std::condition_variable approvals_cv_;
+  bool approvals_stopping_ = false;
+  std::thread approvals_thread_;
 };
 
 }  // namespace agentwire::agents

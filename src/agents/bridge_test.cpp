@@ -30,7 +30,7 @@ class ScriptedAgent final : public Agent {
   }
   std::string run(const RunInput&, RunContext& ctx) override {
     ctx.emitter.emit("agent_thinking", {{"reasoning", "adding"}, {"step", 1}});
-    auto r = ctx.tools.call(ctx.emitter, "calculator", {{"op", "add"}, {"a", 2}, {"b", 3}});
+    auto r = ctx.callTool("calculator", {{"op", "add"}, {"a", 2}, {"b", 3}});
     return "2 + 3 = " + std::to_string(static_cast<int>(r->as_object().at("value").as_double()));
   }
 };

@@ -13,7 +13,7 @@ const std::string& EchoAgent::name() const {
 std::string EchoAgent::run(const RunInput& input, RunContext& ctx) {
   ctx.emitter.emit("agent_thinking", {{"reasoning", "I will count the words, then echo the message."}, {"step", 1}});
   if (ctx.cancel.cancelled()) return {};
-  auto counted = ctx.tools.call(ctx.emitter, "word_count", {{"text", input.content}});
+  auto counted = ctx.callTool("word_count", {{"text", input.content}});
   int64_t words = counted ? counted->as_object().at("words").as_int64() : 0;
   if (ctx.cancel.cancelled()) return {};
 

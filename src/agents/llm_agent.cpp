@@ -121,72 +121,86 @@ std::string LlmAgent::run(const RunInput& input, RunContext& ctx) {
   const std::string message_id = ctx.emitter.context().run_id + "_answer";
 
   for (int step = 1; step <= options_.max_steps; ++step) {
-    json::object request{{"model", options_.model}, {"messages", messages}, {"stream", true}};
-    auto tools = ctx.tools.openAiTools();
-    if (!tools.empty()) request["tools"] = std::move(tools);
-    std::string body = json::serialize(request);
+    // One completion is one step of the run: when the run takes up again after a tool approval, the
+    // model is not asked again (RunJournal); its answer, content and tool calls, is recorded.
+    json::value completion = ctx.step([&]() -> json::value {
+      json::object request{{"model", options_.model}, {"messages", messages}, {"stream", true}};
+      auto tools = ctx.tools.openAiTools();
+      if (!tools.empty()) request["tools"] = std::move(tools);
+      std::string body = json::serialize(request);
 
-    Stream s;
-    s.ctx = &ctx;
-    s.message_id = message_id;
-    s.idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms);
-    CURL* curl = curl_easy_init();
-    if (curl == nullptr) throw AgentError("internal", "cannot initialise libcurl");
-    curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Accept: text/event-stream");
-    std::string auth = "Authorization: Bearer " + options_.api_key;
-    if (!options_.api_key.empty()) headers = curl_slist_append(headers, auth.c_str());
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onData);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, onProgress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &s);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.idle_timeout_ms));
-    CURLcode rc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+      Stream s;
+      s.ctx = &ctx;
+      s.message_id = message_id;
+      s.idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms);
+      CURL* curl = curl_easy_init();
+      if (curl == nullptr) throw AgentError("internal", "cannot initialise libcurl");
+      curl_slist* headers = nullptr;
+      headers = curl_slist_append(headers, "Content-Type: application/json");
+      headers = curl_slist_append(headers, "Accept: text/event-stream");
+      std::string auth = "Authorization: Bearer " + options_.api_key;
+      if (!options_.api_key.empty()) headers = curl_slist_append(headers, auth.c_str());
+      curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+      curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onData);
+      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+      curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, onProgress);
+      curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &s);
+      curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.idle_timeout_ms));
+      CURLcode rc = curl_easy_perform(curl);
+      long status = 0;
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(curl);
 
-    if (ctx.cancel.cancelled()) return {};  // the runner reports stop or timeout
-    if (!s.protocol_error.empty()) throw AgentError("upstream_protocol", s.protocol_error);
-    if (s.stalled || rc == CURLE_OPERATION_TIMEDOUT) {
-      throw AgentError("upstream_timeout", fmt::format("no data from {} for {} ms", url, options_.idle_timeout_ms));
-    }
-    if (rc != CURLE_OK) throw AgentError("upstream_error", fmt::format("{}: {}", url, curl_easy_strerror(rc)));
-    if (status != 200) {
-      throw AgentError("upstream_error", fmt::format("upstream answered HTTP {}: {}", status, s.raw.substr(0, 500)));
-    }
-    if (!s.done && s.calls.empty() && s.content.empty()) {
-      throw AgentError("upstream_protocol", "the stream ended without content, tool calls or [DONE]");
-    }
-    if (s.calls.empty()) return s.content;
+      if (ctx.cancel.cancelled()) return json::object{{"cancelled", true}};  // the runner reports stop or timeout
+      if (!s.protocol_error.empty()) throw AgentError("upstream_protocol", s.protocol_error);
+      if (s.stalled || rc == CURLE_OPERATION_TIMEDOUT) {
+        throw AgentError("upstream_timeout", fmt::format("no data from {} for {} ms", url, options_.idle_timeout_ms));
+      }
+      if (rc != CURLE_OK) throw AgentError("upstream_error", fmt::format("{}: {}", url, curl_easy_strerror(rc)));
+      if (status != 200) {
+        throw AgentError("upstream_error", fmt::format("upstream answered HTTP {}: {}", status, s.raw.substr(0, 500)));
+      }
+      if (!s.done && s.calls.empty() && s.content.empty()) {
+        throw AgentError("upstream_protocol", "the stream ended without content, tool calls or [DONE]");
+      }
+      json::array tool_calls;
+      for (const auto& [i, c] : s.calls) {
+        tool_calls.emplace_back(json::object{{"id", c.id},
+                                             {"type", "function"},
+                                             {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
+      }
+      return json::object{{"content", s.content}, {"tool_calls", std::move(tool_calls)}};
+    });
+    if (ctx.cancel.cancelled() || completion.as_object().contains("cancelled")) return {};
+    const auto& answer = completion.as_object();
+    std::string content(answer.at("content").as_string());
+    const auto& tool_calls = answer.at("tool_calls").as_array();
+    if (tool_calls.empty()) return content;
 
     // The model asked for tools: run them, give it the results, ask again.
-    json::array tool_calls;
     std::string names;
-    for (const auto& [i, c] : s.calls) {
-      tool_calls.emplace_back(json::object{{"id", c.id},
-                                           {"type", "function"},
-                                           {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
-      names += (names.empty() ? "" : ", ") + c.name;
+    for (const auto& c : tool_calls) {
+      names += (names.empty() ? "" : ", ") + std::string(c.at("function").at("name").as_string());
     }
     ctx.emitter.emit("agent_thinking", {{"reasoning", "calling " + names}, {"step", step}});
-    messages.emplace_back(json::object{{"role", "assistant"}, {"content", s.content}, {"tool_calls", tool_calls}});
-    for (const auto& [i, c] : s.calls) {
+    messages.emplace_back(json::object{{"role", "assistant"}, {"content", content}, {"tool_calls", tool_calls}});
+    for (const auto& call : tool_calls) {
+      std::string id(call.at("id").as_string());
+      std::string name(call.at("function").at("name").as_string());
+      std::string arguments(call.at("function").at("arguments").as_string());
       boost::system::error_code ec;
-      auto args = json::parse(c.arguments.empty() ? "{}" : c.arguments, ec);
+      auto args = json::parse(arguments.empty() ? "{}" : arguments, ec);
       json::object argo = !ec && args.is_object() ? args.as_object() : json::object{};
-      auto result = ctx.tools.call(ctx.emitter, c.name, argo, c.id);
-      std::string content =
+      auto result = ctx.callTool(name, argo, id);
+      std::string result_text =
           result ? json::serialize(result.value()) : json::serialize(json::object{{"error", result.error().message}});
-      messages.emplace_back(json::object{{"role", "tool"}, {"tool_call_id", c.id}, {"content", content}});
+      messages.emplace_back(json::object{{"role", "tool"}, {"tool_call_id", id}, {"content", result_text}});
     }
     if (ctx.cancel.cancelled()) return {};
   }

@@ -22,6 +22,7 @@ void UserEmitter::useRollup(std::shared_ptr<ChunkRollup> rollup, RollupTimer& ti
 
 core::Result<bool> UserEmitter::emit(const std::string& type, boost::json::object data) const {
   if (abandoned()) return core::Error{"run_abandoned", "the run was ended by another node"};
+  if (journal_ != nullptr && journal_->replaying()) return true;
   if (type == "tool_executing") ++tool_calls_;
   return send(type, std::move(data), {});
 }

@@ -16,6 +16,7 @@ namespace agentwire::agents {
 
 class CancelToken;
 class ChunkRollup;
+class RunJournal;
 class RollupTimer;
 
 // Who a run is for. Created per request, never shared between users.
@@ -36,7 +37,8 @@ class UserEmitter {
   UserEmitter& operator=(const UserEmitter&) = delete;
 
   // Queues the event for the user's stream (it gets its seq when committed). Errors: the thread is
-  // gone or not the user's, the store refused it.
+  // gone or not the user's, the store refused it. While the run replays after a tool approval
+  // (RunJournal), events were sent before and are left out.
   core::Result<bool> emit(const std::string& type, boost::json::object data) const;
   const UserContext& context() const { return ctx_; }
   int toolCalls() const { return tool_calls_.load(); }
@@ -58,7 +60,8 @@ class UserEmitter {
 
   delivery::Delivery& delivery_;
   const UserContext ctx_;
-  const CancelToken* token_ = nullptr;  // set by the bridge for the runs it executes
+  const CancelToken* token_ = nullptr;   // set by the bridge for the runs it executes
+  const RunJournal* journal_ = nullptr;  // set by the bridge when the run can park
   mutable std::atomic<int> tool_calls_{0};
   std::shared_ptr<ChunkRollup> rollup_;
   RollupTimer* timer_ = nullptr;

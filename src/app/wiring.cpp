@@ -82,7 +82,9 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
           node_id, cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue), cfg.agents.default_agent,
           cfg.agents.max_running_per_user, cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms,
           cfg.store.backend == "postgres" ? cfg.node.lease_ms : 0, cfg.node.lease_renew_ms, cfg.agents.chunk_window_ms,
-          cfg.agents.chunk_max_bytes},
+          cfg.agents.chunk_max_bytes,
+          std::set<std::string>(cfg.agents.approval_required_tools.begin(), cfg.agents.approval_required_tools.end()),
+          cfg.agents.approval_timeout_ms},
       Deps{"delivery", "message_handlers", "analytics"});
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(

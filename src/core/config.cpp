@@ -14,7 +14,7 @@ extern char** environ;
 namespace agentwire::core {
 namespace {
 
-enum class Kind { Int, Bool, String };
+enum class Kind { Int, Bool, String, List };  // List: a TOML array of strings, or "a,b" elsewhere
 
 // One row per key: how to parse it into the Config and how to print it back.
 // A table instead of hand-written code per layer keeps TOML, env, flags and check-config in step.
@@ -70,6 +70,21 @@ std::string oneOf(const std::string& key, const std::string& v, std::initializer
     NAME, Kind::String, SECRET, [](Config& c, const std::string& v) { c.FIELD = v; }, \
         [](const Config& c) { return c.FIELD; }                                       \
   }
+
+std::vector<std::string> splitList(const std::string& v) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    auto end = v.find(',', start);
+    if (end == std::string::npos) end = v.size();
+    auto item = v.substr(start, end - start);
+    auto first = item.find_first_not_of(" \t");
+    auto last = item.find_last_not_of(" \t");
+    if (first != std::string::npos) out.push_back(item.substr(first, last - first + 1));
+    start = end + 1;
+  }
+  return out;
+}
 
 const std::vector<KeySpec>& specs() {
   static const std::vector<KeySpec> table = {
@@ -158,6 +173,10 @@ const std::vector<KeySpec>& specs() {
       AW_INT("agents.run_timeout_ms", agents.run_timeout_ms, 1, 24 * 3600 * 1000),
       AW_INT("agents.chunk_window_ms", agents.chunk_window_ms, 0, 10000),
       AW_INT("agents.chunk_max_bytes", agents.chunk_max_bytes, 1, 1 << 20),
+      KeySpec{"agents.approval_required_tools", Kind::List, false,
+              [](Config& c, const std::string& v) { c.agents.approval_required_tools = splitList(v); },
+              [](const Config& c) { return fmt::format("{}", fmt::join(c.agents.approval_required_tools, ",")); }},
+      AW_INT("agents.approval_timeout_ms", agents.approval_timeout_ms, 100, 7 * 24 * 3600 * 1000),
       AW_STR("agents.process_command", agents.process_command, false),
       AW_STR("agents.llm_base_url", agents.llm_base_url, false),
       AW_STR("agents.llm_api_key", agents.llm_api_key, true),
@@ -197,8 +216,25 @@ std::string nodeToString(const std::string& key, const toml::node& node, Kind ki
     case Kind::String:
       if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
       break;
+    case Kind::List:
+      if (const auto* a = node.as_array()) {
+        std::string out;
+        for (const auto& item : *a) {
+          auto v = item.value<std::string>();
+          if (!v || !item.is_string() || v->find(',') != std::string::npos) {
+            throw ConfigError(fmt::format("configuration key '{}': expected an array of names", key));
+          }
+          out += (out.empty() ? "" : ",") + *v;
+        }
+        return out;
+      }
+      if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
+      break;
   }
-  const char* want = kind == Kind::Int ? "an integer" : kind == Kind::Bool ? "a boolean" : "a string";
+  const char* want = kind == Kind::Int    ? "an integer"
+                     : kind == Kind::Bool ? "a boolean"
+                     : kind == Kind::List ? "an array of strings"
+                                          : "a string";
   throw ConfigError(fmt::format("configuration key '{}': expected {}", key, want));
 }
 
@@ -354,6 +390,11 @@ std::string renderConfig(const Config& c) {
     std::string v = s.get(c);
     if (s.secret && !v.empty()) v = "********";
     if (s.kind == Kind::String) v = fmt::format("\"{}\"", v);
+    if (s.kind == Kind::List) {
+      std::string items;
+      for (const auto& item : splitList(v)) items += fmt::format("{}\"{}\"", items.empty() ? "" : ", ", item);
+      v = "[" + items + "]";
+    }
     out += fmt::format("{} = {}\n", key.substr(dot + 1), v);
   }
   return out;

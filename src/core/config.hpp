@@ -105,10 +105,12 @@ struct Config {
     int max_running_per_user = 2;
     int max_queued_per_user = 16;
     int run_timeout_ms = 60000;
-    int chunk_window_ms = 30;     // text deltas within this window become one chunk (0 = off)
-    int chunk_max_bytes = 4096;   // ... up to this size
-    std::string process_command;  // when set, agent "process" runs this under /bin/sh -c
-    std::string llm_base_url;     // when set, agent "llm" talks to this OpenAI-compatible endpoint
+    int chunk_window_ms = 30;                            // text deltas within this window become one chunk (0 = off)
+    int chunk_max_bytes = 4096;                          // ... up to this size
+    std::vector<std::string> approval_required_tools{};  // tool calls that wait for a person's approval
+    int approval_timeout_ms = 600000;                    // ... at most this long, then they expire
+    std::string process_command;                         // when set, agent "process" runs this under /bin/sh -c
+    std::string llm_base_url;  // when set, agent "llm" talks to this OpenAI-compatible endpoint
     std::string llm_api_key;
     std::string llm_model = "gpt-4o-mini";
     int llm_idle_timeout_ms = 30000;

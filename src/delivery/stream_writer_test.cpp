@@ -67,6 +67,22 @@ class FlakyStore final : public store::Store {
   core::Result<std::optional<store::RunRecord>> findRun(const std::string&) override {
     return std::optional<store::RunRecord>{};
   }
+  core::Result<bool> addApproval(const store::Approval&) override { return true; }
+  core::Result<std::optional<store::Approval>> findApproval(const std::string&) override {
+    return std::optional<store::Approval>{};
+  }
+  core::Result<std::optional<std::pair<bool, store::Approval>>> resolveApproval(const std::string&, const std::string&,
+                                                                                const std::string&,
+                                                                                const std::string&) override {
+    return std::optional<std::pair<bool, store::Approval>>{};
+  }
+  core::Result<std::vector<store::Approval>> pendingApprovals(const std::string&) override {
+    return std::vector<store::Approval>{};
+  }
+  core::Result<std::vector<store::Approval>> parkedApprovals(const std::string&) override {
+    return std::vector<store::Approval>{};
+  }
+  core::Result<bool> markApprovalResumed(const std::string&) override { return false; }
 };
 
 struct Outcome {

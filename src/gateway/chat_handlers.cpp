@@ -304,6 +304,33 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     gateway::sendError(*ctx.conn, stopped.error().code, stopped.error().message, f.id);
   });
 
+  router.addHandler("approve_tool", [s](const ClientContext& ctx, const Frame& f) {
+    auto approval_id = optionalString(f.data, "approval_id");
+    if (!approval_id) return sendError(ctx, approval_id.error(), f);
+    if (!*approval_id || (*approval_id)->empty()) {
+      return gateway::sendError(*ctx.conn, "missing_field", "data.approval_id is required", f.id);
+    }
+    auto decision = optionalString(f.data, "decision");
+    if (!decision) return sendError(ctx, decision.error(), f);
+    if (!*decision || (**decision != "approve" && **decision != "deny")) {
+      return gateway::sendError(*ctx.conn, "invalid_field", "data.decision must be \"approve\" or \"deny\"", f.id);
+    }
+    auto reason = optionalString(f.data, "reason");
+    if (!reason) return sendError(ctx, reason.error(), f);
+    // `by` in tool_approval_resolved: the answering WebSocket's id, or "http" for the HTTP API.
+    const std::string& conn_id = ctx.conn->id();
+    auto done = s.bridge.answerApproval(ctx.user_id, **approval_id, **decision == "approve", reason->value_or(""),
+                                        conn_id.rfind("http", 0) == 0 ? std::string("http") : conn_id);
+    if (!done) return sendError(ctx, done.error(), f);
+    sendReply(*ctx.conn, "approval_recorded", f.id, {{"approval_id", **approval_id}, {"decision", **decision}});
+  });
+
+  router.addHandler("list_approvals", [s](const ClientContext& ctx, const Frame& f) {
+    auto pending = s.store.pendingApprovals(ctx.user_id);
+    if (!pending) return sendError(ctx, pending.error(), f);
+    sendReply(*ctx.conn, "approvals", f.id, {{"approvals", approvalsJson(*pending)}});
+  });
+
   router.addHandler("get_run", [s](const ClientContext& ctx, const Frame& f) {
     auto run_id = optionalString(f.data, "run_id");
     if (!run_id) return sendError(ctx, run_id.error(), f);

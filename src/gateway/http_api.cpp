@@ -18,10 +18,10 @@ namespace json = boost::json;
 int statusFor(const std::string& code) {
   if (code == "missing_token" || code == "invalid_token" || code == "token_expired") return 401;
   if (code == "forbidden") return 403;
-  if (code == "thread_not_found" || code == "run_not_found") return 404;
+  if (code == "thread_not_found" || code == "run_not_found" || code == "approval_not_found") return 404;
   if (code == "rate_limited") return 429;
   if (code == "not_ready" || code == "unavailable") return 503;
-  if (code == "thread_limit" || code == "thread_busy") return 409;
+  if (code == "thread_limit" || code == "thread_busy" || code == "approval_resolved") return 409;
   if (code == "internal") return 500;
   return 400;
 }
@@ -195,6 +195,22 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
           return net::jsonError(404, "not_found", "no such endpoint: " + req.path);
         }
         return call(req, Frame{"get_run", "", {{"run_id", run_id}}}, "run", 200);
+      },
+      true);
+  server.route("GET", "/api/approvals", [call](const net::HttpRequest& req) {
+    return call(req, Frame{"list_approvals", "", {}}, "approvals", 200);
+  });
+  server.route(
+      "POST", "/api/approvals/",
+      [call, bodyObject](const net::HttpRequest& req) {
+        std::string approval_id = req.path.substr(std::string("/api/approvals/").size());
+        if (approval_id.empty() || approval_id.find('/') != std::string::npos) {
+          return net::jsonError(404, "not_found", "no such endpoint: " + req.path);
+        }
+        auto body = bodyObject(req);
+        if (!body) return net::jsonError(400, body.error().code, body.error().message);
+        body->insert_or_assign("approval_id", approval_id);
+        return call(req, Frame{"approve_tool", "", std::move(body.value())}, "approval_recorded", 200);
       },
       true);
 }

@@ -12,6 +12,24 @@ bool runEnded(const std::string& status) {
   return status == "completed" || status == "error" || status == "stopped" || status == "interrupted";
 }
 
+json::array approvalsJson(const std::vector<store::Approval>& approvals) {
+  json::array out;
+  for (const auto& a : approvals) {
+    boost::system::error_code ec;
+    auto args = json::parse(a.args_json, ec);
+    out.emplace_back(json::object{{"approval_id", a.id},
+                                  {"thread_id", a.thread_id},
+                                  {"run_id", a.run_id},
+                                  {"tool_call_id", a.tool_call_id},
+                                  {"tool_name", a.tool_name},
+                                  {"args", ec ? json::value(json::object{}) : std::move(args)},
+                                  {"status", a.status},
+                                  {"created_at", a.created_ms},
+                                  {"expires_at", a.expires_ms}});
+  }
+  return out;
+}
+
 core::Result<std::optional<json::object>> runState(store::Store& store, const std::string& user_id,
                                                    const std::string& run_id) {
   auto record = store.findRun(run_id);
@@ -45,6 +63,10 @@ core::Result<std::optional<json::object>> runState(store::Store& store, const st
       if (agent.empty() && d != nullptr && d->contains("agent_name") && d->at("agent_name").is_string()) {
         agent = std::string(d->at("agent_name").as_string());
       }
+      if (!runEnded(status)) status = "running";
+    } else if (ev.type == "tool_approval_requested") {
+      if (!runEnded(status)) status = "awaiting_approval";
+    } else if (ev.type == "tool_approval_resolved") {
       if (!runEnded(status)) status = "running";
     } else if (ev.type == "agent_completed" || ev.type == "agent_error" || ev.type == "agent_stopped") {
       ended = ev.ts_ms;

@@ -69,6 +69,28 @@ struct RunRecord {
   int64_t created_ms = 0;
 };
 
+// A person's answer to a tool call that needs approval (agents.approval_required_tools). Stored
+// when the run parks; the run's state to resume from is kept with it, so the run continues on any
+// worker, or after a restart.
+struct Approval {
+  std::string id;
+  std::string user_id;
+  std::string thread_id;
+  std::string run_id;
+  std::string tool_call_id;
+  std::string tool_name;
+  std::string args_json;       // the tool call's arguments (a JSON object)
+  std::string run_state_json;  // what the run needs to resume (the bridge's format)
+  std::string node_id;         // the node where the run waits
+  std::string status;          // pending | approved | denied | expired
+  std::string reason;          // the person's, or why it expired
+  std::string by;              // who resolved it: a connection id, "http", "timeout", ...
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+  int64_t resolved_ms = 0;
+  bool resumed = false;  // its run took up again after the answer
+};
+
 // A run status that ends the run (its record leaves the runs in flight).
 inline bool endsRun(const std::string& run_status) {
   return run_status == "completed" || run_status == "error" || run_status == "stopped" || run_status == "interrupted";
@@ -165,6 +187,24 @@ class Store {
   // A run in flight, by id (nullopt once it ended or when unknown): where stop_agent finds the node
   // that executes it.
   virtual core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) = 0;
+
+  // Tool approvals (see Approval). Stores a new, pending one.
+  virtual core::Result<bool> addApproval(const Approval& approval) = 0;
+  virtual core::Result<std::optional<Approval>> findApproval(const std::string& approval_id) = 0;
+  // The first answer wins: a pending approval takes `status` (approved, denied, expired), `reason`
+  // and `by`; anything else is left as it is. Returns whether this call resolved it, and the
+  // approval as it is now; nullopt when there is no such approval.
+  virtual core::Result<std::optional<std::pair<bool, Approval>>> resolveApproval(const std::string& approval_id,
+                                                                                 const std::string& status,
+                                                                                 const std::string& reason,
+                                                                                 const std::string& by) = 0;
+  // The user's pending approvals, oldest first.
+  virtual core::Result<std::vector<Approval>> pendingApprovals(const std::string& user_id) = 0;
+  // Approvals whose run waits for them (or for taking up again after them) on `node_id`: not
+  // resumed, their run still in flight. Oldest first.
+  virtual core::Result<std::vector<Approval>> parkedApprovals(const std::string& node_id) = 0;
+  // Its run took up again: after a restart it is not waited for anymore.
+  virtual core::Result<bool> markApprovalResumed(const std::string& approval_id) = 0;
 
   // Node leases, for several nodes on one database (the store's clock decides, so nodes' clocks
   // need not agree). A node holds a lease while it runs; when one expires, another node claims it

@@ -290,6 +290,64 @@ TEST_P(StoreContractTest, UnackedThreadsAreCountedForAckingStreams) {
   EXPECT_EQ((*unacked)[0], (std::pair<std::string, int64_t>{"una", 1}));
 }
 
+TEST_P(StoreContractTest, AnApprovalIsResolvedOnceAndWaitsWithItsRunUntilResumed) {
+  auto t = thread("ann");
+  WriteBatch b;
+  b.runs.push_back(RunRecord{"run_1", "ann", t, "echo", "node-a", "queued", core::nowMs()});
+  ASSERT_TRUE(store_->commit(b).ok());
+  Approval a{"apr_1",
+             "ann",
+             t,
+             "run_1",
+             "call_1",
+             "word_count",
+             R"({"text":"d\"é"})",
+             R"({"input":"x"})",
+             "node-a",
+             "pending",
+             "",
+             "",
+             core::nowMs(),
+             core::nowMs() + 1000,
+             0,
+             false};
+  ASSERT_TRUE(store_->addApproval(a).ok());
+  auto found = store_->findApproval("apr_1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->args_json, a.args_json);
+  EXPECT_EQ((*found)->run_state_json, a.run_state_json);
+  EXPECT_EQ((*found)->expires_ms, a.expires_ms);
+  EXPECT_FALSE((*found)->resumed);
+  ASSERT_EQ(store_->pendingApprovals("ann")->size(), 1u);
+  EXPECT_TRUE(store_->pendingApprovals("bob")->empty());
+  ASSERT_EQ(store_->parkedApprovals("node-a")->size(), 1u);
+
+  auto first = store_->resolveApproval("apr_1", "approved", "fine", "conn_1");
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_TRUE((*first)->first);
+  EXPECT_EQ((*first)->second.status, "approved");
+  EXPECT_EQ((*first)->second.by, "conn_1");
+  EXPECT_GT((*first)->second.resolved_ms, 0);
+  auto second = store_->resolveApproval("apr_1", "denied", "no", "http");
+  ASSERT_TRUE(second.ok() && second->has_value());
+  EXPECT_FALSE((*second)->first) << "the first answer wins";
+  EXPECT_EQ((*second)->second.status, "approved");
+  EXPECT_EQ((*second)->second.reason, "fine");
+  EXPECT_FALSE(store_->resolveApproval("apr_nope", "denied", "", "http")->has_value());
+  EXPECT_TRUE(store_->pendingApprovals("ann")->empty());
+  EXPECT_EQ(store_->parkedApprovals("node-a")->size(), 1u) << "answered, its run not yet taken up again";
+
+  ASSERT_TRUE(store_->markApprovalResumed("apr_1").ok());
+  EXPECT_TRUE(store_->parkedApprovals("node-a")->empty());
+  a.id = "apr_2";
+  ASSERT_TRUE(store_->addApproval(a).ok());
+  EXPECT_EQ(store_->parkedApprovals("node-a")->size(), 1u);
+  ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_stopped", "stopped")}).ok());
+  EXPECT_TRUE(store_->parkedApprovals("node-a")->empty()) << "its run ended";
+  ASSERT_TRUE(store_->deleteThread(t).ok());
+  EXPECT_FALSE(store_->findApproval("apr_2")->has_value());
+}
+
 TEST_P(StoreContractTest, AWriteProbeSucceedsOnAHealthyStore) {
   EXPECT_TRUE(store_->probeWrite().ok());
 }

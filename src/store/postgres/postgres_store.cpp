@@ -48,6 +48,16 @@ CREATE TABLE nodes (node_id TEXT PRIMARY KEY, lease_until_ms BIGINT NOT NULL, cl
       R"sql(
 ALTER TABLE threads ADD COLUMN on_busy TEXT NOT NULL DEFAULT '';
 )sql",
+      // 4: tool approvals (a run parked on a tool call that needs a person's answer).
+      R"sql(
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  tool_call_id TEXT NOT NULL, tool_name TEXT NOT NULL, args TEXT NOT NULL, run_state TEXT NOT NULL,
+  node_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL,
+  created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, resolved_ms BIGINT NOT NULL, resumed BOOLEAN NOT NULL);
+CREATE INDEX approvals_by_user ON approvals (user_id, status);
+CREATE INDEX approvals_waiting ON approvals (node_id, resumed);
+)sql",
   };
   return all;
 }
@@ -64,6 +74,17 @@ Thread threadRow(const pg::Rows& r, int i) {
 StoredEvent eventRow(const pg::Rows& r, int i) {
   return StoredEvent{r.integer(i, 0), r.text(i, 1),    r.text(i, 2), r.text(i, 3),
                      r.text(i, 4),    r.integer(i, 5), r.text(i, 6), {}};
+}
+
+#define AW_APPROVAL_COLUMNS                                                                                 \
+  "id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, status, reason, by, " \
+  "created_ms, expires_ms, resolved_ms, resumed"
+
+Approval approvalRow(const pg::Rows& r, int i) {
+  return Approval{r.text(i, 0),     r.text(i, 1),     r.text(i, 2),     r.text(i, 3),
+                  r.text(i, 4),     r.text(i, 5),     r.text(i, 6),     r.text(i, 7),
+                  r.text(i, 8),     r.text(i, 9),     r.text(i, 10),    r.text(i, 11),
+                  r.integer(i, 12), r.integer(i, 13), r.integer(i, 14), r.text(i, 15) == "t"};
 }
 
 std::string str(int64_t v) {
@@ -200,7 +221,8 @@ core::Result<int64_t> PostgresStore::countThreads(const std::string& user_id) {
 core::Result<bool> PostgresStore::deleteThread(const std::string& thread_id) {
   return withConnection<bool>("delete thread", true, [&](pg::Connection& c) -> core::Result<bool> {
     auto r = c.exec(
-        "WITH m AS (DELETE FROM messages WHERE thread_id = $1), r AS (DELETE FROM runs WHERE thread_id = $1) "
+        "WITH m AS (DELETE FROM messages WHERE thread_id = $1), r AS (DELETE FROM runs WHERE thread_id = $1), "
+        "a AS (DELETE FROM approvals WHERE thread_id = $1) "
         "DELETE FROM threads WHERE id = $1 RETURNING id",
         Params{thread_id});
     if (!r) return r.error();
@@ -534,6 +556,84 @@ core::Result<std::optional<RunRecord>> PostgresStore::findRun(const std::string&
         }
         return out;
       });
+}
+
+core::Result<bool> PostgresStore::addApproval(const Approval& a) {
+  return withConnection<bool>("add an approval", true, [&](pg::Connection& c) -> core::Result<bool> {
+    auto r = c.exec("INSERT INTO approvals (" AW_APPROVAL_COLUMNS
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    Params{a.id, a.user_id, a.thread_id, a.run_id, a.tool_call_id, a.tool_name, a.args_json,
+                           a.run_state_json, a.node_id, a.status, a.reason, a.by, str(a.created_ms), str(a.expires_ms),
+                           str(a.resolved_ms), a.resumed ? "true" : "false"});
+    if (!r) return r.error();
+    return true;
+  });
+}
+
+core::Result<std::optional<Approval>> PostgresStore::findApproval(const std::string& approval_id) {
+  return withConnection<std::optional<Approval>>(
+      "find an approval", false, [&](pg::Connection& c) -> core::Result<std::optional<Approval>> {
+        auto r = c.exec("SELECT " AW_APPROVAL_COLUMNS " FROM approvals WHERE id = $1", Params{approval_id});
+        if (!r) return r.error();
+        std::optional<Approval> out;
+        if (r->size() > 0) out = approvalRow(*r, 0);
+        return out;
+      });
+}
+
+core::Result<std::optional<std::pair<bool, Approval>>> PostgresStore::resolveApproval(const std::string& approval_id,
+                                                                                      const std::string& status,
+                                                                                      const std::string& reason,
+                                                                                      const std::string& by) {
+  using Out = std::optional<std::pair<bool, Approval>>;
+  return withConnection<Out>("resolve an approval", true, [&](pg::Connection& c) -> core::Result<Out> {
+    // The row lock makes the first answer win: a concurrent UPDATE waits, then finds it resolved.
+    auto r = c.exec(
+        "UPDATE approvals SET status = $2, reason = $3, by = $4, resolved_ms = $5 "
+        "WHERE id = $1 AND status = 'pending' RETURNING " AW_APPROVAL_COLUMNS,
+        Params{approval_id, status, reason, by, str(core::nowMs())});
+    if (!r) return r.error();
+    if (r->size() > 0) return Out(std::pair(true, approvalRow(*r, 0)));
+    auto q = c.exec("SELECT " AW_APPROVAL_COLUMNS " FROM approvals WHERE id = $1", Params{approval_id});
+    if (!q) return q.error();
+    if (q->size() == 0) return Out();
+    return Out(std::pair(false, approvalRow(*q, 0)));
+  });
+}
+
+core::Result<std::vector<Approval>> PostgresStore::pendingApprovals(const std::string& user_id) {
+  return withConnection<std::vector<Approval>>(
+      "list pending approvals", false, [&](pg::Connection& c) -> core::Result<std::vector<Approval>> {
+        auto r = c.exec("SELECT " AW_APPROVAL_COLUMNS
+                        " FROM approvals WHERE user_id = $1 AND status = 'pending' ORDER BY created_ms, id",
+                        Params{user_id});
+        if (!r) return r.error();
+        std::vector<Approval> out;
+        for (int i = 0; i < r->size(); ++i) out.push_back(approvalRow(*r, i));
+        return out;
+      });
+}
+
+core::Result<std::vector<Approval>> PostgresStore::parkedApprovals(const std::string& node_id) {
+  return withConnection<std::vector<Approval>>(
+      "list parked runs", false, [&](pg::Connection& c) -> core::Result<std::vector<Approval>> {
+        auto r = c.exec("SELECT " AW_APPROVAL_COLUMNS
+                        " FROM approvals a WHERE a.node_id = $1 AND NOT a.resumed "
+                        "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = a.run_id) ORDER BY created_ms, id",
+                        Params{node_id});
+        if (!r) return r.error();
+        std::vector<Approval> out;
+        for (int i = 0; i < r->size(); ++i) out.push_back(approvalRow(*r, i));
+        return out;
+      });
+}
+
+core::Result<bool> PostgresStore::markApprovalResumed(const std::string& approval_id) {
+  return withConnection<bool>("mark an approval resumed", true, [&](pg::Connection& c) -> core::Result<bool> {
+    auto r = c.exec("UPDATE approvals SET resumed = true WHERE id = $1 RETURNING id", Params{approval_id});
+    if (!r) return r.error();
+    return r->size() > 0;
+  });
 }
 
 // The database's clock, in ms: leases are compared on one clock whatever the nodes' clocks say.

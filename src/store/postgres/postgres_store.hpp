@@ -50,6 +50,15 @@ class PostgresStore final : public Store, public lifecycle::Component {
   core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
   core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) override;
+  core::Result<bool> addApproval(const Approval& approval) override;
+  core::Result<std::optional<Approval>> findApproval(const std::string& approval_id) override;
+  core::Result<std::optional<std::pair<bool, Approval>>> resolveApproval(const std::string& approval_id,
+                                                                         const std::string& status,
+                                                                         const std::string& reason,
+                                                                         const std::string& by) override;
+  core::Result<std::vector<Approval>> pendingApprovals(const std::string& user_id) override;
+  core::Result<std::vector<Approval>> parkedApprovals(const std::string& node_id) override;
+  core::Result<bool> markApprovalResumed(const std::string& approval_id) override;
   boost::json::object details() const override { return {{"backend", "postgres"}, {"pool_size", pool_size_}}; }
   core::Result<bool> acquireLease(const std::string& node_id, int64_t lease_ms) override;
   core::Result<bool> renewLease(const std::string& node_id, int64_t lease_ms) override;

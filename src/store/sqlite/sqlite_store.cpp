@@ -39,15 +39,23 @@ CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, agent TEXT NOT NULL,
   node_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL,
+  tool_call_id TEXT NOT NULL, tool_name TEXT NOT NULL, args TEXT NOT NULL, run_state TEXT NOT NULL,
+  node_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, resolved_ms INTEGER NOT NULL,
+  resumed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS approvals_by_user ON approvals(user_id, status);
+CREATE INDEX IF NOT EXISTS approvals_waiting ON approvals(node_id, resumed);
 )sql";
 
 // Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs, 3 has
-// no threads.on_busy.
+// no threads.on_busy, 4 no approvals.
 // `runs` holds the runs in flight only: a row is inserted with the run's message and deleted in the
 // commit that stores the run's terminal event, so the table stays as small as the work in progress
 // (no index to maintain, and the scan at startup reads only what a crash left). Finished runs are
 // in their users' streams (and in analytics).
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 const std::string kQueued = "queued";
 
@@ -132,6 +140,14 @@ StoredEvent readEvent(const Stmt& s) {
 
 RunRecord readRun(const Stmt& s) {
   return RunRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)};
+}
+
+// Columns: id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, status,
+// reason, by, created_ms, expires_ms, resolved_ms, resumed.
+Approval readApproval(const Stmt& s) {
+  return Approval{s.text(0),     s.text(1),     s.text(2),     s.text(3),         s.text(4),  s.text(5),
+                  s.text(6),     s.text(7),     s.text(8),     s.text(9),         s.text(10), s.text(11),
+                  s.integer(12), s.integer(13), s.integer(14), s.integer(15) != 0};
 }
 
 // An flock on "<path>-lock", held while the store is open (a separate file: closing any other
@@ -349,6 +365,8 @@ core::Result<bool> SqliteStore::deleteThread(const std::string& thread_id) {
     m.bind(1, thread_id).step();
     Stmt r(db_, prepared("DELETE FROM runs WHERE thread_id = ?"));
     r.bind(1, thread_id).step();
+    Stmt a(db_, prepared("DELETE FROM approvals WHERE thread_id = ?"));
+    a.bind(1, thread_id).step();
     Stmt t(db_, prepared("DELETE FROM threads WHERE id = ?"));
     t.bind(1, thread_id).step();
     bool found = sqlite3_changes(db_) > 0;
@@ -592,6 +610,86 @@ core::Result<std::optional<RunRecord>> SqliteStore::findRun(const std::string& r
     std::optional<RunRecord> out;
     if (s.step()) out = readRun(s);
     return out;
+  });
+}
+
+core::Result<bool> SqliteStore::addApproval(const Approval& a) {
+  return guarded<bool>("add an approval", true, [&] {
+    Stmt s(db_, prepared("INSERT INTO approvals(id, user_id, thread_id, run_id, tool_call_id, tool_name, args, "
+                         "run_state, node_id, status, reason, by, created_ms, expires_ms, resolved_ms, resumed) "
+                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+    s.bind(1, a.id).bind(2, a.user_id).bind(3, a.thread_id).bind(4, a.run_id).bind(5, a.tool_call_id);
+    s.bind(6, a.tool_name).bind(7, a.args_json).bind(8, a.run_state_json).bind(9, a.node_id).bind(10, a.status);
+    s.bind(11, a.reason).bind(12, a.by).bind(13, a.created_ms).bind(14, a.expires_ms).bind(15, a.resolved_ms);
+    s.bind(16, int64_t{a.resumed ? 1 : 0}).step();
+    return true;
+  });
+}
+
+core::Result<std::optional<Approval>> SqliteStore::findApproval(const std::string& approval_id) {
+  return guarded<std::optional<Approval>>("find an approval", false, [&] {
+    Stmt s(db_, prepared("SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, "
+                         "status, reason, by, created_ms, expires_ms, resolved_ms, resumed FROM approvals "
+                         "WHERE id = ?"));
+    s.bind(1, approval_id);
+    std::optional<Approval> out;
+    if (s.step()) out = readApproval(s);
+    return out;
+  });
+}
+
+core::Result<std::optional<std::pair<bool, Approval>>> SqliteStore::resolveApproval(const std::string& approval_id,
+                                                                                    const std::string& status,
+                                                                                    const std::string& reason,
+                                                                                    const std::string& by) {
+  return guarded<std::optional<std::pair<bool, Approval>>>("resolve an approval", true, [&] {
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    Stmt u(db_, prepared("UPDATE approvals SET status = ?, reason = ?, by = ?, resolved_ms = ? "
+                         "WHERE id = ? AND status = 'pending'"));
+    u.bind(1, status).bind(2, reason).bind(3, by).bind(4, core::nowMs()).bind(5, approval_id).step();
+    bool won = sqlite3_changes(db_) > 0;
+    Stmt s(db_, prepared("SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, "
+                         "status, reason, by, created_ms, expires_ms, resolved_ms, resumed FROM approvals "
+                         "WHERE id = ?"));
+    s.bind(1, approval_id);
+    std::optional<std::pair<bool, Approval>> out;
+    if (s.step()) out.emplace(won, readApproval(s));
+    s.reset();
+    Stmt(db_, prepared("COMMIT")).step();
+    return out;
+  });
+}
+
+core::Result<std::vector<Approval>> SqliteStore::pendingApprovals(const std::string& user_id) {
+  return guarded<std::vector<Approval>>("list pending approvals", false, [&] {
+    Stmt s(db_, prepared("SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, "
+                         "status, reason, by, created_ms, expires_ms, resolved_ms, resumed FROM approvals "
+                         "WHERE user_id = ? AND status = 'pending' ORDER BY created_ms, id"));
+    s.bind(1, user_id);
+    std::vector<Approval> out;
+    while (s.step()) out.push_back(readApproval(s));
+    return out;
+  });
+}
+
+core::Result<std::vector<Approval>> SqliteStore::parkedApprovals(const std::string& /*node_id*/) {
+  // One process owns the file (see unfinishedRuns): every waiting run is this node's.
+  return guarded<std::vector<Approval>>("list parked runs", false, [&] {
+    Stmt s(db_, prepared("SELECT a.id, a.user_id, a.thread_id, a.run_id, a.tool_call_id, a.tool_name, a.args, "
+                         "a.run_state, a.node_id, a.status, a.reason, a.by, a.created_ms, a.expires_ms, "
+                         "a.resolved_ms, a.resumed FROM approvals a JOIN runs r ON r.id = a.run_id "
+                         "WHERE a.resumed = 0 ORDER BY a.created_ms, a.id"));
+    std::vector<Approval> out;
+    while (s.step()) out.push_back(readApproval(s));
+    return out;
+  });
+}
+
+core::Result<bool> SqliteStore::markApprovalResumed(const std::string& approval_id) {
+  return guarded<bool>("mark an approval resumed", true, [&] {
+    Stmt s(db_, prepared("UPDATE approvals SET resumed = 1 WHERE id = ?"));
+    s.bind(1, approval_id).step();
+    return sqlite3_changes(db_) > 0;
   });
 }
 

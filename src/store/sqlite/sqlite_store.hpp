@@ -60,6 +60,15 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<bool> probeWrite() override;
   core::Result<std::vector<RunRecord>> unfinishedRuns(const std::string& node_id) override;
   core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) override;
+  core::Result<bool> addApproval(const Approval& approval) override;
+  core::Result<std::optional<Approval>> findApproval(const std::string& approval_id) override;
+  core::Result<std::optional<std::pair<bool, Approval>>> resolveApproval(const std::string& approval_id,
+                                                                         const std::string& status,
+                                                                         const std::string& reason,
+                                                                         const std::string& by) override;
+  core::Result<std::vector<Approval>> pendingApprovals(const std::string& user_id) override;
+  core::Result<std::vector<Approval>> parkedApprovals(const std::string& node_id) override;
+  core::Result<bool> markApprovalResumed(const std::string& approval_id) override;
   boost::json::object details() const override { return {{"backend", "sqlite"}, {"path", path_}}; }
 
   // Tests: caps the database at `pages` pages (SQLite's max_page_count), so writes fail with

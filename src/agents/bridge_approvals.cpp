@@ -1,0 +1,312 @@
+// The AgentWebSocketBridge's tool approvals: parking a run on a tool call that needs a person's
+// answer, answering, expiring, and taking the run up again (here, after a restart, or on the
+// node that parked it).
+#include "agents/bridge.hpp"
+
+#include "bus/bus.hpp"
+#include "core/ids.hpp"
+#include "delivery/delivery.hpp"
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+namespace agentwire::agents {
+namespace json = boost::json;
+
+namespace {
+
+// What a parked run needs to take up again, stored with its approval.
+std::string runState(const std::string& input, const std::string& request_id, const std::string& agent,
+                     const RunJournal& journal) {
+  return json::serialize(
+      json::object{{"input", input}, {"request_id", request_id}, {"agent", agent}, {"journal", journal.entries()}});
+}
+
+ApprovalDecision decisionOf(const store::Approval& a) {
+  return ApprovalDecision{a.id, a.tool_call_id, a.tool_name, a.status, a.reason};
+}
+
+}  // namespace
+
+std::size_t AgentWebSocketBridge::parkedRuns() const {
+  std::lock_guard lock(mutex_);
+  return parked_.size();
+}
+
+void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
+                                RunParked parked) {
+  store::Approval a;
+  a.id = core::newId("apr");
+  a.user_id = run.ctx.user_id;
+  a.thread_id = run.ctx.thread_id;
+  a.run_id = run.ctx.run_id;
+  a.tool_call_id = parked.tool_call_id;
+  a.tool_name = parked.tool_name;
+  a.args_json = json::serialize(parked.args);
+  a.run_state_json = runState(run.input, run.ctx.request_id, run.agent->name(), *run.journal);
+  a.node_id = options_.node_id;
+  a.status = "pending";
+  a.created_ms = core::nowMs();
+  a.expires_ms = a.created_ms + options_.approval_timeout_ms;
+  {
+    // Parked before the approval is stored: an answer (which needs the stored approval) always
+    // finds the run here.
+    std::lock_guard lock(mutex_);
+    executing_.erase(run.ctx.run_id);
+    if (--running_per_user_[run.ctx.user_id] == 0) running_per_user_.erase(run.ctx.user_id);
+    Parked p{run, a.id, a.expires_ms, {}, {}, 0};
+    p.run.parked = false;
+    p.run.resumed = true;
+    p.run.approval_id = a.id;
+    parked_.emplace(run.ctx.run_id, std::move(p));
+    run.parked = true;  // the worker leaves its thread's place to the parked run
+  }
+  cv_.notify_all();  // another run of this user may execute now
+  auto added = store_.addApproval(a);
+  if (!added) {
+    log_->error("run '{}' of user '{}' cannot wait for approval of tool '{}': {}", run.ctx.run_id, run.ctx.user_id,
+                a.tool_name, added.error().message);
+    {
+      std::lock_guard lock(mutex_);
+      parked_.erase(run.ctx.run_id);
+      executing_.insert(run.ctx.run_id);
+      ++running_per_user_[run.ctx.user_id];
+    }
+    run.parked = false;
+    releaseThreadOf(run);
+    emitter.emitLifecycle(
+        "agent_error",
+        {{"code", "unavailable"}, {"message", "cannot store the tool approval: " + added.error().message}}, "error");
+    release(run);
+    return finish(run, emitter, t0, "error", "unavailable");
+  }
+  approvals_cv_.notify_all();  // its expiry
+  log_->info("run '{}' of user '{}' waits for approval '{}' of tool '{}'", a.run_id, a.user_id, a.id, a.tool_name);
+  emitter.emitLifecycle("tool_approval_requested",
+                        {{"approval_id", a.id},
+                         {"tool_call_id", a.tool_call_id},
+                         {"tool_name", a.tool_name},
+                         {"args", std::move(parked.args)},
+                         {"expires_at", a.expires_ms}},
+                        {});
+}
+
+core::Result<store::Approval> AgentWebSocketBridge::answerApproval(const std::string& user_id,
+                                                                   const std::string& approval_id, bool approve,
+                                                                   const std::string& reason, const std::string& by) {
+  auto found = store_.findApproval(approval_id);
+  if (!found) return core::Error{"unavailable", "cannot read the approval right now; try again"};
+  // Another user's approval is not found: its existence is not revealed.
+  if (!*found || (*found)->user_id != user_id) {
+    return core::Error{"approval_not_found", fmt::format("no approval '{}' of this user", approval_id)};
+  }
+  return resolve(approval_id, approve ? "approved" : "denied", reason, by);
+}
+
+core::Result<store::Approval> AgentWebSocketBridge::resolve(const std::string& approval_id, const std::string& status,
+                                                            const std::string& reason, const std::string& by) {
+  auto r = store_.resolveApproval(approval_id, status, reason, by);
+  if (!r) return core::Error{"unavailable", "cannot record the answer right now; try again"};
+  if (!*r) return core::Error{"approval_not_found", fmt::format("no approval '{}' of this user", approval_id)};
+  auto& [won, a] = **r;
+  if (!won) {
+    return core::Error{"approval_resolved", fmt::format("approval '{}' was already resolved: {} by {}", approval_id,
+                                                        a.status, a.by.empty() ? "?" : a.by)};
+  }
+  json::object data{{"approval_id", a.id},
+                    {"tool_call_id", a.tool_call_id},
+                    {"tool_name", a.tool_name},
+                    {"decision", a.status},
+                    {"by", a.by}};
+  if (!a.reason.empty()) data["reason"] = a.reason;
+  // In the stream before any event of the run taken up again (both go through the user's one writer).
+  auto announced = delivery_.deliver(
+      a.user_id, delivery::Event{"tool_approval_resolved", a.thread_id, a.run_id, std::move(data), {}, true});
+  if (!announced) {
+    log_->warn("cannot announce approval '{}' ({}): {}", a.id, a.status, announced.error().message);
+  }
+  resumeParked(a);
+  return a;
+}
+
+void AgentWebSocketBridge::resumeParked(const store::Approval& a) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = parked_.find(a.run_id);
+    if (it != parked_.end() && it->second.approval_id == a.id) {
+      Run run = std::move(it->second.run);
+      parked_.erase(it);
+      run.journal->rewind(decisionOf(a));
+      if (stopping_) run.cancel->cancel();  // shutting down: it ends with agent_stopped
+      // First in the queue, and its thread free for it alone: no later run of the thread goes before it.
+      running_threads_.erase(run.ctx.thread_id);
+      ++queued_per_user_[run.ctx.user_id];
+      queue_.push_front(std::move(run));
+    } else if (a.node_id == options_.node_id || bus_ == nullptr) {
+      return;  // not parked (anymore): it ended, or it is taken up already
+    }
+  }
+  if (a.node_id != options_.node_id) {
+    if (bus_ != nullptr) bus_->sendToNode(a.node_id, "resume " + a.id);
+    return;
+  }
+  cv_.notify_all();
+}
+
+void AgentWebSocketBridge::endParkedLocked(const std::string& run_id, const std::string& by,
+                                           const std::string& reason) {
+  auto it = parked_.find(run_id);
+  if (it == parked_.end()) return;
+  it->second.end_by = by;
+  it->second.end_reason = reason;
+  approvals_cv_.notify_all();
+}
+
+core::Result<std::set<std::string>> AgentWebSocketBridge::loadParkedRuns() {
+  auto waiting = store_.parkedApprovals(options_.node_id);
+  if (!waiting) return waiting.error();
+  std::set<std::string> parked;
+  std::vector<store::Approval> answered;
+  for (const auto& a : *waiting) {
+    boost::system::error_code ec;
+    auto state = json::parse(a.run_state_json, ec);
+    const json::object* st = !ec ? state.if_object() : nullptr;
+    const json::value* agent_name = st != nullptr ? st->if_contains("agent") : nullptr;
+    auto agent = agent_name != nullptr && agent_name->is_string() ? agents_.find(std::string(agent_name->as_string()))
+                                                                  : agents_.end();
+    if (agent == agents_.end() || !st->contains("journal") || !st->at("journal").is_array()) {
+      // Its state cannot be taken up (the agent is gone): the approval expires and the run ends
+      // with agent_error interrupted, like every other run the previous process left.
+      log_->warn("run '{}' waited for approval '{}' but cannot be taken up again (agent missing)", a.run_id, a.id);
+      auto r = store_.resolveApproval(a.id, "expired", "the server restarted without the run's agent", "restart");
+      if (r && *r && (*r)->first) {
+        (void)delivery_.deliver(a.user_id, delivery::Event{"tool_approval_resolved",
+                                                           a.thread_id,
+                                                           a.run_id,
+                                                           {{"approval_id", a.id},
+                                                            {"tool_call_id", a.tool_call_id},
+                                                            {"tool_name", a.tool_name},
+                                                            {"decision", "expired"},
+                                                            {"by", "restart"}},
+                                                           {},
+                                                           true});
+      }
+      continue;
+    }
+    Run run;
+    run.ctx = UserContext{a.user_id, a.thread_id, a.run_id,
+                          st->contains("request_id") && st->at("request_id").is_string()
+                              ? std::string(st->at("request_id").as_string())
+                              : std::string{}};
+    run.input = st->contains("input") && st->at("input").is_string() ? std::string(st->at("input").as_string()) : "";
+    run.agent = agent->second.get();
+    run.cancel = std::make_shared<CancelToken>();
+    run.journal = std::make_shared<RunJournal>(st->at("journal").as_array(), std::nullopt);
+    run.resumed = true;
+    run.approval_id = a.id;
+    parked.insert(a.run_id);
+    {
+      std::lock_guard lock(mutex_);
+      ++thread_runs_[a.thread_id];
+      running_threads_.insert(a.thread_id);
+      runs_[a.run_id] = {a.user_id, run.cancel};
+      run_threads_[a.run_id] = {a.user_id, a.thread_id};
+      parked_.emplace(a.run_id, Parked{std::move(run), a.id, a.expires_ms, {}, {}, 0});
+    }
+    if (a.status != "pending") answered.push_back(a);  // answered after the process stopped, before it took up
+  }
+  if (!parked.empty()) log_->info("{} runs wait for a tool approval again", parked.size());
+  for (const auto& a : answered) resumeParked(a);
+  return parked;
+}
+
+void AgentWebSocketBridge::expireApprovalsOf(const std::string& node_id) {
+  auto waiting = store_.parkedApprovals(node_id);
+  if (!waiting) {
+    log_->warn("cannot read the approvals of node '{}': {}", node_id, waiting.error().message);
+    return;
+  }
+  for (const auto& a : *waiting) {
+    if (a.status != "pending") continue;
+    // Its run ends next with the node's other runs (agent_error interrupted); nothing resumes it.
+    auto r = store_.resolveApproval(a.id, "expired", "the server running this run stopped", "interrupted");
+    if (!r || !*r || !(*r)->first) continue;
+    (void)delivery_.deliver(a.user_id, delivery::Event{"tool_approval_resolved",
+                                                       a.thread_id,
+                                                       a.run_id,
+                                                       {{"approval_id", a.id},
+                                                        {"tool_call_id", a.tool_call_id},
+                                                        {"tool_name", a.tool_name},
+                                                        {"decision", "expired"},
+                                                        {"by", "interrupted"}},
+                                                       {},
+                                                       true});
+  }
+}
+
+void AgentWebSocketBridge::dropParked(const std::string& approval_id) {
+  // Its approval is gone with its thread (deleted): the run has nothing left to end in.
+  std::lock_guard lock(mutex_);
+  for (auto it = parked_.begin(); it != parked_.end(); ++it) {
+    if (it->second.approval_id != approval_id) continue;
+    const auto& ctx = it->second.run.ctx;
+    releaseThread(ctx.thread_id);
+    running_threads_.erase(ctx.thread_id);
+    runs_.erase(ctx.run_id);
+    run_threads_.erase(ctx.run_id);
+    parked_.erase(it);
+    break;
+  }
+  cv_.notify_all();
+}
+
+void AgentWebSocketBridge::approvalsLoop() {
+  std::unique_lock lock(mutex_);
+  while (!approvals_stopping_) {
+    // Due: approvals past their time, runs ended without an answer, answers from other nodes.
+    struct Due {
+      std::string approval_id, by, reason;
+    };
+    std::vector<Due> due;
+    std::vector<std::string> resumes(resume_requests_.begin(), resume_requests_.end());
+    resume_requests_.clear();
+    int64_t now = core::nowMs();
+    int64_t next = now + 60000;
+    for (auto& [run_id, p] : parked_) {
+      if (p.retry_ms > now) {
+        next = std::min(next, p.retry_ms);
+        continue;
+      }
+      if (!p.end_by.empty()) {
+        due.push_back({p.approval_id, p.end_by, p.end_reason});
+      } else if (p.expires_ms <= now) {
+        due.push_back({p.approval_id, "timeout", "nobody answered in time"});
+      } else {
+        next = std::min(next, p.expires_ms);
+        continue;
+      }
+      p.retry_ms = now + 1000;  // until resolve() takes it out of parked_
+    }
+    if (due.empty() && resumes.empty()) {
+      approvals_cv_.wait_for(lock, std::chrono::milliseconds(next - now));
+      continue;
+    }
+    lock.unlock();
+    for (const auto& d : due) {
+      auto r = resolve(d.approval_id, "expired", d.reason, d.by);
+      // approval_resolved: answered at the same moment; that answer takes the run up.
+      if (!r && r.error().code == "approval_not_found") {
+        dropParked(d.approval_id);
+      } else if (!r && r.error().code != "approval_resolved") {
+        log_->warn("cannot expire approval '{}': {}; tried again in a second", d.approval_id, r.error().message);
+      }
+    }
+    for (const auto& id : resumes) {
+      auto a = store_.findApproval(id);
+      if (a && *a && (*a)->node_id == options_.node_id) resumeParked(**a);
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace agentwire::agents

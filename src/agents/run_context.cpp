@@ -1,0 +1,70 @@
+#include "agents/agent.hpp"
+
+#include "core/ids.hpp"
+
+#include <boost/json.hpp>
+
+namespace agentwire::agents {
+namespace json = boost::json;
+
+namespace {
+
+const json::object* recorded(RunJournal* journal, const char* kind) {
+  if (journal == nullptr) return nullptr;
+  auto entry = journal->next(kind);
+  if (!entry) throw AgentError(entry.error().code, entry.error().message);
+  return *entry;
+}
+
+}  // namespace
+
+core::Result<json::value> RunContext::callTool(const std::string& name, const json::object& args, std::string call_id) {
+  if (const auto* e = recorded(journal, "tool")) {
+    if (e->at("ok").as_bool()) return e->at("value");
+    const auto& err = e->at("error").as_object();
+    return core::Error{std::string(err.at("code").as_string()), std::string(err.at("message").as_string())};
+  }
+  core::Result<json::value> result = json::value();
+  if (journal != nullptr && approval_required != nullptr && approval_required->count(name) > 0) {
+    auto decision = journal->takeDecision();
+    if (!decision) throw RunParked{call_id.empty() ? core::newId("call") : call_id, name, args};
+    if (decision->tool_name != name) {
+      throw AgentError("interrupted", "the run could not be taken up again: its agent called another tool");
+    }
+    call_id = decision->tool_call_id;
+    if (decision->status == "approved") {
+      result = tools.call(emitter, name, args, call_id);
+    } else {
+      bool denied = decision->status == "denied";
+      std::string message = denied ? "the user denied this tool call" : "nobody approved this tool call in time";
+      if (denied && !decision->reason.empty()) message += ": " + decision->reason;
+      result = core::Error{denied ? "approval_denied" : "approval_expired", message};
+      emitter.emit("tool_completed", {{"tool_call_id", call_id},
+                                      {"tool_name", name},
+                                      {"result", json::object{{"error", message}}},
+                                      {"duration_ms", 0},
+                                      {"approval", decision->status}});
+    }
+  } else {
+    result = tools.call(emitter, name, args, call_id);
+  }
+  if (journal != nullptr) {
+    json::object entry{{"kind", "tool"}, {"ok", result.ok()}};
+    if (result) {
+      entry["value"] = result.value();
+    } else {
+      entry["error"] = json::object{{"code", result.error().code}, {"message", result.error().message}};
+    }
+    journal->record(std::move(entry));
+  }
+  return result;
+}
+
+json::value RunContext::step(const std::function<json::value()>& fn) {
+  if (const auto* e = recorded(journal, "step")) return e->at("value");
+  json::value v = fn();
+  if (journal != nullptr) journal->record(json::object{{"kind", "step"}, {"value", v}});
+  return v;
+}
+
+}  // namespace agentwire::agents
