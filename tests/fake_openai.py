@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible Chat Completions server for tests (standard library only).
 
 The last user message picks the behaviour: "stream" (four streamed tokens), "tool" (a streamed
-calculator tool call, then an answer using its result), "fail500", "stall" (one chunk, then
+calculator tool call, then an answer using its result, or saying its error), "fail500", "stall" (one chunk, then
 silence), "garbage" (a malformed SSE chunk), "tokens N" (N tokens at 150 tokens/s). Every request
 is recorded in `requests`.
 """
@@ -57,8 +57,9 @@ class Handler(BaseHTTPRequestHandler):
                     chunk({"tool_calls": [{"index": 0, "function": {"arguments": "\"a\":6,\"b\":7}"}}]}),
                     chunk({}, "tool_calls"), "[DONE]"])
             else:
-                value = json.loads(results[-1]["content"])["value"]
-                self.sse([chunk({"content": f"The answer is {value:g}"}), chunk({}, "stop"), "[DONE]"])
+                result = json.loads(results[-1]["content"])
+                answer = f"The answer is {result['value']:g}" if "value" in result else f"No answer: {result['error']}"
+                self.sse([chunk({"content": answer}), chunk({}, "stop"), "[DONE]"])
         elif prompt == "fail500":
             payload = json.dumps({"error": {"message": "model overloaded"}}).encode()
             self.send_response(500)

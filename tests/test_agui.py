@@ -1,6 +1,7 @@
 """AG-UI over the real binary: POST /agui answers an SSE stream whose events follow the rules
 (RUN_STARTED first, exactly one RUN_FINISHED/RUN_ERROR last, non-empty deltas, tool calls
-started before they end and before their result)."""
+started before they end and before their result); a tool approval as CUSTOM events on a stream that
+stays open, with keep-alives, while the run waits."""
 import http.client
 import json
 import os
@@ -29,15 +30,8 @@ def agui(port, token, body):
     return r.status, r.getheader("Content-Type"), events, raw
 
 
-class AguiTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.Server().start()
-        cls.token = wsclient.dev_token(cls.srv.port, "agui_user")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class AguiRules:
+    """The AG-UI event rules, checked on a run's events (mixed into the test cases)."""
 
     def check_rules(self, events):
         types = [e["type"] for e in events]
@@ -66,6 +60,17 @@ class AguiTest(unittest.TestCase):
             if t == "TOOL_CALL_RESULT":
                 self.assertIn(e["toolCallId"], ended_tools)
         self.assertFalse(open_text, "a text message was never ended")
+
+
+class AguiTest(AguiRules, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server().start()
+        cls.token = wsclient.dev_token(cls.srv.port, "agui_user")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
 
     def test_run_streams_ag_ui_events(self):
         body = {"threadId": "client-thread-1", "runId": "client-run-1", "state": {}, "tools": [], "context": [],
@@ -137,6 +142,53 @@ class AguiTest(unittest.TestCase):
         status, _, _, raw = agui(self.srv.port, self.token, {"messages": []})
         self.assertEqual(status, 400)
         self.assertIn("missing_field", raw)
+
+
+class AguiApprovalTest(AguiRules, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server("--set", "agents.approval_required_tools=word_count",
+                                 "--set", "ws.sse_keepalive_ms=50").start()
+        cls.token = wsclient.dev_token(cls.srv.port, "agui_approver")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_an_approval_is_custom_events_and_the_stream_waits_for_it(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=20)
+        body = {"runId": "client-run-a", "messages": [{"id": "m1", "role": "user", "content": "three more words"}]}
+        c.request("POST", "/agui", body=json.dumps(body),
+                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        events, keepalive = [], False
+        # Read until the request, then until a keep-alive comment: the stream is open while the run waits.
+        while not (keepalive and any(e["type"] == "CUSTOM" for e in events)):
+            line = r.fp.readline().decode()
+            self.assertTrue(line, "the stream ended while the run waited")
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+            keepalive = keepalive or (line.startswith(": keepalive") and bool(events))
+        requested = next(e for e in events if e["type"] == "CUSTOM")
+        self.assertEqual(requested["name"], "tool_approval_requested")
+        approval = requested["value"]["approval_id"]
+        status, reply, _ = self.srv.request("POST", f"/api/approvals/{approval}", {"decision": "approve"},
+                                            headers={"Authorization": f"Bearer {self.token}"})
+        self.assertEqual(status, 200, reply)
+        for line in r.read().decode().splitlines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+        c.close()
+        self.check_rules(events)
+        types = [e["type"] for e in events]
+        self.assertEqual(types[-1], "RUN_FINISHED")
+        self.assertEqual(types.count("TOOL_CALL_START"), 1, "announced once, before the approval")
+        customs = [(e["name"], e["value"].get("decision")) for e in events if e["type"] == "CUSTOM"]
+        self.assertEqual(customs, [("tool_approval_requested", None), ("tool_approval_resolved", "approved")])
+        self.assertLess(types.index("TOOL_CALL_START"), types.index("CUSTOM"))
+        result = next(e for e in events if e["type"] == "TOOL_CALL_RESULT")
+        self.assertEqual(json.loads(result["content"]), {"words": 3})
 
 
 if __name__ == "__main__":

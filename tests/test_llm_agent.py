@@ -1,6 +1,8 @@
 """The llm agent against a local fake OpenAI-compatible server: streaming, a two-step tool loop,
-upstream 500, an upstream stall, a malformed stream. Through the real binary and a real client."""
+upstream 500, an upstream stall, a malformed stream, a tool call that needs approval (the model is
+not asked again when the run takes up). Through the real binary and a real client."""
 import asyncio
+import json
 import os
 import sys
 import time
@@ -115,6 +117,51 @@ class LlmAgentTest(unittest.IsolatedAsyncioTestCase):
         events = await self.run_llm("garbage")
         self.assertEqual(events[-1]["data"]["code"], "upstream_protocol")
 
+class LlmApprovalTest(unittest.IsolatedAsyncioTestCase):
+    def setUp(self):
+        self.fake = FakeOpenAI()
+        self.srv = harness.Server("--set", f"agents.llm_base_url=http://127.0.0.1:{self.fake.port}/v1",
+                                  "--set", "agents.default=llm",
+                                  "--set", "agents.approval_required_tools=calculator").start()
+
+    def tearDown(self):
+        self.srv.stop()
+        self.fake.close()
+
+    async def run_with(self, decision):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "ll"))
+        ack = await c.request("user_message", {"content": "tool"}, id_="m", want="ack")
+        run = ack["data"]["run_id"]
+        req = await c.recv_until(lambda f: f.get("run_id") == run and f["type"] in ("tool_approval_requested",
+                                                                                     *TERMINAL))
+        self.assertEqual(req["type"], "tool_approval_requested", req)
+        self.assertEqual((req["data"]["tool_call_id"], req["data"]["tool_name"]), ("call_1", "calculator"))
+        self.assertEqual(req["data"]["args"], {"op": "mul", "a": 6, "b": 7})
+        self.assertEqual(len(self.fake.requests), 1)
+        ok = await c.request("approve_tool", {"approval_id": req["data"]["approval_id"], "decision": decision,
+                                              "reason": "no maths today"}, id_="a", want="approval_recorded")
+        self.assertEqual(ok["type"], "approval_recorded", ok)
+        done = await c.recv_until(lambda f: f.get("run_id") == run and f["type"] in TERMINAL)
+        await c.close()
+        # The first completion was recorded: taking up again asks the model only for the next step.
+        self.assertEqual(len(self.fake.requests), 2, [r["body"]["messages"] for r in self.fake.requests])
+        events = [f for f in c.events() if f.get("run_id") == run]
+        self.assertEqual([e["type"] for e in events].count("agent_thinking"), 1)
+        return done, self.fake.requests[1]["body"]["messages"], events
+
+    async def test_approved_the_tool_runs_and_the_model_answers_with_its_result(self):
+        done, messages, events = await self.run_with("approve")
+        self.assertEqual((done["type"], done["data"]["content"]), ("agent_completed", "The answer is 42"))
+        self.assertEqual(messages[-1], {"role": "tool", "tool_call_id": "call_1", "content": '{"value":4.2E1}'})
+        self.assertEqual([e["type"] for e in events].count("tool_executing"), 1)
+
+    async def test_denied_the_model_sees_the_denial(self):
+        done, messages, events = await self.run_with("deny")
+        self.assertEqual(done["type"], "agent_completed", done)
+        self.assertIn("denied", done["data"]["content"])
+        self.assertIn("no maths today", json.loads(messages[-1]["content"])["error"])
+        self.assertFalse(any(e["type"] == "tool_executing" for e in events))
+
 
 if __name__ == "__main__":
-    harness.main()
+    unittest.main()

@@ -189,6 +189,45 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         for conn in (on_a, on_b, other):
             await conn.close()
 
+    async def test_an_approval_answered_on_another_node_takes_the_run_up_where_it_waits(self):
+        a, b = await self.start_nodes(3600000, "--set", "agents.approval_required_tools=word_count",
+                                      per_node={"a": (), "b": ()})
+        on_a, on_b = await self.connect(a, "apv"), await self.connect(b, "apv")
+        ack = (await on_a.request("user_message", {"content": "two nodes"}, id_="m", want="ack"))["data"]
+        req = await wait_event(on_b, ack["run_id"], ("tool_approval_requested",))
+        # Answered through b; the run waits on a, which takes it up (told through the bus).
+        ok = await on_b.request("approve_tool", {"approval_id": req["data"]["approval_id"], "decision": "approve"},
+                                id_="a", want="approval_recorded")
+        self.assertEqual(ok["type"], "approval_recorded", ok)
+        for conn in (on_a, on_b):
+            end = await wait_event(conn, ack["run_id"], TERMINAL)
+            self.assertEqual((end["type"], end["data"]["content"]), ("agent_completed", "Echo (2 words): two nodes"))
+        self.assertEqual([e["seq"] for e in on_a.events()], [e["seq"] for e in on_b.events()])
+        again = await on_a.request("approve_tool", {"approval_id": req["data"]["approval_id"], "decision": "deny"},
+                                   id_="a2")
+        self.assertEqual(again["data"]["code"], "approval_resolved")
+        for conn in (on_a, on_b):
+            await conn.close()
+
+    async def test_a_killed_nodes_pending_approval_expires_and_its_run_ends(self):
+        a, b = await self.start_nodes(3600000, "--set", "agents.approval_required_tools=word_count",
+                                      "--set", "node.lease_ms=2000", "--set", "node.lease_renew_ms=500",
+                                      per_node={"a": (), "b": ()})
+        watcher = await self.connect(b, "apk")
+        sender = await self.connect(a, "apk")
+        ack = (await sender.request("user_message", {"content": "x"}, id_="m", want="ack"))["data"]
+        req = await wait_event(watcher, ack["run_id"], ("tool_approval_requested",))
+        a.kill()
+        end = await wait_event(watcher, ack["run_id"], TERMINAL)
+        self.assertEqual((end["type"], end["data"]["code"]), ("agent_error", "interrupted"))
+        resolved = await wait_event(watcher, ack["run_id"], ("tool_approval_resolved",))
+        self.assertEqual((resolved["data"]["decision"], resolved["data"]["by"]), ("expired", "interrupted"))
+        self.assertLess(resolved["seq"], end["seq"])
+        late = await watcher.request("approve_tool", {"approval_id": req["data"]["approval_id"],
+                                                      "decision": "approve"}, id_="a")
+        self.assertEqual(late["data"]["code"], "approval_resolved")
+        await watcher.close()
+
     async def test_a_killed_nodes_runs_end_interrupted_on_another_node(self):
         a, b, c = await self.start_nodes(3600000, "--set", HANG_AGENT, "--set", "node.lease_ms=2000",
                                          "--set", "node.lease_renew_ms=500")

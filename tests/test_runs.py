@@ -1,6 +1,6 @@
 """Run state through the real binary: get_run and GET /api/runs/{id} through every state a run takes
 (queued, running, stopped, completed), stop_agent answered with the run's status once it has ended,
-and another user's run not found."""
+a thread's runs listed (list_runs, GET /api/threads/{id}/runs), and another user's run not found."""
 import os
 import sys
 import unittest
@@ -71,6 +71,37 @@ class RunStateTest(unittest.IsolatedAsyncioTestCase):
         token = wsclient.dev_token(self.srv.port, "ruth")
         status, body, _ = self.srv.request("GET", f"/api/runs/{queued_run}", headers={"Authorization": f"Bearer {token}"})
         self.assertEqual((status, body["status"], body["agent"]), (200, "completed", "echo"), body)
+        await c.close()
+
+    async def test_a_threads_runs_are_listed_oldest_first_with_their_states(self):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "lia"))
+        first = (await c.request("user_message", {"content": "one"}, id_="m1", want="ack"))["data"]
+        await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == first["run_id"])
+        thread = first["thread_id"]
+        hang = (await c.request("user_message", {"content": "hang", "agent": "process", "thread_id": thread},
+                                id_="m2", want="ack"))["data"]
+        await c.recv_until(lambda f: f["type"] == "agent_response_chunk" and f.get("run_id") == hang["run_id"])
+        queued = (await c.request("user_message", {"content": "later", "thread_id": thread}, id_="m3",
+                                  want="ack"))["data"]
+        other = (await c.request("user_message", {"content": "elsewhere"}, id_="m4", want="ack"))["data"]
+        listed = await c.request("list_runs", {"thread_id": thread}, id_="l", want="runs")
+        self.assertEqual(listed["data"]["thread_id"], thread)
+        runs = [(r["run_id"], r["status"]) for r in listed["data"]["runs"]]
+        self.assertEqual(runs, [(first["run_id"], "completed"), (hang["run_id"], "running"),
+                                (queued["run_id"], "queued")], "not the other thread's run")
+        self.assertNotIn(other["run_id"], [r for r, _ in runs])
+        await c.request("stop_agent", {"run_id": hang["run_id"]}, id_="s", want="stop_requested")
+        await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == queued["run_id"])
+        token = wsclient.dev_token(self.srv.port, "lia")
+        status, body, _ = self.srv.request("GET", f"/api/threads/{thread}/runs",
+                                           headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual([(r["run_id"], r["status"]) for r in body["runs"]],
+                         [(first["run_id"], "completed"), (hang["run_id"], "stopped"), (queued["run_id"], "completed")])
+        intruder = wsclient.dev_token(self.srv.port, "max")
+        status, body, _ = self.srv.request("GET", f"/api/threads/{thread}/runs",
+                                           headers={"Authorization": f"Bearer {intruder}"})
+        self.assertEqual(status, 403, body)
         await c.close()
 
     async def test_another_users_run_is_not_found(self):

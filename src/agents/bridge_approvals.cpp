@@ -261,6 +261,10 @@ void AgentWebSocketBridge::dropParked(const std::string& approval_id) {
 }
 
 void AgentWebSocketBridge::approvalsLoop() {
+  // Several nodes: an answer given on another node reaches this one through the bus; should that
+  // message be lost (the bus was down), the store says it, read every few seconds while runs wait.
+  constexpr int64_t kSweepMs = 5000;
+  int64_t next_sweep = core::nowMs() + kSweepMs;
   std::unique_lock lock(mutex_);
   while (!approvals_stopping_) {
     // Due: approvals past their time, runs ended without an answer, answers from other nodes.
@@ -287,11 +291,25 @@ void AgentWebSocketBridge::approvalsLoop() {
       }
       p.retry_ms = now + 1000;  // until resolve() takes it out of parked_
     }
-    if (due.empty() && resumes.empty()) {
-      approvals_cv_.wait_for(lock, std::chrono::milliseconds(next - now));
+    bool sweep = false;
+    if (bus_ != nullptr && !parked_.empty()) {
+      sweep = now >= next_sweep;
+      if (sweep) next_sweep = now + kSweepMs;
+      next = std::min(next, next_sweep);
+    }
+    if (due.empty() && resumes.empty() && !sweep) {
+      approvals_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next - now)));
       continue;
     }
     lock.unlock();
+    if (sweep) {
+      auto waiting = store_.parkedApprovals(options_.node_id);
+      if (waiting) {
+        for (const auto& a : *waiting) {
+          if (a.status != "pending") resumeParked(a);
+        }
+      }
+    }
     for (const auto& d : due) {
       auto r = resolve(d.approval_id, "expired", d.reason, d.by);
       // approval_resolved: answered at the same moment; that answer takes the run up.

@@ -164,12 +164,12 @@ int runServer(const core::Config& cfg) {
     return net::HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}, {}, {}};
   });
   registerWebRoutes(server, cfg.server.web_dir);
-  gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, [&probes] { return probes.isReady(); });
-  gateway::registerEventStream(server, c.delivery, c.ws_gateway,
-                               gateway::EventStreamLimits{static_cast<std::size_t>(cfg.ws.max_queue_bytes),
-                                                          std::chrono::milliseconds(cfg.ws.sse_keepalive_ms),
-                                                          std::chrono::milliseconds(cfg.ws.send_timeout_ms)},
-                               [&probes] { return probes.isReady(); });
+  const gateway::EventStreamLimits stream_limits{static_cast<std::size_t>(cfg.ws.max_queue_bytes),
+                                                 std::chrono::milliseconds(cfg.ws.sse_keepalive_ms),
+                                                 std::chrono::milliseconds(cfg.ws.send_timeout_ms)};
+  gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, stream_limits,
+                        [&probes] { return probes.isReady(); });
+  gateway::registerEventStream(server, c.delivery, c.ws_gateway, stream_limits, [&probes] { return probes.isReady(); });
 
   try {
     server.start();

@@ -50,6 +50,9 @@ class FlakyStore final : public store::Store {
   core::Result<std::vector<store::StoredEvent>> eventsAfter(const std::string&, int64_t, int) override {
     return std::vector<store::StoredEvent>{};
   }
+  core::Result<std::vector<store::StoredEvent>> threadEvents(const std::string&, const std::string&) override {
+    return std::vector<store::StoredEvent>{};
+  }
   core::Result<std::vector<store::StoredEvent>> runEvents(const std::string&, const std::string&) override {
     return std::vector<store::StoredEvent>{};
   }

@@ -13,6 +13,7 @@
 
 #include <charconv>
 #include <mutex>
+#include <set>
 
 namespace agentwire::gateway {
 namespace {
@@ -97,6 +98,17 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
     out_->write(std::make_shared<const std::string>(id + "data: " + json::serialize(event) + "\n\n"));
   }
 
+  // TOOL_CALL_START/ARGS/END once per call (a call that waited for approval was announced then).
+  void announceToolCall(const json::object& d) {
+    std::string id = stringField(d, "tool_call_id");
+    if (!announced_calls_.insert(id).second) return;
+    emit({{"type", "TOOL_CALL_START"}, {"toolCallId", id}, {"toolCallName", stringField(d, "tool_name")}});
+    auto* args = d.if_contains("args");
+    std::string delta = args != nullptr ? json::serialize(*args) : "{}";
+    emit({{"type", "TOOL_CALL_ARGS"}, {"toolCallId", id}, {"delta", delta}});
+    emit({{"type", "TOOL_CALL_END"}, {"toolCallId", id}});
+  }
+
   void endText() {
     if (!text_open_) return;
     emit({{"type", "TEXT_MESSAGE_END"}, {"messageId", message_id_}});
@@ -116,12 +128,13 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
       emit({{"type", "STEP_FINISHED"}, {"stepName", name}});
     } else if (type == "tool_executing") {
       endText();
-      std::string id = str("tool_call_id");
-      emit({{"type", "TOOL_CALL_START"}, {"toolCallId", id}, {"toolCallName", str("tool_name")}});
-      auto* args = d.if_contains("args");
-      std::string delta = args != nullptr ? json::serialize(*args) : "{}";
-      emit({{"type", "TOOL_CALL_ARGS"}, {"toolCallId", id}, {"delta", delta}});
-      emit({{"type", "TOOL_CALL_END"}, {"toolCallId", id}});
+      announceToolCall(d);
+    } else if (type == "tool_approval_requested" || type == "tool_approval_resolved") {
+      // AG-UI has no approval events (its interrupts are a draft): the call is announced as a tool
+      // call, and the approval travels as CUSTOM events named like ours, with our data as value.
+      endText();
+      if (type == "tool_approval_requested") announceToolCall(d);
+      emit({{"type", "CUSTOM"}, {"name", type}, {"value", d}});
     } else if (type == "tool_completed") {
       std::string id = str("tool_call_id");
       auto* result = d.if_contains("result");
@@ -171,6 +184,7 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
   std::string message_id_;
   bool text_open_ = false;
   bool finished_ = false;
+  std::set<std::string> announced_calls_;
   int64_t cur_seq_ = 0;  // the stored event being mapped (0: none)
   int cur_k_ = 0;
   int64_t skip_seq_ = 0;
@@ -181,8 +195,8 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
 // The run of one POST /agui: the client's thread if it is one of this user's, else a new one; then
 // the event stream. Called on the store pool (it may read and write the store).
 net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
-                        WsGateway& gateway, const std::string& user_id, const std::string& content,
-                        const std::string& client_thread, const std::string& client_run) {
+                        WsGateway& gateway, const EventStreamLimits& limits, const std::string& user_id,
+                        const std::string& content, const std::string& client_thread, const std::string& client_run) {
   // The thread: the client's, if it is one of this user's; otherwise a new one.
   std::string thread_id;
   auto known = client_thread.empty() ? core::Result<std::optional<delivery::ThreadInfo>>(std::nullopt)
@@ -199,8 +213,10 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
   }
 
   net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
-  reply.stream = [&delivery, &bridge, &gateway, user_id, thread_id, client_thread, client_run,
+  reply.stream = [&delivery, &bridge, &gateway, limits, user_id, thread_id, client_thread, client_run,
                   content](const std::shared_ptr<net::StreamWriter>& out) {
+    // A run may wait minutes for a tool approval: comment lines keep proxies from closing the stream.
+    out->keepAlive(limits.keepalive, ": keepalive\n\n", limits.send_timeout);
     auto conn =
         std::make_shared<AguiConnection>(user_id, out, client_thread.empty() ? thread_id : client_thread, client_run);
     agents::UserContext run{user_id, thread_id, core::newId("run"), client_run};
@@ -226,7 +242,8 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
 // GET /agui/runs/{run}: the run's AG-UI events after the one the client received last (all of them
 // without Last-Event-ID), then live until the run ends. Called on the store pool.
 net::HttpReply rejoinRun(store::Store& store, delivery::Delivery& delivery, WsGateway& gateway,
-                         const std::string& user_id, const std::string& run_id, int64_t seq, int k) {
+                         const EventStreamLimits& limits, const std::string& user_id, const std::string& run_id,
+                         int64_t seq, int k) {
   auto events = store.runEvents(user_id, run_id);
   if (!events) return net::jsonError(503, events.error().code, events.error().message);
   if (events->empty()) return net::jsonError(404, "run_not_found", "no run '" + run_id + "' of this user");
@@ -242,8 +259,9 @@ net::HttpReply rejoinRun(store::Store& store, delivery::Delivery& delivery, WsGa
   }
   int64_t from = events->front().seq - 1;
   net::HttpReply reply{200, "text/event-stream", {}, {}, {}, {}};
-  reply.stream = [&delivery, &gateway, user_id, run_id, thread_id, client_run, seq, k,
+  reply.stream = [&delivery, &gateway, limits, user_id, run_id, thread_id, client_run, seq, k,
                   from](const std::shared_ptr<net::StreamWriter>& out) {
+    out->keepAlive(limits.keepalive, ": keepalive\n\n", limits.send_timeout);
     auto conn = std::make_shared<AguiConnection>(user_id, out, thread_id, client_run);
     conn->setRun(run_id);
     conn->rejoinAfter(seq, k);
@@ -283,8 +301,9 @@ bool parseAguiId(const std::string& id, const std::string& run_id, int64_t& seq,
 }  // namespace
 
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
-                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, const std::function<bool()>& ready) {
-  server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, ready](const net::HttpRequest& req) {
+                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
+                  const std::function<bool()>& ready) {
+  server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, limits, ready](const net::HttpRequest& req) {
     auto caller = authenticateApiRequest(req, gateway, ready);
     if (caller.refusal) return std::move(*caller.refusal);
     const std::string& user_id = caller.user_id;
@@ -310,14 +329,14 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
 
     // Finding or creating the thread may wait on the store: on the store pool.
     return answerOnStorePool(
-        gateway, [&store, &delivery, &bridge, &gateway, user_id, content, client_thread, client_run] {
-          return startRun(store, delivery, bridge, gateway, user_id, content, client_thread, client_run);
+        gateway, [&store, &delivery, &bridge, &gateway, limits, user_id, content, client_thread, client_run] {
+          return startRun(store, delivery, bridge, gateway, limits, user_id, content, client_thread, client_run);
         });
   });
 
   server.route(
       "GET", "/agui/runs/",
-      [&store, &delivery, &gateway, ready](const net::HttpRequest& req) {
+      [&store, &delivery, &gateway, limits, ready](const net::HttpRequest& req) {
         auto caller = authenticateApiRequest(req, gateway, ready);
         if (caller.refusal) return std::move(*caller.refusal);
         std::string run_id = req.path.substr(std::string("/agui/runs/").size());
@@ -331,8 +350,8 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
         if (!last.empty() && !parseAguiId(last, run_id, seq, k)) {
           return net::jsonError(400, "invalid_field", "Last-Event-ID must be the id of an event of this run");
         }
-        return answerOnStorePool(gateway, [&store, &delivery, &gateway, user = caller.user_id, run_id, seq, k] {
-          return rejoinRun(store, delivery, gateway, user, run_id, seq, k);
+        return answerOnStorePool(gateway, [&store, &delivery, &gateway, limits, user = caller.user_id, run_id, seq, k] {
+          return rejoinRun(store, delivery, gateway, limits, user, run_id, seq, k);
         });
       },
       true);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "gateway/event_stream.hpp"
 #include "net/http_server.hpp"
 
 #include <functional>
@@ -23,8 +24,11 @@ class WsGateway;
 // answers text/event-stream with RUN_STARTED, STEP_STARTED/FINISHED, TEXT_MESSAGE_START/CONTENT/END,
 // TOOL_CALL_START/ARGS/END/RESULT and RUN_FINISHED or RUN_ERROR, mapped from the run's events
 // (table in docs/protocol.md). Same JWT auth as the API. The run is an ordinary run of the
-// user: stored, in the user's stream, visible to their WebSocket connections too.
+// user: stored, in the user's stream, visible to their WebSocket connections too. A tool approval
+// is a CUSTOM event (name tool_approval_requested / tool_approval_resolved); the stream stays open
+// while the run waits, with a comment line every limits.keepalive.
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
-                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, const std::function<bool()>& ready);
+                  agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
+                  const std::function<bool()>& ready);
 
 }  // namespace agentwire::gateway

@@ -331,6 +331,18 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     sendReply(*ctx.conn, "approvals", f.id, {{"approvals", approvalsJson(*pending)}});
   });
 
+  router.addHandler("list_runs", [s](const ClientContext& ctx, const Frame& f) {
+    auto thread_id = optionalString(f.data, "thread_id");
+    if (!thread_id) return sendError(ctx, thread_id.error(), f);
+    if (!*thread_id || (*thread_id)->empty()) {
+      return gateway::sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
+    }
+    if (!ownedThread(s.delivery, ctx, f, **thread_id)) return;
+    auto runs = threadRunStates(s.store, ctx.user_id, **thread_id, s.limits.list_page_max);
+    if (!runs) return sendError(ctx, runs.error(), f);
+    sendReply(*ctx.conn, "runs", f.id, {{"thread_id", **thread_id}, {"runs", std::move(*runs)}});
+  });
+
   router.addHandler("get_run", [s](const ClientContext& ctx, const Frame& f) {
     auto run_id = optionalString(f.data, "run_id");
     if (!run_id) return sendError(ctx, run_id.error(), f);

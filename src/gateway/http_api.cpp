@@ -165,15 +165,17 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
     if (!body) return net::jsonError(400, body.error().code, body.error().message);
     return call(req, Frame{"create_thread", "", std::move(body.value())}, "thread_created", 201);
   });
-  // /api/threads/{id}/messages
+  // /api/threads/{id}/messages, GET /api/threads/{id}/runs
   auto messages = [call, bodyObject](const net::HttpRequest& req) {
     const std::string prefix = "/api/threads/";
     std::string rest = req.path.substr(prefix.size());
     auto slash = rest.find('/');
-    if (slash == std::string::npos || rest.substr(slash) != "/messages" || slash == 0) {
+    bool runs = slash != std::string::npos && rest.substr(slash) == "/runs" && req.method != "POST";
+    if (slash == std::string::npos || (rest.substr(slash) != "/messages" && !runs) || slash == 0) {
       return net::jsonError(404, "not_found", "no such endpoint: " + req.path);
     }
     std::string thread_id = rest.substr(0, slash);
+    if (runs) return call(req, Frame{"list_runs", "", {{"thread_id", thread_id}}}, "runs", 200);
     if (req.method == "GET" || req.method == "HEAD") {
       json::object data{{"thread_id", thread_id}};
       if (auto it = req.query.find("limit"); it != req.query.end()) data["limit"] = std::atoll(it->second.c_str());

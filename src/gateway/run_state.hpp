@@ -25,6 +25,11 @@ namespace agentwire::gateway {
 core::Result<std::optional<boost::json::object>> runState(store::Store& store, const std::string& user_id,
                                                           const std::string& run_id);
 
+// The states of a thread's runs (as runState), oldest first: those whose messages are among the
+// thread's last `limit`, and any older one whose events are still retained.
+core::Result<boost::json::array> threadRunStates(store::Store& store, const std::string& user_id,
+                                                 const std::string& thread_id, int limit);
+
 // Pending approvals as listed to their user (list_approvals, GET /api/approvals): approval_id,
 // thread_id, run_id, tool_call_id, tool_name, args, status, created_at, expires_at.
 boost::json::array approvalsJson(const std::vector<store::Approval>& approvals);

@@ -167,6 +167,9 @@ class Store {
   // The retained events of one run of the user, in order. A scan of the user's retained stream (no
   // index on run_id, which every append would pay for): for API calls, never the event path.
   virtual core::Result<std::vector<StoredEvent>> runEvents(const std::string& user_id, const std::string& run_id) = 0;
+  // The retained events of one thread of the user, in order; the same kind of scan as runEvents.
+  virtual core::Result<std::vector<StoredEvent>> threadEvents(const std::string& user_id,
+                                                              const std::string& thread_id) = 0;
   // The heads (last seq) of these users' streams; users without a stream are left out. One query:
   // how a node checks that its connections have not missed a commit of another node.
   virtual core::Result<std::vector<std::pair<std::string, int64_t>>> streamHeads(

@@ -246,6 +246,12 @@ TEST_P(StoreContractTest, RunEventsAreTheRunsOfThatUserInOrder) {
   EXPECT_LT(r1[0].seq, r1[1].seq);
   EXPECT_EQ(r1[0].run_id, "r1");
   EXPECT_TRUE(store_->runEvents("gil", "none").value().empty());
+  auto other = thread("gil");
+  ASSERT_TRUE(store_->appendEvents({event("gil", other, "r3")}).ok());
+  auto in_thread = store_->threadEvents("gil", t).value();
+  ASSERT_EQ(in_thread.size(), 3u) << "the thread's events, not the other thread's nor another user's";
+  EXPECT_EQ(in_thread[2].run_id, "r1");
+  EXPECT_TRUE(store_->threadEvents("hal", t).value().empty());
 }
 
 TEST_P(StoreContractTest, DeleteThreadRemovesItsMessagesAndRuns) {

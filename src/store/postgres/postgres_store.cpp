@@ -427,6 +427,21 @@ core::Result<std::vector<StoredEvent>> PostgresStore::runEvents(const std::strin
       });
 }
 
+core::Result<std::vector<StoredEvent>> PostgresStore::threadEvents(const std::string& user_id,
+                                                                   const std::string& thread_id) {
+  return withConnection<std::vector<StoredEvent>>(
+      "read a thread's events", false, [&](pg::Connection& c) -> core::Result<std::vector<StoredEvent>> {
+        auto r = c.exec(
+            "SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = $1 AND "
+            "thread_id = $2 ORDER BY seq",
+            Params{user_id, thread_id});
+        if (!r) return r.error();
+        std::vector<StoredEvent> out;
+        for (int i = 0; i < r->size(); ++i) out.push_back(eventRow(*r, i));
+        return out;
+      });
+}
+
 core::Result<std::vector<StoredEvent>> PostgresStore::eventsAfter(const std::string& user_id, int64_t after_seq,
                                                                   int limit) {
   return withConnection<std::vector<StoredEvent>>(

@@ -42,6 +42,8 @@ class PostgresStore final : public Store, public lifecycle::Component {
   core::Result<CommitStats> commit(const WriteBatch& batch) override;
   core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
   core::Result<std::vector<StoredEvent>> runEvents(const std::string& user_id, const std::string& run_id) override;
+  core::Result<std::vector<StoredEvent>> threadEvents(const std::string& user_id,
+                                                      const std::string& thread_id) override;
   core::Result<std::vector<std::pair<std::string, int64_t>>> streamHeads(
       const std::vector<std::string>& users) override;
   core::Result<StreamInfo> streamInfo(const std::string& user_id) override;

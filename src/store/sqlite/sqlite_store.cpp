@@ -547,6 +547,18 @@ core::Result<std::vector<StoredEvent>> SqliteStore::runEvents(const std::string&
   });
 }
 
+core::Result<std::vector<StoredEvent>> SqliteStore::threadEvents(const std::string& user_id,
+                                                                 const std::string& thread_id) {
+  return guarded<std::vector<StoredEvent>>("read a thread's events", false, [&] {
+    Stmt s(db_, prepared("SELECT seq, user_id, type, thread_id, run_id, ts_ms, data FROM events WHERE user_id = ? AND "
+                         "thread_id = ? ORDER BY seq"));
+    s.bind(1, user_id).bind(2, thread_id);
+    std::vector<StoredEvent> out;
+    while (s.step()) out.push_back(readEvent(s));
+    return out;
+  });
+}
+
 core::Result<int64_t> SqliteStore::pruneEvents(const std::string& user_id, int64_t keep_last, int64_t older_than_ms) {
   return guarded<int64_t>("prune events", true, [&] {
     auto info = streamInfoLocked(user_id);
