@@ -151,6 +151,8 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
             parked.append((ack, req))
         other = await self.connect("fay")
         ack, req = await self.parked_run(other, "another user")
+        _, text = self.srv.get("/metrics")
+        self.assertEqual(harness.metric_samples(text, "agentwire_agent_runs_awaiting_approval")[frozenset()], 4)
         await other.request("approve_tool", {"approval_id": req["approval_id"], "decision": "approve"}, id_="a",
                             want="approval_recorded")
         done = await other.recv_until(of_run(ack["run_id"], *TERMINAL))

@@ -180,6 +180,9 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.back().add(static_cast<double>(c.ws_gateway.openConnections()));
     out.emplace_back("agentwire_agent_runs_active", "Agent runs queued or executing.", Family::Type::Gauge);
     out.back().add(static_cast<double>(c.bridge.activeRuns()));
+    out.emplace_back("agentwire_agent_runs_awaiting_approval", "Agent runs parked on a tool approval on this node.",
+                     Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.bridge.parkedRuns()));
 
     const auto& lease = c.bridge.leaseStats();
     out.emplace_back("agentwire_node_takeovers_total",
