@@ -31,6 +31,7 @@ class ScriptedAgent final : public Agent {
   std::string run(const RunInput&, RunContext& ctx) override {
     ctx.emitter.emit("agent_thinking", {{"reasoning", "adding"}, {"step", 1}});
     auto r = ctx.callTool("calculator", {{"op", "add"}, {"a", 2}, {"b", 3}});
+    if (!r) return "no sum: " + r.error().code;
     return "2 + 3 = " + std::to_string(static_cast<int>(r->as_object().at("value").as_double()));
   }
 };
@@ -183,21 +184,27 @@ class BridgeTest : public ::testing::Test {
     EXPECT_EQ(frames.front().at("type").as_string(), "agent_started");
     int terminals = 0;
     std::set<std::string> open_calls;
+    std::set<std::string> waiting;
     int64_t last_seq = 0;
     for (const auto& f : frames) {
       auto type = f.at("type").as_string();
       EXPECT_GT(f.at("seq").as_int64(), last_seq);
       last_seq = f.at("seq").as_int64();
       if (terminal(f)) ++terminals;
-      if (type == "tool_executing") open_calls.insert(std::string(f.at("data").at("tool_call_id").as_string()));
+      // A call opens at tool_executing, or at tool_approval_requested (a denied call never executes).
+      if (type == "tool_executing" || type == "tool_approval_requested") {
+        open_calls.insert(std::string(f.at("data").at("tool_call_id").as_string()));
+      }
+      if (type == "tool_approval_requested") waiting.insert(std::string(f.at("data").at("tool_call_id").as_string()));
       if (type == "tool_completed") {
         EXPECT_EQ(open_calls.erase(std::string(f.at("data").at("tool_call_id").as_string())), 1u)
-            << "tool_completed without its tool_executing";
+            << "tool_completed without its tool_executing or tool_approval_requested";
       }
     }
     EXPECT_EQ(terminals, 1);
     EXPECT_TRUE(terminal(frames.back()));
-    EXPECT_TRUE(open_calls.empty());
+    // Only a call that waited for approval may stay open: its run was stopped while it waited.
+    for (const auto& call : open_calls) EXPECT_EQ(waiting.count(call), 1u) << call;
     return std::string(frames.back().at("type").as_string());
   }
 
@@ -569,6 +576,95 @@ TEST_F(BridgeTest, AStoppedRunSaysWhy) {
   ASSERT_TRUE(bridge_->stopRun("rae", ctx.run_id));
   ASSERT_TRUE(waitForEnd(*c, ctx.run_id));
   EXPECT_EQ(runFrames(*c, ctx.run_id).back().at("data").at("reason").as_string(), "requested");
+}
+
+}  // namespace
+}  // namespace agentwire::agents
+
+namespace agentwire::agents {
+namespace {
+
+// Many runs park on one worker; answers race each other (two per approval, from two threads), stops
+// race answers. Every run ends exactly once, with its events in order and nothing repeated; the
+// first answer of each approval is the one that counts. Under TSan: the workers, the approvals thread
+// and the answering threads share the bridge's state.
+TEST_F(BridgeTest, ParkedRunsAreAnsweredOnceWhateverRacesThem) {
+  startWith({.workers = 1, .max_queue = 1000, .max_queued_per_user = 100, .approval_required_tools = {"calculator"}});
+  auto c = connect("pam");
+  constexpr int kRuns = 12;
+  std::vector<UserContext> runs;
+  for (int i = 0; i < kRuns; ++i) {
+    runs.push_back(newRun("pam"));
+    ASSERT_TRUE(bridge_->startRun(runs.back(), "x", "scripted").ok());
+  }
+  std::vector<std::string> approvals;
+  for (const auto& r : runs) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::string id;
+    while (id.empty() && std::chrono::steady_clock::now() < deadline) {
+      for (const auto& f : runFrames(*c, r.run_id)) {
+        if (f.at("type").as_string() == "tool_approval_requested") {
+          id = std::string(f.at("data").at("approval_id").as_string());
+        }
+      }
+      if (id.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_FALSE(id.empty()) << "run " << r.run_id << " never parked: parked runs must not hold the worker";
+    approvals.push_back(id);
+  }
+  EXPECT_EQ(bridge_->parkedRuns(), static_cast<std::size_t>(kRuns));
+  EXPECT_EQ(bridge_->answerApproval("someone_else", approvals[0], true, "", "x").error().code, "approval_not_found");
+
+  std::atomic<int> wins{0};
+  auto answer = [&](bool approve) {
+    for (int i = 0; i < kRuns; ++i) {
+      if (i % 4 == 3) {
+        (void)bridge_->stopRun("pam", runs[i].run_id);
+        continue;
+      }
+      auto r = bridge_->answerApproval("pam", approvals[i], approve, approve ? "" : "no", approve ? "t1" : "t2");
+      if (r) {
+        ++wins;
+      } else {
+        EXPECT_EQ(r.error().code, "approval_resolved");
+      }
+    }
+  };
+  std::thread t1(answer, true);
+  std::thread t2(answer, false);
+  t1.join();
+  t2.join();
+  for (const auto& r : runs) ASSERT_TRUE(waitForEnd(*c, r.run_id)) << r.run_id;
+  delivery_.flush();
+  int answered = 0;
+  for (int i = 0; i < kRuns; ++i) {
+    auto frames = runFrames(*c, runs[i].run_id);
+    auto end = checkInvariants(frames);
+    int started = 0, resolved = 0;
+    std::string decision;
+    for (const auto& f : frames) {
+      auto type = f.at("type").as_string();
+      if (type == "agent_started") ++started;
+      if (type == "tool_approval_resolved") {
+        ++resolved;
+        decision = std::string(f.at("data").at("decision").as_string());
+      }
+    }
+    EXPECT_EQ(started, 1);
+    EXPECT_EQ(resolved, 1) << "each approval is resolved once";
+    if (i % 4 == 3) {
+      // A stop races nothing here: it expires the approval, and the run ends stopped.
+      EXPECT_EQ(decision, "expired");
+      EXPECT_EQ(end, "agent_stopped");
+      continue;
+    }
+    ++answered;
+    EXPECT_TRUE(decision == "approved" || decision == "denied") << decision;
+    EXPECT_EQ(end, "agent_completed");
+  }
+  EXPECT_EQ(wins.load(), answered) << "one winning answer per approval";
+  EXPECT_EQ(bridge_->parkedRuns(), 0u);
+  EXPECT_EQ(bridge_->activeRuns(), 0u);
 }
 
 }  // namespace
