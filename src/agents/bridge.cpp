@@ -453,6 +453,9 @@ void AgentWebSocketBridge::execute(Run& run) {
   auto emitter = createUserEmitter(run.ctx);
   emitter->token_ = run.cancel.get();
   emitter->journal_ = run.journal.get();
+  emitter->pace_max_ = std::chrono::milliseconds(options_.pace_max_ms);
+  emitter->paced_us_ = &paced_us_;
+  emitter->pacing_now_ = &pacing_now_;
   auto t0 = std::chrono::steady_clock::now();
   // Each stretch of execution gets the run's time: a run parked on an approval is not timed while it waits.
   run.cancel->setDeadline(t0 + std::chrono::milliseconds(options_.run_timeout_ms));

@@ -77,6 +77,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     // run parks meanwhile, holding no worker, for at most approval_timeout_ms.
     std::set<std::string> approval_required_tools{};
     int approval_timeout_ms = 600000;
+    // A run's text deltas wait while a connection of its user is behind, up to this long each time
+    // (0 = never): the agent is paced by its reader.
+    int pace_max_ms = 30000;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
@@ -135,6 +138,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     std::atomic<uint64_t> renew_failures{0};
   };
   const LeaseStats& leaseStats() const { return lease_stats_; }
+  // Time agents waited for a reader that was behind (UserEmitter pacing), in microseconds.
+  uint64_t pacedMicros() const { return paced_us_.load(); }
+  // Runs waiting for a reader right now.
+  int pacingNow() const { return pacing_now_.load(); }
 
   std::size_t activeRuns() const;
   // Finished runs by (agent, outcome); outcome is completed, error, stopped, timeout or
@@ -244,6 +251,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
   bus::Bus* bus_ = nullptr;
   LeaseStats lease_stats_;
+  std::atomic<uint64_t> paced_us_{0};
+  std::atomic<int> pacing_now_{0};
   std::mutex lease_mutex_;
   std::condition_variable lease_cv_;
   bool lease_stopping_ = false;

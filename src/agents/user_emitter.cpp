@@ -4,6 +4,9 @@
 #include "agents/chunk_rollup.hpp"
 #include "delivery/delivery.hpp"
 
+#include <algorithm>
+#include <thread>
+
 namespace agentwire::agents {
 
 bool UserEmitter::abandoned() const {
@@ -24,7 +27,29 @@ core::Result<bool> UserEmitter::emit(const std::string& type, boost::json::objec
   if (abandoned()) return core::Error{"run_abandoned", "the run was ended by another node"};
   if (journal_ != nullptr && journal_->replaying()) return true;
   if (type == "tool_executing") ++tool_calls_;
+  // Only text deltas are paced: they are what a fast producer makes thousands of.
+  if (type == "agent_response_chunk") paceByReader();
   return send(type, std::move(data), {});
+}
+
+void UserEmitter::paceByReader() const {
+  if (pace_max_.count() <= 0 || !delivery_.readerBehind(ctx_.user_id)) return;
+  // A reader behind catches up from the stream as its queue drains; the agent waits for it, checking
+  // with a short backoff (this is rare: a client reading slower than the agent writes), and never
+  // longer than pace_max_ (a reader that stops reading is cut off after ws.send_timeout_ms anyway).
+  auto start = std::chrono::steady_clock::now();
+  auto step = std::chrono::milliseconds(1);
+  if (pacing_now_ != nullptr) ++*pacing_now_;
+  while (delivery_.readerBehind(ctx_.user_id) && !(token_ != nullptr && token_->cancelled()) &&
+         std::chrono::steady_clock::now() - start < pace_max_) {
+    std::this_thread::sleep_for(step);
+    step = std::min(step * 2, std::chrono::milliseconds(16));
+  }
+  if (pacing_now_ != nullptr) --*pacing_now_;
+  if (paced_us_ != nullptr) {
+    *paced_us_ +=
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+  }
 }
 
 core::Result<bool> UserEmitter::emitLifecycle(const std::string& type, boost::json::object data,

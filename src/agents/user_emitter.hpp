@@ -5,6 +5,7 @@
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -49,6 +50,7 @@ class UserEmitter {
   // Text deltas go through a rollup (agents.chunk_window_ms); every event then does, in order.
   void useRollup(std::shared_ptr<ChunkRollup> rollup, RollupTimer& timer);
   core::Result<bool> send(const std::string& type, boost::json::object data, const std::string& run_status) const;
+  void paceByReader() const;
   core::Result<bool> deliver(const std::string& type, boost::json::object data, const std::string& run_status) const;
   // The runner's first and last events: they also set the run's stored status.
   core::Result<bool> emitLifecycle(const std::string& type, boost::json::object data,
@@ -62,6 +64,11 @@ class UserEmitter {
   const UserContext ctx_;
   const CancelToken* token_ = nullptr;   // set by the bridge for the runs it executes
   const RunJournal* journal_ = nullptr;  // set by the bridge when the run can park
+  // Pacing by the reader: text deltas wait while a connection of the user is behind, at most this
+  // long each time (0 = never); the time waited is added to *paced_us_.
+  std::chrono::milliseconds pace_max_{0};
+  std::atomic<uint64_t>* paced_us_ = nullptr;
+  std::atomic<int>* pacing_now_ = nullptr;  // emitters waiting right now
   mutable std::atomic<int> tool_calls_{0};
   std::shared_ptr<ChunkRollup> rollup_;
   RollupTimer* timer_ = nullptr;

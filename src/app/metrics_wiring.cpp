@@ -180,6 +180,13 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     out.back().add(static_cast<double>(c.ws_gateway.openConnections()));
     out.emplace_back("agentwire_agent_runs_active", "Agent runs queued or executing.", Family::Type::Gauge);
     out.back().add(static_cast<double>(c.bridge.activeRuns()));
+    out.emplace_back("agentwire_agent_paced_seconds_total",
+                     "Time agents waited for a reader that was behind (their text deltas paced by it).",
+                     Family::Type::Counter);
+    out.back().add(static_cast<double>(c.bridge.pacedMicros()) / 1e6);
+    out.emplace_back("agentwire_agent_runs_paced", "Agent runs waiting for a reader that is behind, now.",
+                     Family::Type::Gauge);
+    out.back().add(static_cast<double>(c.bridge.pacingNow()));
     out.emplace_back("agentwire_agent_runs_awaiting_approval", "Agent runs parked on a tool approval on this node.",
                      Family::Type::Gauge);
     out.back().add(static_cast<double>(c.bridge.parkedRuns()));

@@ -84,7 +84,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
           cfg.store.backend == "postgres" ? cfg.node.lease_ms : 0, cfg.node.lease_renew_ms, cfg.agents.chunk_window_ms,
           cfg.agents.chunk_max_bytes,
           std::set<std::string>(cfg.agents.approval_required_tools.begin(), cfg.agents.approval_required_tools.end()),
-          cfg.agents.approval_timeout_ms},
+          cfg.agents.approval_timeout_ms, cfg.agents.pace_max_ms},
       Deps{"delivery", "message_handlers", "analytics"});
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(

@@ -109,8 +109,9 @@ struct Config {
     int chunk_max_bytes = 4096;                          // ... up to this size
     std::vector<std::string> approval_required_tools{};  // tool calls that wait for a person's approval
     int approval_timeout_ms = 600000;                    // ... at most this long, then they expire
-    std::string process_command;                         // when set, agent "process" runs this under /bin/sh -c
-    std::string llm_base_url;  // when set, agent "llm" talks to this OpenAI-compatible endpoint
+    int pace_max_ms = 30000;      // text deltas wait for a reader that is behind, at most this long each time
+    std::string process_command;  // when set, agent "process" runs this under /bin/sh -c
+    std::string llm_base_url;     // when set, agent "llm" talks to this OpenAI-compatible endpoint
     std::string llm_api_key;
     std::string llm_model = "gpt-4o-mini";
     int llm_idle_timeout_ms = 30000;

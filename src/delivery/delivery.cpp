@@ -630,6 +630,17 @@ std::size_t Delivery::userCount() const {
   return users_connected_.load();
 }
 
+bool Delivery::readerBehind(const std::string& user_id) const {
+  std::shared_lock lock(users_mutex_);
+  auto it = users_.find(user_id);
+  if (it == users_.end()) return false;
+  std::lock_guard ulock(it->second->mutex);
+  for (const auto& e : it->second->entries) {
+    if (e.mode == Mode::CatchingUp && !e.resume_pending) return true;
+  }
+  return false;
+}
+
 std::size_t Delivery::connectionsOf(const std::string& user_id) const {
   std::shared_lock lock(users_mutex_);
   auto it = users_.find(user_id);

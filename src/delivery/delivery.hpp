@@ -177,6 +177,9 @@ class Delivery final : public lifecycle::Component {
   std::size_t connectionCount() const;
   std::size_t userCount() const;  // users with at least one live connection
   std::size_t connectionsOf(const std::string& user_id) const;
+  // Whether a live connection of the user fell behind (at the high-water mark, it catches up from
+  // the stream): agents pace their output by it. A resume's replay does not count.
+  bool readerBehind(const std::string& user_id) const;
   const DeliveryStats& stats() const { return stats_; }
 
  private:
