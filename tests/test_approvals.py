@@ -138,6 +138,8 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(r["data"]["code"], "invalid_field")
         r = await c.request("approve_tool", {"decision": "approve"}, id_="w")
         self.assertEqual(r["data"]["code"], "missing_field")
+        r = await c.request("approve_tool", {"approval_id": req["approval_id"]}, id_="u")
+        self.assertEqual(r["data"]["code"], "missing_field")
         # Still pending, still answerable by its user.
         ok = await c.request("approve_tool", {"approval_id": req["approval_id"], "decision": "approve"}, id_="v",
                              want="approval_recorded")
@@ -226,6 +228,28 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         types = [f["type"] for f in c.events() if f.get("run_id") == ack["run_id"]]
         self.assertEqual(types, ["tool_approval_resolved", "tool_executing", "tool_completed",
                                  *(["agent_response_chunk"] * (len(types) - 4)), "agent_completed"], types)
+        await c.close()
+
+
+    async def test_a_denial_holds_after_a_restart_that_no_longer_requires_approval(self):
+        c = await self.connect("kay")
+        ack, req = await self.parked_run(c, "denied anyway")
+        last_seq = c.events()[-1]["seq"]
+        epoch = c.established["epoch"]
+        await c.close()
+        self.srv.stop()
+        # The tool no longer needs approval: the run still waits for its answer, and a denial holds.
+        self.srv = harness.Server("--set", "agents.workers=1", data_dir=self.srv.dir).start()
+        c = await self.connect("kay")
+        await c.request("resume", {"last_seq": last_seq, "epoch": epoch}, id_="res", want="resume_complete")
+        status, body, _ = self.srv.request("POST", f"/api/approvals/{req['approval_id']}", {"decision": "deny"},
+                                           headers=self.auth("kay"))
+        self.assertEqual(status, 200, body)
+        done = await frame(c, of_run(ack["run_id"], *TERMINAL))
+        self.assertEqual((done["type"], done["data"]["content"]), ("agent_completed", "Echo (0 words): denied anyway"))
+        types = [f["type"] for f in c.events() if f.get("run_id") == ack["run_id"]]
+        self.assertNotIn("tool_executing", types)
+        self.assertIn("agent_response_chunk", types, "events after the answer are sent")
         await c.close()
 
 

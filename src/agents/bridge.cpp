@@ -108,9 +108,16 @@ void AgentWebSocketBridge::stop() {
     }
     lease_cv_.notify_all();
     lease_thread_.join();
-    // Every run here ended (agent_stopped, committed by now): nothing for another node to take over.
+    // Every run here ended (agent_stopped, committed by now): nothing for another node to take over;
+    // unless runs wait for approvals here: then the lease is left to expire, so that, if this node
+    // does not come back within node.lease_ms, another node ends them.
     delivery_.flush();
-    (void)store_.dropLease(options_.node_id);
+    bool waiting = false;
+    {
+      std::lock_guard lock(mutex_);
+      waiting = !parked_.empty();
+    }
+    if (!waiting) (void)store_.dropLease(options_.node_id);
   }
 }
 
@@ -191,8 +198,13 @@ void AgentWebSocketBridge::renewAndTakeOver() {
 }
 
 void AgentWebSocketBridge::abandonRuns() {
-  std::lock_guard lock(mutex_);
-  for (auto& [id, entry] : runs_) entry.second->abandon();
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, entry] : runs_) entry.second->abandon();
+    // Parked runs were ended by the node that took over: taken up, they end silently.
+    for (auto& [id, p] : parked_) endParkedLocked(id, "interrupted", "this node lost its lease");
+  }
+  approvals_cv_.notify_all();
 }
 
 std::unique_ptr<UserEmitter> AgentWebSocketBridge::createUserEmitter(const UserContext& ctx) {
@@ -306,7 +318,8 @@ void AgentWebSocketBridge::submit(Submission s, Accepted accepted) {
             // {reason: interrupted}; this run is queued behind them and starts when they have.
             for (const auto& [run_id, who] : run_threads_) {
               if (who.second != s.ctx.thread_id || who.first != s.ctx.user_id) continue;
-              runs_.at(run_id).second->interrupt();
+              // Its stop token is gone once its terminal event is queued (releaseThreadOf).
+              if (auto token = runs_.find(run_id); token != runs_.end()) token->second.second->interrupt();
               endParkedLocked(run_id, "interrupted", "a newer message on the thread interrupted the run");
             }
           }

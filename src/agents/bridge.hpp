@@ -176,9 +176,13 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     std::string approval_id;
     int64_t expires_ms = 0;
     // Ended without an answer (stop_agent, an interrupting message): resolved "expired" by `by`.
-    std::string end_by;
-    std::string end_reason;
+    std::string end_by{};
+    std::string end_reason{};
     int64_t retry_ms = 0;  // the store failed: tried again then
+    // Its approval is stored and announced: until then park() owns it (nothing expires, ends or
+    // takes it up), and an answer given meanwhile waits here for park() to take the run up.
+    bool stored = false;
+    std::optional<store::Approval> answered{};
   };
   // Admission of a new run (the checks of startRun without queueing it).
   core::Result<Agent*> admit(const std::string& user_id, const std::string& agent_name) const;

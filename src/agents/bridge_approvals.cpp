@@ -49,39 +49,17 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
   a.created_ms = core::nowMs();
   a.expires_ms = a.created_ms + options_.approval_timeout_ms;
   {
-    // Parked before the approval is stored: an answer (which needs the stored approval) always
-    // finds the run here.
+    // In parked_ before the approval is stored (an answer needs the stored approval, so it always
+    // finds the run here), but not `stored` until park() is done with it.
     std::lock_guard lock(mutex_);
-    executing_.erase(run.ctx.run_id);
-    if (--running_per_user_[run.ctx.user_id] == 0) running_per_user_.erase(run.ctx.user_id);
-    Parked p{run, a.id, a.expires_ms, {}, {}, 0};
+    Parked p{run, a.id, a.expires_ms};
     p.run.parked = false;
     p.run.resumed = true;
     p.run.approval_id = a.id;
     parked_.emplace(run.ctx.run_id, std::move(p));
-    run.parked = true;  // the worker leaves its thread's place to the parked run
   }
-  cv_.notify_all();  // another run of this user may execute now
-  auto added = store_.addApproval(a);
-  if (!added) {
-    log_->error("run '{}' of user '{}' cannot wait for approval of tool '{}': {}", run.ctx.run_id, run.ctx.user_id,
-                a.tool_name, added.error().message);
-    {
-      std::lock_guard lock(mutex_);
-      parked_.erase(run.ctx.run_id);
-      executing_.insert(run.ctx.run_id);
-      ++running_per_user_[run.ctx.user_id];
-    }
-    run.parked = false;
-    releaseThreadOf(run);
-    emitter.emitLifecycle(
-        "agent_error",
-        {{"code", "unavailable"}, {"message", "cannot store the tool approval: " + added.error().message}}, "error");
-    release(run);
-    return finish(run, emitter, t0, "error", "unavailable");
-  }
-  approvals_cv_.notify_all();  // its expiry
-  log_->info("run '{}' of user '{}' waits for approval '{}' of tool '{}'", a.run_id, a.user_id, a.id, a.tool_name);
+  // Announced before it can be answered (it is stored next): tool_approval_resolved always follows
+  // it in the user's stream (one writer per stream keeps the order).
   emitter.emitLifecycle("tool_approval_requested",
                         {{"approval_id", a.id},
                          {"tool_call_id", a.tool_call_id},
@@ -89,6 +67,42 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
                          {"args", std::move(parked.args)},
                          {"expires_at", a.expires_ms}},
                         {});
+  auto added = store_.addApproval(a);
+  if (!added) {
+    log_->error("run '{}' of user '{}' cannot wait for approval of tool '{}': {}", run.ctx.run_id, run.ctx.user_id,
+                a.tool_name, added.error().message);
+    {
+      std::lock_guard lock(mutex_);
+      parked_.erase(run.ctx.run_id);
+    }
+    releaseThreadOf(run);
+    emitter.emitLifecycle(
+        "agent_error",
+        {{"code", "unavailable"}, {"message", "cannot store the tool approval: " + added.error().message}}, "error");
+    release(run);
+    return finish(run, emitter, t0, "error", "unavailable");
+  }
+  std::optional<store::Approval> answered;
+  {
+    std::lock_guard lock(mutex_);
+    executing_.erase(run.ctx.run_id);
+    if (--running_per_user_[run.ctx.user_id] == 0) running_per_user_.erase(run.ctx.user_id);
+    run.parked = true;  // the worker leaves its thread's place to the parked run
+    auto& p = parked_.at(run.ctx.run_id);
+    p.stored = true;
+    answered = std::move(p.answered);
+    p.answered.reset();
+    // Stopped or interrupted after execute() decided to park it and before it was in parked_ (both
+    // take mutex_, so one of them sees the other): it ends now rather than at its expiry.
+    if (p.end_by.empty() && !stopping_ && run.cancel->stopRequested()) {
+      p.end_by = run.cancel->interrupted() ? "interrupted" : "stop_agent";
+      p.end_reason = "the run was stopped";
+    }
+  }
+  cv_.notify_all();            // another run of this user may execute now
+  approvals_cv_.notify_all();  // its expiry, or an end asked for meanwhile
+  log_->info("run '{}' of user '{}' waits for approval '{}' of tool '{}'", a.run_id, a.user_id, a.id, a.tool_name);
+  if (answered) resumeParked(*answered);  // answered before park() was done
 }
 
 core::Result<store::Approval> AgentWebSocketBridge::answerApproval(const std::string& user_id,
@@ -134,10 +148,16 @@ void AgentWebSocketBridge::resumeParked(const store::Approval& a) {
     std::lock_guard lock(mutex_);
     auto it = parked_.find(a.run_id);
     if (it != parked_.end() && it->second.approval_id == a.id) {
+      if (!it->second.stored) {
+        it->second.answered = a;  // park() takes it up once it is done
+        return;
+      }
+      // Shutting down: it stays parked; its approval is resolved and not taken up, so the next
+      // start takes it up.
+      if (stopping_) return;
       Run run = std::move(it->second.run);
       parked_.erase(it);
       run.journal->rewind(decisionOf(a));
-      if (stopping_) run.cancel->cancel();  // shutting down: it ends with agent_stopped
       // First in the queue, and its thread free for it alone: no later run of the thread goes before it.
       running_threads_.erase(run.ctx.thread_id);
       ++queued_per_user_[run.ctx.user_id];
@@ -211,7 +231,9 @@ core::Result<std::set<std::string>> AgentWebSocketBridge::loadParkedRuns() {
       running_threads_.insert(a.thread_id);
       runs_[a.run_id] = {a.user_id, run.cancel};
       run_threads_[a.run_id] = {a.user_id, a.thread_id};
-      parked_.emplace(a.run_id, Parked{std::move(run), a.id, a.expires_ms, {}, {}, 0});
+      Parked p{std::move(run), a.id, a.expires_ms};
+      p.stored = true;
+      parked_.emplace(a.run_id, std::move(p));
     }
     if (a.status != "pending") answered.push_back(a);  // answered after the process stopped, before it took up
   }
@@ -277,6 +299,7 @@ void AgentWebSocketBridge::approvalsLoop() {
     int64_t now = core::nowMs();
     int64_t next = now + 60000;
     for (auto& [run_id, p] : parked_) {
+      if (!p.stored) continue;  // park() is not done with it
       if (p.retry_ms > now) {
         next = std::min(next, p.retry_ms);
         continue;
@@ -315,7 +338,13 @@ void AgentWebSocketBridge::approvalsLoop() {
       // approval_resolved: answered at the same moment; that answer takes the run up.
       if (!r && r.error().code == "approval_not_found") {
         dropParked(d.approval_id);
-      } else if (!r && r.error().code != "approval_resolved") {
+      } else if (!r && r.error().code == "approval_resolved") {
+        // Resolved elsewhere: answered on another node whose message was lost, or expired by the
+        // node that took over this one's runs (this node lost its lease). Taken up here either way:
+        // an abandoned run ends silently and gives back its place.
+        auto a = store_.findApproval(d.approval_id);
+        if (a && *a) resumeParked(**a);
+      } else if (!r) {
         log_->warn("cannot expire approval '{}': {}; tried again in a second", d.approval_id, r.error().message);
       }
     }

@@ -669,3 +669,44 @@ TEST_F(BridgeTest, ParkedRunsAreAnsweredOnceWhateverRacesThem) {
 
 }  // namespace
 }  // namespace agentwire::agents
+
+namespace agentwire::agents {
+namespace {
+
+// Stops sent at any moment of a run's life, parking included (a stop that lands while the run is
+// being parked, before its approval is stored, must still end it). Every run ends exactly once, and
+// nothing is left parked or counted.
+TEST_F(BridgeTest, StopsRacingParkingEndEveryRunOnce) {
+  startWith({.workers = 2, .max_queue = 1000, .max_queued_per_user = 100, .approval_required_tools = {"calculator"}});
+  auto c = connect("sid");
+  constexpr int kRuns = 40;
+  std::vector<UserContext> runs;
+  for (int i = 0; i < kRuns; ++i) {
+    runs.push_back(newRun("sid"));
+    ASSERT_TRUE(bridge_->startRun(runs.back(), "x", "scripted").ok());
+    // From at once to well after parking: some stops find the run queued, executing, being parked, parked.
+    std::this_thread::sleep_for(std::chrono::microseconds(37 * (i % 16)));
+    (void)bridge_->stopRun("sid", runs.back().run_id);
+  }
+  for (const auto& r : runs) ASSERT_TRUE(waitForEnd(*c, r.run_id)) << r.run_id;
+  delivery_.flush();
+  for (const auto& r : runs) {
+    auto frames = runFrames(*c, r.run_id);
+    EXPECT_EQ(checkInvariants(frames), "agent_stopped") << r.run_id;
+    int requested = 0, resolved = 0;
+    for (const auto& f : frames) {
+      requested += f.at("type").as_string() == "tool_approval_requested";
+      resolved += f.at("type").as_string() == "tool_approval_resolved";
+    }
+    EXPECT_EQ(requested, resolved) << "a run that parked has its approval resolved (expired) before it ends";
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (bridge_->activeRuns() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(bridge_->parkedRuns(), 0u);
+  EXPECT_EQ(bridge_->activeRuns(), 0u);
+}
+
+}  // namespace
+}  // namespace agentwire::agents

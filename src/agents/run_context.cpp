@@ -25,9 +25,14 @@ core::Result<json::value> RunContext::callTool(const std::string& name, const js
     return core::Error{std::string(err.at("code").as_string()), std::string(err.at("message").as_string())};
   }
   core::Result<json::value> result = json::value();
-  if (journal != nullptr && approval_required != nullptr && approval_required->count(name) > 0) {
-    auto decision = journal->takeDecision();
-    if (!decision) throw RunParked{call_id.empty() ? core::newId("call") : call_id, name, args};
+  // A run taken up after an approval reaches the call it waited for here (the record is used up),
+  // whether or not the tool still needs approval (the configuration may have changed meanwhile).
+  auto decision = journal != nullptr ? journal->takeDecision() : std::nullopt;
+  bool needs_approval = approval_required != nullptr && approval_required->count(name) > 0;
+  if (!decision && journal != nullptr && needs_approval) {
+    throw RunParked{call_id.empty() ? core::newId("call") : call_id, name, args};
+  }
+  if (decision) {
     if (decision->tool_name != name) {
       throw AgentError("interrupted", "the run could not be taken up again: its agent called another tool");
     }

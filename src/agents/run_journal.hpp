@@ -49,7 +49,8 @@ class RunJournal {
     cursor_ = 0;
     decision_ = std::move(decision);
   }
-  // The decision the run resumes with, once the record is used up (ends the replay).
+  // The decision the run resumes with, once the record is used up (ends the replay); nullopt before,
+  // and when there is none.
   std::optional<ApprovalDecision> takeDecision();
   const boost::json::array& entries() const { return entries_; }
 

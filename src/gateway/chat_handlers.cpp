@@ -312,7 +312,8 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     }
     auto decision = optionalString(f.data, "decision");
     if (!decision) return sendError(ctx, decision.error(), f);
-    if (!*decision || (**decision != "approve" && **decision != "deny")) {
+    if (!*decision) return gateway::sendError(*ctx.conn, "missing_field", "data.decision is required", f.id);
+    if (**decision != "approve" && **decision != "deny") {
       return gateway::sendError(*ctx.conn, "invalid_field", "data.decision must be \"approve\" or \"deny\"", f.id);
     }
     auto reason = optionalString(f.data, "reason");

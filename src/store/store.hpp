@@ -191,7 +191,8 @@ class Store {
   // that executes it.
   virtual core::Result<std::optional<RunRecord>> findRun(const std::string& run_id) = 0;
 
-  // Tool approvals (see Approval). Stores a new, pending one.
+  // Tool approvals (see Approval). Stores a new, pending one; the run's earlier approvals count as
+  // taken up from now on (a run waits for one at a time, even if marking one failed before).
   virtual core::Result<bool> addApproval(const Approval& approval) = 0;
   virtual core::Result<std::optional<Approval>> findApproval(const std::string& approval_id) = 0;
   // The first answer wins: a pending approval takes `status` (approved, denied, expired), `reason`

@@ -343,15 +343,20 @@ TEST_P(StoreContractTest, AnApprovalIsResolvedOnceAndWaitsWithItsRunUntilResumed
   EXPECT_TRUE(store_->pendingApprovals("ann")->empty());
   EXPECT_EQ(store_->parkedApprovals("node-a")->size(), 1u) << "answered, its run not yet taken up again";
 
-  ASSERT_TRUE(store_->markApprovalResumed("apr_1").ok());
+  a.id = "apr_2";  // the run waits again, though apr_1 was never marked taken up
+  ASSERT_TRUE(store_->addApproval(a).ok());
+  auto waiting = store_->parkedApprovals("node-a").value();
+  ASSERT_EQ(waiting.size(), 1u) << "a run waits for one approval at a time";
+  EXPECT_EQ(waiting[0].id, "apr_2");
+  ASSERT_TRUE(store_->markApprovalResumed("apr_2").ok());
   EXPECT_TRUE(store_->parkedApprovals("node-a")->empty());
-  a.id = "apr_2";
+  a.id = "apr_3";
   ASSERT_TRUE(store_->addApproval(a).ok());
   EXPECT_EQ(store_->parkedApprovals("node-a")->size(), 1u);
   ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_stopped", "stopped")}).ok());
   EXPECT_TRUE(store_->parkedApprovals("node-a")->empty()) << "its run ended";
   ASSERT_TRUE(store_->deleteThread(t).ok());
-  EXPECT_FALSE(store_->findApproval("apr_2")->has_value());
+  EXPECT_FALSE(store_->findApproval("apr_3")->has_value());
 }
 
 TEST_P(StoreContractTest, AWriteProbeSucceedsOnAHealthyStore) {

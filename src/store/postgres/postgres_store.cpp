@@ -575,11 +575,14 @@ core::Result<std::optional<RunRecord>> PostgresStore::findRun(const std::string&
 
 core::Result<bool> PostgresStore::addApproval(const Approval& a) {
   return withConnection<bool>("add an approval", true, [&](pg::Connection& c) -> core::Result<bool> {
-    auto r = c.exec("INSERT INTO approvals (" AW_APPROVAL_COLUMNS
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                    Params{a.id, a.user_id, a.thread_id, a.run_id, a.tool_call_id, a.tool_name, a.args_json,
-                           a.run_state_json, a.node_id, a.status, a.reason, a.by, str(a.created_ms), str(a.expires_ms),
-                           str(a.resolved_ms), a.resumed ? "true" : "false"});
+    // A run waits for one approval at a time: its earlier ones are behind it (see Store::addApproval).
+    auto r = c.exec(
+        "WITH old AS (UPDATE approvals SET resumed = true WHERE run_id = $4 AND NOT resumed) "
+        "INSERT INTO approvals (" AW_APPROVAL_COLUMNS
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        Params{a.id, a.user_id, a.thread_id, a.run_id, a.tool_call_id, a.tool_name, a.args_json, a.run_state_json,
+               a.node_id, a.status, a.reason, a.by, str(a.created_ms), str(a.expires_ms), str(a.resolved_ms),
+               a.resumed ? "true" : "false"});
     if (!r) return r.error();
     return true;
   });

@@ -627,6 +627,10 @@ core::Result<std::optional<RunRecord>> SqliteStore::findRun(const std::string& r
 
 core::Result<bool> SqliteStore::addApproval(const Approval& a) {
   return guarded<bool>("add an approval", true, [&] {
+    Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    // A run waits for one approval at a time: its earlier ones are behind it (see Store::addApproval).
+    Stmt old(db_, prepared("UPDATE approvals SET resumed = 1 WHERE run_id = ? AND resumed = 0"));
+    old.bind(1, a.run_id).step();
     Stmt s(db_, prepared("INSERT INTO approvals(id, user_id, thread_id, run_id, tool_call_id, tool_name, args, "
                          "run_state, node_id, status, reason, by, created_ms, expires_ms, resolved_ms, resumed) "
                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
@@ -634,6 +638,7 @@ core::Result<bool> SqliteStore::addApproval(const Approval& a) {
     s.bind(6, a.tool_name).bind(7, a.args_json).bind(8, a.run_state_json).bind(9, a.node_id).bind(10, a.status);
     s.bind(11, a.reason).bind(12, a.by).bind(13, a.created_ms).bind(14, a.expires_ms).bind(15, a.resolved_ms);
     s.bind(16, int64_t{a.resumed ? 1 : 0}).step();
+    Stmt(db_, prepared("COMMIT")).step();
     return true;
   });
 }
