@@ -39,7 +39,9 @@ std::string nodeId(const core::Config& cfg) {
 
 store::Store& addStore(lifecycle::Registry& registry, const core::Config& cfg) {
   if (cfg.store.backend == "postgres") {
-    return registry.add(std::make_unique<store::PostgresStore>(cfg.store.url, cfg.store.pool_size, Deps{"config"}));
+    auto pg = std::make_unique<store::PostgresStore>(cfg.store.url, cfg.store.pool_size, Deps{"config"});
+    pg->setIdleTransactionTimeout(cfg.node.lease_ms / 2);
+    return registry.add(std::move(pg));
   }
   auto sqlite = std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"});
   sqlite->setSyncFull(cfg.store.sync == "full");

@@ -46,7 +46,17 @@ bool Connection::ensure(std::string& error) {
   if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return true;
   if (conn_ != nullptr) PQfinish(conn_);
   conn_ = PQconnectdb(conninfo_.c_str());
-  if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return true;
+  if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) {
+    if (setup_.empty()) return true;
+    pg_result* r = PQexec(conn_, setup_.c_str());
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) error = PQresultErrorMessage(r);
+    PQclear(r);
+    if (ok) return true;
+    PQfinish(conn_);
+    conn_ = nullptr;
+    return false;
+  }
   error = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
   while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
   return false;
@@ -101,8 +111,8 @@ core::Result<Rows> Connection::outcome(pg_result* r) {
   return core::Error{classify(sqlstate), fmt::format("{} (SQLSTATE {})", msg, sqlstate)};
 }
 
-Pool::Pool(std::string conninfo, int size) {
-  for (int i = 0; i < size; ++i) free_.push_back(std::make_unique<Connection>(conninfo));
+Pool::Pool(std::string conninfo, int size, const std::string& setup) {
+  for (int i = 0; i < size; ++i) free_.push_back(std::make_unique<Connection>(conninfo, setup));
 }
 
 Pool::Lease::~Lease() {

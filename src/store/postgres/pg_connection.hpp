@@ -43,7 +43,9 @@ inline constexpr const char* kRetry = "retry";
 // One libpq connection, used by one thread at a time (the pool hands it out).
 class Connection {
  public:
-  explicit Connection(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+  // `setup`: statements run on every (re)connection (session settings).
+  explicit Connection(std::string conninfo, std::string setup = {})
+      : conninfo_(std::move(conninfo)), setup_(std::move(setup)) {}
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -59,13 +61,14 @@ class Connection {
   core::Result<Rows> outcome(pg_result* r);
 
   std::string conninfo_;
+  std::string setup_;
   pg_conn* conn_ = nullptr;
 };
 
 // A fixed set of connections; borrow() waits for a free one (bounded by `timeout`).
 class Pool {
  public:
-  Pool(std::string conninfo, int size);
+  Pool(std::string conninfo, int size, const std::string& setup = {});
 
   class Lease {
    public:

@@ -104,7 +104,10 @@ PostgresStore::~PostgresStore() {
 }
 
 void PostgresStore::start() {
-  pool_ = std::make_unique<pg::Pool>(url_, pool_size_);
+  pool_ = std::make_unique<pg::Pool>(
+      url_, pool_size_,
+      idle_tx_timeout_ms_ > 0 ? fmt::format("SET idle_in_transaction_session_timeout = {}", idle_tx_timeout_ms_)
+                              : std::string{});
   auto lease = pool_->borrow(std::chrono::seconds(5));
   if (!lease) throw std::runtime_error("no PostgreSQL connection available");
   auto& c = **lease;

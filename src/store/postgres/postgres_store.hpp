@@ -27,6 +27,11 @@ class PostgresStore final : public Store, public lifecycle::Component {
  public:
   PostgresStore(std::string url, int pool_size, std::vector<std::string> dependencies);
   ~PostgresStore() override;
+  // PostgreSQL ends a session of ours that stays idle inside a transaction longer than this (0 =
+  // never), releasing its locks: a node paused (SIGSTOP, a VM freeze) in the middle of a commit
+  // otherwise holds the rows of its users' streams and runs, and the node that takes over its runs
+  // waits on them until it resumes. Half of node.lease_ms. Before start().
+  void setIdleTransactionTimeout(int ms) { idle_tx_timeout_ms_ = ms; }
 
   void start() override;
   void stop() override;
@@ -77,6 +82,7 @@ class PostgresStore final : public Store, public lifecycle::Component {
 
   std::string url_;
   int pool_size_;
+  int idle_tx_timeout_ms_ = 0;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<pg::Pool> pool_;
   std::atomic<bool> write_failing_{false};
