@@ -19,12 +19,6 @@ def of_run(run, *types):
     return lambda f: f.get("run_id") == run and f["type"] in types
 
 
-async def frame(c, pred):
-    """The first frame matching pred: maybe received already (a run taken up after an answer can end
-    before the answer's reply is read), else the next one to arrive."""
-    return next((f for f in c.frames if pred(f)), None) or await c.recv_until(pred)
-
-
 class ApprovalTest(unittest.IsolatedAsyncioTestCase):
     ARGS = (*APPROVAL, "--set", "agents.workers=1")
 
@@ -47,7 +41,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         ack = await c.request("user_message", data, id_=id_, want="ack")
         self.assertEqual(ack["type"], "ack", ack)
         run = ack["data"]["run_id"]
-        req = await frame(c, of_run(run, "tool_approval_requested", *TERMINAL))
+        req = await c.first(of_run(run, "tool_approval_requested", *TERMINAL))
         self.assertEqual(req["type"], "tool_approval_requested", req)
         return ack["data"], req["data"]
 
@@ -71,7 +65,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
                                  want="approval_recorded")
         self.assertEqual(ok["data"], {"approval_id": req["approval_id"], "decision": "approve"})
 
-        done = await frame(c, of_run(run, *TERMINAL))
+        done = await c.first(of_run(run, *TERMINAL))
         self.assertEqual(done["type"], "agent_completed", done)
         self.assertEqual(done["data"]["content"], "Echo (4 words): count these four words")
         types = [f["type"] for f in c.events() if f.get("run_id") == run]
@@ -106,7 +100,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         status, body, _ = self.srv.request("POST", f"/api/approvals/{req['approval_id']}",
                                            {"decision": "deny", "reason": "not now"}, headers=self.auth("bob"))
         self.assertEqual((status, body), (200, {"approval_id": req["approval_id"], "decision": "deny"}))
-        done = await frame(c, of_run(ack["run_id"], *TERMINAL))
+        done = await c.first(of_run(ack["run_id"], *TERMINAL))
         self.assertEqual(done["type"], "agent_completed", done)
         self.assertEqual(done["data"]["content"], "Echo (0 words): two words", "the tool's result was the denial")
         resolved = next(f["data"] for f in c.events() if f["type"] == "tool_approval_resolved")
@@ -144,7 +138,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         ok = await c.request("approve_tool", {"approval_id": req["approval_id"], "decision": "approve"}, id_="v",
                              want="approval_recorded")
         self.assertEqual(ok["type"], "approval_recorded", ok)
-        done = await frame(c, of_run(ack["run_id"], *TERMINAL))
+        done = await c.first(of_run(ack["run_id"], *TERMINAL))
         self.assertEqual(done["type"], "agent_completed")
         await c.close()
         await other.close()
@@ -163,14 +157,13 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(harness.metric_samples(text, "agentwire_agent_runs_awaiting_approval")[frozenset()], 4)
         await other.request("approve_tool", {"approval_id": req["approval_id"], "decision": "approve"}, id_="a",
                             want="approval_recorded")
-        done = await frame(other, of_run(ack["run_id"], *TERMINAL))
+        done = await other.first(of_run(ack["run_id"], *TERMINAL))
         self.assertEqual(done["type"], "agent_completed", done)
         for i, (ack, req) in enumerate(parked):
             await c.request("approve_tool", {"approval_id": req["approval_id"], "decision": "approve"}, id_=f"a{i}",
                             want="approval_recorded")
         for ack, _ in parked:
-            done = next((f for f in c.frames if of_run(ack["run_id"], *TERMINAL)(f)), None) or \
-                await frame(c, of_run(ack["run_id"], *TERMINAL))
+            done = await c.first(of_run(ack["run_id"], *TERMINAL))
             self.assertEqual(done["type"], "agent_completed", done)
         await c.close()
         await other.close()
@@ -186,7 +179,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         await c.request("approve_tool", {"approval_id": req["approval_id"], "decision": "approve"}, id_="a",
                         want="approval_recorded")
         # The second run parks in turn, after the first one ended.
-        await frame(c, of_run(second_run, "tool_approval_requested"))
+        await c.first(of_run(second_run, "tool_approval_requested"))
         order = [(f["type"], f["run_id"]) for f in c.events() if f["type"] in ("agent_started", "agent_completed")]
         self.assertEqual(order, [("agent_started", ack["run_id"]), ("agent_completed", ack["run_id"]),
                                  ("agent_started", second_run)])
@@ -197,7 +190,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         ack, req = await self.parked_run(c)
         stop = await c.request("stop_agent", {"run_id": ack["run_id"]}, id_="s", want="stop_requested")
         self.assertEqual(stop["data"]["status"], "stopping")
-        done = await frame(c, of_run(ack["run_id"], *TERMINAL))
+        done = await c.first(of_run(ack["run_id"], *TERMINAL))
         self.assertEqual((done["type"], done["data"]["reason"]), ("agent_stopped", "requested"), done)
         resolved = next(f["data"] for f in c.events() if f["type"] == "tool_approval_resolved")
         self.assertEqual((resolved["decision"], resolved["by"]), ("expired", "stop_agent"))
@@ -222,7 +215,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         status, body, _ = self.srv.request("POST", f"/api/approvals/{req['approval_id']}", {"decision": "approve"},
                                            headers=self.auth("ivy"))
         self.assertEqual(status, 200, body)
-        done = await frame(c, of_run(ack["run_id"], *TERMINAL))
+        done = await c.first(of_run(ack["run_id"], *TERMINAL))
         self.assertEqual(done["type"], "agent_completed", done)
         self.assertEqual(done["data"]["content"], "Echo (2 words): survive this")
         types = [f["type"] for f in c.events() if f.get("run_id") == ack["run_id"]]
@@ -245,7 +238,7 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         status, body, _ = self.srv.request("POST", f"/api/approvals/{req['approval_id']}", {"decision": "deny"},
                                            headers=self.auth("kay"))
         self.assertEqual(status, 200, body)
-        done = await frame(c, of_run(ack["run_id"], *TERMINAL))
+        done = await c.first(of_run(ack["run_id"], *TERMINAL))
         self.assertEqual((done["type"], done["data"]["content"]), ("agent_completed", "Echo (0 words): denied anyway"))
         types = [f["type"] for f in c.events() if f.get("run_id") == ack["run_id"]]
         self.assertNotIn("tool_executing", types)
@@ -264,7 +257,7 @@ class ApprovalExpiryTest(unittest.IsolatedAsyncioTestCase):
         c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "jo"))
         ack = await c.request("user_message", {"content": "too late"}, id_="m", want="ack")
         run = ack["data"]["run_id"]
-        done = await frame(c, of_run(run, *TERMINAL))
+        done = await c.first(of_run(run, *TERMINAL))
         self.assertEqual((done["type"], done["data"]["content"]), ("agent_completed", "Echo (0 words): too late"))
         req = next(f["data"] for f in c.events() if f["type"] == "tool_approval_requested")
         resolved = next(f["data"] for f in c.events() if f["type"] == "tool_approval_resolved")

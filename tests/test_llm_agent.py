@@ -141,9 +141,8 @@ class LlmApprovalTest(unittest.IsolatedAsyncioTestCase):
         ok = await c.request("approve_tool", {"approval_id": req["data"]["approval_id"], "decision": decision,
                                               "reason": "no maths today"}, id_="a", want="approval_recorded")
         self.assertEqual(ok["type"], "approval_recorded", ok)
-        ends = lambda f: f.get("run_id") == run and f["type"] in TERMINAL  # noqa: E731
         # The run may end before the answer's reply is read.
-        done = next((f for f in c.frames if ends(f)), None) or await c.recv_until(ends)
+        done = await c.first(lambda f: f.get("run_id") == run and f["type"] in TERMINAL)
         await c.close()
         # The first completion was recorded: taking up again asks the model only for the next step.
         self.assertEqual(len(self.fake.requests), 2, [r["body"]["messages"] for r in self.fake.requests])

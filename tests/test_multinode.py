@@ -39,20 +39,12 @@ def ready(srv):
 
 async def wait_event(conn, run_id, types, timeout=30):
     """The run's first event of one of `types` on this connection (it may have arrived already)."""
-    def match(f):
-        return f.get("run_id") == run_id and f["type"] in types
-    for f in conn.frames:
-        if match(f):
-            return f
-    return await conn.recv_until(match, timeout=timeout)
+    return await conn.first(lambda f: f.get("run_id") == run_id and f["type"] in types, timeout)
 
 
 async def run_end(conn, run_id, timeout=30):
     """Waits for the run's terminal event on this connection (it may have arrived already)."""
-    def ends(f):
-        return f.get("run_id") == run_id and f["type"] in TERMINAL
-    if not any(ends(f) for f in conn.frames):
-        await conn.recv_until(ends, timeout=timeout)
+    await wait_event(conn, run_id, TERMINAL, timeout)
 
 
 @unittest.skipUnless(PG or os.environ.get("AW_REQUIRE_SERVICES") == "1", "no PostgreSQL (run through scripts/run-tests)")

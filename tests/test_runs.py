@@ -66,7 +66,7 @@ class RunStateTest(unittest.IsolatedAsyncioTestCase):
 
         ended = lambda f: f["type"] in TERMINAL and f.get("run_id") == queued_run  # noqa: E731
         # It may have ended while the requests above read their replies: those frames are kept.
-        done = next((f for f in c.frames if ended(f)), None) or await c.recv_until(ended)
+        done = await c.first(ended)
         self.assertEqual(done["type"], "agent_completed")
         token = wsclient.dev_token(self.srv.port, "ruth")
         status, body, _ = self.srv.request("GET", f"/api/runs/{queued_run}", headers={"Authorization": f"Bearer {token}"})

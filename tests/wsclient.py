@@ -74,6 +74,11 @@ class Client:
             if pred(f):
                 return f
 
+    async def first(self, pred, timeout=20):
+        """The first frame matching pred: one received already (e.g. while reading a request's reply),
+        else the next one to arrive."""
+        return next((f for f in self.frames if pred(f)), None) or await self.recv_until(pred, timeout)
+
     async def request(self, type_, data=None, id_="r", want=None, timeout=10):
         """Sends a frame and returns the reply that carries its id (an error or `want`)."""
         await self.send(type_, data, id_)

@@ -219,6 +219,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // its run up again. Errors as answerApproval.
   core::Result<store::Approval> resolve(const std::string& approval_id, const std::string& status,
                                         const std::string& reason, const std::string& by);
+  // tool_approval_resolved {approval_id, tool_call_id, tool_name, decision, by, reason?} of a resolved
+  // approval, in its user's stream.
+  void announceResolved(const store::Approval& approval);
   // Puts a parked run back in front of the queue with its decision; one parked elsewhere is sent to its node.
   void resumeParked(const store::Approval& approval);
   // A parked run ends without an answer: its approval is resolved "expired" on the approvals thread.

@@ -127,20 +127,24 @@ core::Result<store::Approval> AgentWebSocketBridge::resolve(const std::string& a
     return core::Error{"approval_resolved", fmt::format("approval '{}' was already resolved: {} by {}", approval_id,
                                                         a.status, a.by.empty() ? "?" : a.by)};
   }
+  // In the stream before any event of the run taken up again (both go through the user's one writer).
+  announceResolved(a);
+  resumeParked(a);
+  return a;
+}
+
+void AgentWebSocketBridge::announceResolved(const store::Approval& a) {
   json::object data{{"approval_id", a.id},
                     {"tool_call_id", a.tool_call_id},
                     {"tool_name", a.tool_name},
                     {"decision", a.status},
                     {"by", a.by}};
   if (!a.reason.empty()) data["reason"] = a.reason;
-  // In the stream before any event of the run taken up again (both go through the user's one writer).
   auto announced = delivery_.deliver(
       a.user_id, delivery::Event{"tool_approval_resolved", a.thread_id, a.run_id, std::move(data), {}, true});
   if (!announced) {
     log_->warn("cannot announce approval '{}' ({}): {}", a.id, a.status, announced.error().message);
   }
-  resumeParked(a);
-  return a;
 }
 
 void AgentWebSocketBridge::resumeParked(const store::Approval& a) {
@@ -199,18 +203,7 @@ core::Result<std::set<std::string>> AgentWebSocketBridge::loadParkedRuns() {
       // with agent_error interrupted, like every other run the previous process left.
       log_->warn("run '{}' waited for approval '{}' but cannot be taken up again (agent missing)", a.run_id, a.id);
       auto r = store_.resolveApproval(a.id, "expired", "the server restarted without the run's agent", "restart");
-      if (r && *r && (*r)->first) {
-        (void)delivery_.deliver(a.user_id, delivery::Event{"tool_approval_resolved",
-                                                           a.thread_id,
-                                                           a.run_id,
-                                                           {{"approval_id", a.id},
-                                                            {"tool_call_id", a.tool_call_id},
-                                                            {"tool_name", a.tool_name},
-                                                            {"decision", "expired"},
-                                                            {"by", "restart"}},
-                                                           {},
-                                                           true});
-      }
+      if (r && *r && (*r)->first) announceResolved((*r)->second);
       continue;
     }
     Run run;
@@ -252,17 +245,7 @@ void AgentWebSocketBridge::expireApprovalsOf(const std::string& node_id) {
     if (a.status != "pending") continue;
     // Its run ends next with the node's other runs (agent_error interrupted); nothing resumes it.
     auto r = store_.resolveApproval(a.id, "expired", "the server running this run stopped", "interrupted");
-    if (!r || !*r || !(*r)->first) continue;
-    (void)delivery_.deliver(a.user_id, delivery::Event{"tool_approval_resolved",
-                                                       a.thread_id,
-                                                       a.run_id,
-                                                       {{"approval_id", a.id},
-                                                        {"tool_call_id", a.tool_call_id},
-                                                        {"tool_name", a.tool_name},
-                                                        {"decision", "expired"},
-                                                        {"by", "interrupted"}},
-                                                       {},
-                                                       true});
+    if (r && *r && (*r)->first) announceResolved((*r)->second);
   }
 }
 

@@ -72,6 +72,20 @@ std::optional<store::ThreadCursor> parseCursor(const std::string& s) {
   return store::ThreadCursor{ms, s.substr(colon + 1)};
 }
 
+// data[key], a non-empty string; sends invalid_field or missing_field and returns nullopt otherwise.
+std::optional<std::string> requiredString(const ClientContext& ctx, const Frame& f, const char* key) {
+  auto v = optionalString(f.data, key);
+  if (!v) {
+    sendError(ctx, v.error(), f);
+    return std::nullopt;
+  }
+  if (!*v || (*v)->empty()) {
+    gateway::sendError(*ctx.conn, "missing_field", fmt::format("data.{} is required", key), f.id);
+    return std::nullopt;
+  }
+  return std::move(**v);
+}
+
 // data.on_busy: absent, or one of the policies; sends invalid_field and returns false otherwise.
 bool readOnBusy(const ClientContext& ctx, const Frame& f, std::optional<std::string>& out) {
   auto v = optionalString(f.data, "on_busy");
@@ -166,25 +180,22 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   });
 
   router.addHandler("get_thread_history", [s](const ClientContext& ctx, const Frame& f) {
-    auto thread_id = optionalString(f.data, "thread_id");
-    if (!thread_id) return sendError(ctx, thread_id.error(), f);
-    if (!*thread_id || (*thread_id)->empty()) {
-      return gateway::sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
-    }
+    auto thread_id = requiredString(ctx, f, "thread_id");
+    if (!thread_id) return;
     auto limit = optionalInt(f.data, "limit");
     if (!limit) return sendError(ctx, limit.error(), f);
     auto before = optionalInt(f.data, "before");
     if (!before) return sendError(ctx, before.error(), f);
-    if (!ownedThread(s.delivery, ctx, f, **thread_id)) return;
+    if (!ownedThread(s.delivery, ctx, f, *thread_id)) return;
     int n = static_cast<int>(std::clamp<int64_t>(limit->value_or(100), 1, s.limits.list_page_max * 5));
-    auto messages = s.store.listMessages(**thread_id, n, before->value_or(0));
+    auto messages = s.store.listMessages(*thread_id, n, before->value_or(0));
     if (!messages) return sendError(ctx, messages.error(), f);
     json::array out;
     for (const auto& m : *messages) out.emplace_back(messageJson(m));
     // Runs in progress with their answer so far: a device joining mid-run shows what the others show,
     // then applies the run's live events from `from_seq` on (earlier ones are in partial_answer).
     json::array in_progress;
-    for (const auto& [run_id, status] : s.bridge.threadRuns(ctx.user_id, **thread_id)) {
+    for (const auto& [run_id, status] : s.bridge.threadRuns(ctx.user_id, *thread_id)) {
       auto events = s.store.runEvents(ctx.user_id, run_id);
       if (!events) return sendError(ctx, events.error(), f);
       std::string partial;
@@ -202,7 +213,7 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
           {"run_id", run_id}, {"status", status}, {"partial_answer", std::move(partial)}, {"from_seq", last_seq + 1}});
     }
     sendReply(*ctx.conn, "thread_history", f.id,
-              {{"thread_id", **thread_id}, {"messages", std::move(out)}, {"runs_in_progress", std::move(in_progress)}});
+              {{"thread_id", *thread_id}, {"messages", std::move(out)}, {"runs_in_progress", std::move(in_progress)}});
   });
 
   router.addHandler("user_message", [s](const ClientContext& ctx, const Frame& f) {
@@ -284,32 +295,26 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   });
 
   router.addHandler("stop_agent", [s](const ClientContext& ctx, const Frame& f) {
-    auto run_id = optionalString(f.data, "run_id");
-    if (!run_id) return sendError(ctx, run_id.error(), f);
-    if (!*run_id || (*run_id)->empty()) {
-      return gateway::sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
-    }
-    auto stopped = s.bridge.stopRun(ctx.user_id, **run_id);
-    if (stopped) return sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", **run_id}, {"status", "stopping"}});
+    auto run_id = requiredString(ctx, f, "run_id");
+    if (!run_id) return;
+    auto stopped = s.bridge.stopRun(ctx.user_id, *run_id);
+    if (stopped) return sendReply(*ctx.conn, "stop_requested", f.id, {{"run_id", *run_id}, {"status", "stopping"}});
     if (stopped.error().code == "run_not_found") {
       // Idempotent: a run that already ended answers with how it ended, not an error (one whose
       // last event is queued but not yet stored is ending: "stopping").
-      auto state = runState(s.store, ctx.user_id, **run_id);
+      auto state = runState(s.store, ctx.user_id, *run_id);
       if (state && *state) {
         std::string status((*state)->at("status").as_string());
         return sendReply(*ctx.conn, "stop_requested", f.id,
-                         {{"run_id", **run_id}, {"status", runEnded(status) ? status : std::string("stopping")}});
+                         {{"run_id", *run_id}, {"status", runEnded(status) ? status : std::string("stopping")}});
       }
     }
     gateway::sendError(*ctx.conn, stopped.error().code, stopped.error().message, f.id);
   });
 
   router.addHandler("approve_tool", [s](const ClientContext& ctx, const Frame& f) {
-    auto approval_id = optionalString(f.data, "approval_id");
-    if (!approval_id) return sendError(ctx, approval_id.error(), f);
-    if (!*approval_id || (*approval_id)->empty()) {
-      return gateway::sendError(*ctx.conn, "missing_field", "data.approval_id is required", f.id);
-    }
+    auto approval_id = requiredString(ctx, f, "approval_id");
+    if (!approval_id) return;
     auto decision = optionalString(f.data, "decision");
     if (!decision) return sendError(ctx, decision.error(), f);
     if (!*decision) return gateway::sendError(*ctx.conn, "missing_field", "data.decision is required", f.id);
@@ -320,10 +325,10 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     if (!reason) return sendError(ctx, reason.error(), f);
     // `by` in tool_approval_resolved: the answering WebSocket's id, or "http" for the HTTP API.
     const std::string& conn_id = ctx.conn->id();
-    auto done = s.bridge.answerApproval(ctx.user_id, **approval_id, **decision == "approve", reason->value_or(""),
+    auto done = s.bridge.answerApproval(ctx.user_id, *approval_id, **decision == "approve", reason->value_or(""),
                                         conn_id.rfind("http", 0) == 0 ? std::string("http") : conn_id);
     if (!done) return sendError(ctx, done.error(), f);
-    sendReply(*ctx.conn, "approval_recorded", f.id, {{"approval_id", **approval_id}, {"decision", **decision}});
+    sendReply(*ctx.conn, "approval_recorded", f.id, {{"approval_id", *approval_id}, {"decision", **decision}});
   });
 
   router.addHandler("list_approvals", [s](const ClientContext& ctx, const Frame& f) {
@@ -333,26 +338,20 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
   });
 
   router.addHandler("list_runs", [s](const ClientContext& ctx, const Frame& f) {
-    auto thread_id = optionalString(f.data, "thread_id");
-    if (!thread_id) return sendError(ctx, thread_id.error(), f);
-    if (!*thread_id || (*thread_id)->empty()) {
-      return gateway::sendError(*ctx.conn, "missing_field", "data.thread_id is required", f.id);
-    }
-    if (!ownedThread(s.delivery, ctx, f, **thread_id)) return;
-    auto runs = threadRunStates(s.store, ctx.user_id, **thread_id, s.limits.list_page_max);
+    auto thread_id = requiredString(ctx, f, "thread_id");
+    if (!thread_id) return;
+    if (!ownedThread(s.delivery, ctx, f, *thread_id)) return;
+    auto runs = threadRunStates(s.store, ctx.user_id, *thread_id, s.limits.list_page_max);
     if (!runs) return sendError(ctx, runs.error(), f);
-    sendReply(*ctx.conn, "runs", f.id, {{"thread_id", **thread_id}, {"runs", std::move(*runs)}});
+    sendReply(*ctx.conn, "runs", f.id, {{"thread_id", *thread_id}, {"runs", std::move(*runs)}});
   });
 
   router.addHandler("get_run", [s](const ClientContext& ctx, const Frame& f) {
-    auto run_id = optionalString(f.data, "run_id");
-    if (!run_id) return sendError(ctx, run_id.error(), f);
-    if (!*run_id || (*run_id)->empty()) {
-      return gateway::sendError(*ctx.conn, "missing_field", "data.run_id is required", f.id);
-    }
-    auto state = runState(s.store, ctx.user_id, **run_id);
+    auto run_id = requiredString(ctx, f, "run_id");
+    if (!run_id) return;
+    auto state = runState(s.store, ctx.user_id, *run_id);
     if (!state) return sendError(ctx, state.error(), f);
-    if (!*state) return gateway::sendError(*ctx.conn, "run_not_found", "no run '" + **run_id + "' of this user", f.id);
+    if (!*state) return gateway::sendError(*ctx.conn, "run_not_found", "no run '" + *run_id + "' of this user", f.id);
     sendReply(*ctx.conn, "run", f.id, std::move(**state));
   });
 }

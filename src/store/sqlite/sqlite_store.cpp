@@ -142,8 +142,10 @@ RunRecord readRun(const Stmt& s) {
   return RunRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6)};
 }
 
-// Columns: id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, status,
-// reason, by, created_ms, expires_ms, resolved_ms, resumed.
+// A literal (statements are cached by their literal's address), in readApproval's column order.
+#define AW_SELECT_APPROVALS                                                                                        \
+  "SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, status, reason, by, " \
+  "created_ms, expires_ms, resolved_ms, resumed FROM approvals "
 Approval readApproval(const Stmt& s) {
   return Approval{s.text(0),     s.text(1),     s.text(2),     s.text(3),         s.text(4),  s.text(5),
                   s.text(6),     s.text(7),     s.text(8),     s.text(9),         s.text(10), s.text(11),
@@ -645,9 +647,7 @@ core::Result<bool> SqliteStore::addApproval(const Approval& a) {
 
 core::Result<std::optional<Approval>> SqliteStore::findApproval(const std::string& approval_id) {
   return guarded<std::optional<Approval>>("find an approval", false, [&] {
-    Stmt s(db_, prepared("SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, "
-                         "status, reason, by, created_ms, expires_ms, resolved_ms, resumed FROM approvals "
-                         "WHERE id = ?"));
+    Stmt s(db_, prepared(AW_SELECT_APPROVALS "WHERE id = ?"));
     s.bind(1, approval_id);
     std::optional<Approval> out;
     if (s.step()) out = readApproval(s);
@@ -665,9 +665,7 @@ core::Result<std::optional<std::pair<bool, Approval>>> SqliteStore::resolveAppro
                          "WHERE id = ? AND status = 'pending'"));
     u.bind(1, status).bind(2, reason).bind(3, by).bind(4, core::nowMs()).bind(5, approval_id).step();
     bool won = sqlite3_changes(db_) > 0;
-    Stmt s(db_, prepared("SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, "
-                         "status, reason, by, created_ms, expires_ms, resolved_ms, resumed FROM approvals "
-                         "WHERE id = ?"));
+    Stmt s(db_, prepared(AW_SELECT_APPROVALS "WHERE id = ?"));
     s.bind(1, approval_id);
     std::optional<std::pair<bool, Approval>> out;
     if (s.step()) out.emplace(won, readApproval(s));
@@ -679,9 +677,7 @@ core::Result<std::optional<std::pair<bool, Approval>>> SqliteStore::resolveAppro
 
 core::Result<std::vector<Approval>> SqliteStore::pendingApprovals(const std::string& user_id) {
   return guarded<std::vector<Approval>>("list pending approvals", false, [&] {
-    Stmt s(db_, prepared("SELECT id, user_id, thread_id, run_id, tool_call_id, tool_name, args, run_state, node_id, "
-                         "status, reason, by, created_ms, expires_ms, resolved_ms, resumed FROM approvals "
-                         "WHERE user_id = ? AND status = 'pending' ORDER BY created_ms, id"));
+    Stmt s(db_, prepared(AW_SELECT_APPROVALS "WHERE user_id = ? AND status = 'pending' ORDER BY created_ms, id"));
     s.bind(1, user_id);
     std::vector<Approval> out;
     while (s.step()) out.push_back(readApproval(s));
