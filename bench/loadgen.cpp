@@ -150,7 +150,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
                           if (ec) return self->fail("handshake", ec);
                           ++self->s_.stats.connected;
                           if (self->s_.opt.mode == "echo") {
-                            self->sendEcho();
+                            self->firstEcho();
                           } else {
                             self->established_ = false;
                           }
@@ -176,7 +176,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         s_.stats.rtt_us.push_back(std::chrono::duration<double, std::micro>(now - sent_).count());
         ++s_.stats.echoes;
       }
-      return sendEcho();
+      return nextEcho();
     }
     auto type = frameType(f);
     if (primary_) {  // the user's watcher on another node
@@ -270,6 +270,28 @@ class Conn : public std::enable_shared_from_this<Conn> {
     });
   }
 
+  // Echo mode with --think-ms: the same arrivals as chat mode, so that the echo's round-trip tail
+  // under the same load is the baseline of the chat latency figures.
+  void firstEcho() {
+    if (s_.opt.think_ms <= 0) return sendEcho();
+    std::uniform_real_distribution<double> offset(0, s_.opt.think_ms * 1000.0);
+    echoAfter(std::chrono::microseconds(static_cast<int64_t>(offset(rng_))));
+  }
+
+  void nextEcho() {
+    if (s_.opt.think_ms <= 0) return sendEcho();
+    if (!poisson()) return echoAfter(std::chrono::milliseconds(s_.opt.think_ms));
+    std::exponential_distribution<double> think(1.0 / (s_.opt.think_ms * 1000.0));
+    echoAfter(std::chrono::microseconds(static_cast<int64_t>(think(rng_))));
+  }
+
+  void echoAfter(std::chrono::microseconds delay) {
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->sendEcho();
+    });
+  }
+
   void sendMessage() {
     if (s_.stopping) return;
     waiting_ends_ = s_.opt.watch ? 2 : 1;
@@ -333,6 +355,25 @@ double pct(std::vector<double>& v, double p) {
   std::sort(v.begin(), v.end());
   auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1));
   return v[i];
+}
+
+// Time each CPU's hypervisor gave to other guests (the `steal` column of /proc/stat), in ms: a
+// latency tail that coincides with steal is the host's, not the server's.
+std::vector<double> stealMs() {
+  std::ifstream f("/proc/stat");
+  std::vector<double> out;
+  std::string line;
+  long hz = sysconf(_SC_CLK_TCK);
+  while (std::getline(f, line)) {
+    if (line.rfind("cpu", 0) != 0 || line.size() < 4 || line[3] == ' ') continue;
+    std::istringstream in(line);
+    std::string name;
+    unsigned long long v[8] = {};
+    in >> name;
+    for (auto& x : v) in >> x;
+    out.push_back(static_cast<double>(v[7]) * 1000.0 / static_cast<double>(hz));
+  }
+  return out;
 }
 
 // utime+stime of a process in seconds, from /proc/PID/stat.
@@ -450,6 +491,7 @@ int main(int argc, char** argv) {
   ioc.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.warmup_s)));
   double cpu0 = measure_server ? cpuAll() : 0;
   long rss_connected = measure_server ? rssAll() : 0;
+  auto steal0 = stealMs();
   s.measuring = true;
   auto t0 = Clock::now();
   ioc.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(o.duration_s)));
@@ -458,12 +500,19 @@ int main(int argc, char** argv) {
   double cpu = measure_server ? cpuAll() - cpu0 : 0;
   long rss_after = measure_server ? rssAll() : 0;
   s.stopping = true;
+  auto steal = stealMs();
+  std::string steal_json;
+  for (std::size_t i = 0; i < steal.size() && i < steal0.size(); ++i) {
+    steal_json += fmt::format("{}{:.0f}", i ? "," : "", steal[i] - steal0[i]);
+  }
+  std::printf("steal ms per CPU over the window: [%s]\n", steal_json.c_str());
 
   auto& st = s.stats;
   std::string json =
       fmt::format(R"({{"mode":"{}","connections":{},"connected":{},"failed":{},"window_s":{:.2f},"arrivals":"{}",)"
                   R"("think_ms":{})",
                   o.mode, o.connections, st.connected, st.failed, window, o.arrivals, o.think_ms);
+  json += fmt::format(R"(,"steal_ms":[{}])", steal_json);
   if (o.mode == "chat") {
     std::printf("runs/s %.0f   events/s %.0f   errors %llu\n", st.runs / window, st.events / window,
                 static_cast<unsigned long long>(st.errors));
@@ -492,10 +541,11 @@ int main(int argc, char** argv) {
     }
   } else if (o.mode == "echo") {
     auto& v = st.rtt_us;
-    std::printf("echoes/s %.0f   rtt p50 %.3f ms  p99 %.3f ms\n", st.echoes / window, pct(v, 50) / 1000,
-                pct(v, 99) / 1000);
-    json += fmt::format(R"(,"echoes_per_s":{:.1f},"rtt_ms":{{"p50":{:.3f},"p99":{:.3f}}})", st.echoes / window,
-                        pct(v, 50) / 1000, pct(v, 99) / 1000);
+    double p50 = pct(v, 50) / 1000, p95 = pct(v, 95) / 1000, p99 = pct(v, 99) / 1000, mx = pct(v, 100) / 1000;
+    std::printf("echoes/s %.0f   rtt p50 %.3f ms  p95 %.3f ms  p99 %.3f ms  max %.3f ms\n", st.echoes / window, p50,
+                p95, p99, mx);
+    json += fmt::format(R"(,"echoes_per_s":{:.1f},"rtt_ms":{{"p50":{:.3f},"p95":{:.3f},"p99":{:.3f},"max":{:.3f}}})",
+                        st.echoes / window, p50, p95, p99, mx);
     if (measure_server && st.echoes) {
       std::printf("server CPU %.2f s over the window = %.2f us per echoed frame\n", cpu, cpu * 1e6 / st.echoes);
       json += fmt::format(R"(,"server_cpu_s":{:.3f},"cpu_us_per_echo":{:.3f})", cpu, cpu * 1e6 / st.echoes);

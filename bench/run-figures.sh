@@ -77,6 +77,17 @@ load chat_100 --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw
   --warmup 2 --server-pid "$AW_PID"
 stop_all
 
+echo "== the machine: a fixed unit of CPU work on core $SERVER_CPU, 50 ms windows slower than the median"
+taskset -c "$SERVER_CPU" "$B/cpu_probe" --seconds 10 --json "$TMP/line" | grep -v "^{" || true
+python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d["label"]="cpu_probe"; print(json.dumps(d))' \
+  "$TMP/line" >> "$OUT"
+
+echo "== 1,000 connections, Poisson-like arrivals, mean 1 msg/s each: Beast echo round trips (the latency baseline)"
+start_echo
+load poisson_echo_1000 --mode echo --url "ws://127.0.0.1:$ECHO_PORT" -c 1000 -d 20 --warmup 3 --think-ms 1000 \
+  --arrivals poisson --server-pid "$ECHO_PID" --message-bytes 200
+stop_all
+
 echo "== 1,000 users, Poisson-like arrivals, mean 1 msg/s each (exponential think time, random offsets)"
 start_agentwire
 load poisson_1000 --mode chat --url "ws://127.0.0.1:$AW_PORT" --secret-file "$TMP/aw/dev-secret" -c 1000 \
@@ -118,12 +129,25 @@ print("|---|---|---|---|---|")
 if echo and chat:
     print(f"| server CPU per delivered frame, 100 users closed loop | Beast echo {echo:.2f} µs | {chat:.2f} µs | "
           f"{chat / echo:.2f}× | ≤ 2× |")
+def load_of(label):
+    cpu, window = get(label, "server_cpu_s"), get(label, "window_s")
+    return f", server busy {100 * cpu / window:.0f}% of its core" if cpu and window else ""
+rtt = get("poisson_echo_1000", "rtt_ms")
 for label, name in (("poisson_1000", "1,000 users, Poisson 1 msg/s"), ("lockstep_1000", "1,000 users lockstep (burst)")):
     lat = get(label, "latency_ms", "agent_completed")
     if lat:
         target = "p99 ≤ 5 ms" if label.startswith("poisson") else "p99 ≤ 100 ms"
-        print(f"| user_message → agent_completed, {name} | – | p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
-              f"p99 {lat['p99']:.2f} ms ({get(label, 'runs_per_s'):.0f} runs/s) | – | {target} |")
+        base = "–"
+        if rtt and label.startswith("poisson"):
+            base = (f"Beast echo round trip, same arrivals: p50 {rtt['p50']:.2f} ms, p99 {rtt['p99']:.2f} ms"
+                    f"{load_of('poisson_echo_1000')}")
+        print(f"| user_message → agent_completed, {name} | {base} | p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, "
+              f"p99 {lat['p99']:.2f} ms ({get(label, 'runs_per_s'):.0f} runs/s{load_of(label)}) | – | {target} |")
+probe = rows.get("cpu_probe")
+if probe:
+    print(f"| the machine: 50 ms windows in which a fixed CPU loop on the server's core ran slower than its median | – | "
+          f"{probe['windows_over_1_5x']} of {probe['windows']} over 1.5×, {probe['windows_over_2x']} over 2×, "
+          f"worst {probe['worst_ratio']:.1f}× | – | – |")
 ie, ia = get("idle_echo", "bytes_per_connection"), get("idle_agentwire", "bytes_per_connection")
 if ie and ia:
     n = get("idle_agentwire", "connected")
