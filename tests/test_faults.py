@@ -3,6 +3,7 @@ SIGKILL in the middle of runs, a disk that fills up (tmpfs) and writes that fail
 Nothing acked may be lost, every acked run ends with a terminal event, and the server recovers
 by itself."""
 import asyncio
+import json
 import os
 import sqlite3
 import subprocess
@@ -75,6 +76,21 @@ class InterruptedRunsTest(unittest.IsolatedAsyncioTestCase):
         srv3 = harness.Server(data_dir=srv.dir).start()
         srv3.stop()
         self.assertEqual(srv3.logs().count("runs were still queued or running"), 1, "only srv2 found any")
+
+    async def test_a_process_agent_holds_none_of_the_servers_descriptors(self):
+        # Were the server's sockets inherited, an agent that outlives a SIGKILLed server would keep its
+        # port and its users' connections open: clients would never see the crash.
+        agent = f"agents.process_command=/usr/bin/python3 {HERE}/agents/report_fds.py"
+        srv = harness.Server("--set", agent).start()
+        try:
+            c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "lena"))
+            ack = await c.request("user_message", {"content": "fds", "agent": "process"}, id_="m", want="ack")
+            done = await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == ack["data"]["run_id"])
+            self.assertEqual(done["type"], "agent_completed", done)
+            self.assertEqual(json.loads(done["data"]["content"]), [], "descriptors beyond 0-2 the agent was given")
+            await c.close()
+        finally:
+            srv.stop()
 
 
 class StoreFaultTest(unittest.IsolatedAsyncioTestCase):

@@ -35,6 +35,10 @@ class Child {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    // Nothing else of the server's: its sockets are not close-on-exec, and an agent that outlived a
+    // killed server would otherwise keep its listening port and its users' connections open (the
+    // clients would never notice the crash, and the restarted server could not bind).
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     // Its own process group, so that killing it also kills whatever the command started.
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
