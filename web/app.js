@@ -1,9 +1,10 @@
 // The agentwire chat page. Plain ES module, no build step.
 //
-// Delivery model (docs/protocol.md): every event for this user has a seq in the user's stream.
-// The page keeps the last seq it rendered (and the stream's epoch) in localStorage, resumes from
-// it on every (re)connect, ignores anything at or below it (so an event is never shown twice or
-// out of order), and acknowledges what it rendered with ack_events.
+// Delivery (resume from the last seq seen, dedupe, acks, reconnects, resync) is the JS client's
+// (clients/js/agentwire.js, served as /web/agentwire.js): the page is its first user. The page
+// renders what the client hands over: every event once, in seq order.
+
+import { AgentwireClient } from "./agentwire.js";
 
 const $ = (id) => document.getElementById(id);
 const EVENT_TYPES = new Set(["agent_started", "agent_thinking", "tool_executing", "tool_completed",
@@ -12,148 +13,69 @@ const EVENT_TYPES = new Set(["agent_started", "agent_thinking", "tool_executing"
 const state = {
   token: null,
   user: null,
-  ws: null,
-  epoch: null,
-  lastSeq: 0,
-  connState: "offline",
-  attempts: 0,
-  reconnectTimer: null,
-  ackTimer: null,
+  client: null,
   threads: new Map(),     // thread_id -> {thread_id, title, created_at, activity}
   items: new Map(),       // thread_id -> [item]; item = {kind: "message"|"run", ...}
   runs: new Map(),        // run_id -> run item
   current: null,          // thread_id shown, null = a new conversation
-  pending: new Map(),     // request id -> {resolve, reject}
-  nextId: 1,
 };
 
-// ---- persistence -------------------------------------------------------------------------
+// ---- persistence (the stream position is the client's; the page keeps the thread shown) ----
 
-const storeKey = () => `agentwire:${state.user}`;
-function saveCursor() {
-  localStorage.setItem(storeKey(), JSON.stringify({ epoch: state.epoch, lastSeq: state.lastSeq, current: state.current }));
+const currentKey = () => `agentwire:${state.user}:current`;
+function saveCurrent() {
+  localStorage.setItem(currentKey(), JSON.stringify(state.current));
 }
-function loadCursor() {
-  try { return JSON.parse(localStorage.getItem(storeKey())) || {}; } catch { return {}; }
+function loadCurrent() {
+  try { return JSON.parse(localStorage.getItem(currentKey())); } catch { return null; }
 }
 
 // ---- connection --------------------------------------------------------------------------
 
+const CONN_STATES = { idle: "offline", connecting: "connecting", live: "live", reconnecting: "reconnecting", closed: "offline" };
+
 function setConn(s) {
-  state.connState = s;
   const el = $("conn-state");
   el.dataset.state = s;
   el.textContent = s;
 }
 
 function connect() {
-  clearTimeout(state.reconnectTimer);
-  setConn(state.attempts === 0 ? "connecting" : "reconnecting");
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  // Browsers cannot set headers on a WebSocket: the token travels as a subprotocol.
-  const ws = new WebSocket(`${proto}://${location.host}/ws`, ["jwt-auth", `jwt.${state.token}`]);
-  state.ws = ws;
-  ws.onmessage = (e) => onFrame(JSON.parse(e.data));
-  ws.onclose = (e) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    for (const p of state.pending.values()) p.reject(new Error("connection closed"));
-    state.pending.clear();
-    if (e.code === 1008) {  // the token was refused: signing in again is the only way out
-      setConn("offline");
-      signOut(`The server refused the token: ${e.reason || "policy"}`);
-      return;
-    }
-    scheduleReconnect();
-  };
-}
-
-function scheduleReconnect() {
-  if (!state.token) return;
-  state.attempts += 1;
-  // Exponential backoff with jitter: 0.5-1x of min(10 s, 250 ms * 2^n).
-  const step = Math.min(10000, 250 * 2 ** Math.min(state.attempts, 6));
-  const delay = step / 2 + Math.random() * step / 2;
-  setConn(navigator.onLine === false ? "offline" : "reconnecting");
-  state.reconnectTimer = setTimeout(connect, delay);
-}
-
-function send(type, data = {}, id) {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-  const frame = { type, data };
-  if (id) frame.id = id;
-  state.ws.send(JSON.stringify(frame));
-  return true;
+  const client = new AgentwireClient({ url: location.origin, token: state.token, storageKey: `agentwire:${state.user}` });
+  state.client = client;
+  client.on("state", (s) => {
+    if (state.client !== client) return;
+    setConn(s === "reconnecting" && navigator.onLine === false ? "offline" : CONN_STATES[s]);
+  });
+  client.on("closed", ({ code, reason }) => {
+    // The token was refused (1008) or the user has too many connections (4002): retrying cannot help.
+    if (state.client === client) signOut(`The server refused the connection: ${reason || code}`);
+  });
+  client.on("live", () => { if (state.client === client) goneLive(); });
+  client.on("resync", () => { if (state.client === client) onResync(); });
+  client.on("event", (ev) => { if (state.client === client) onStreamEvent(ev); });
+  client.connect().catch(() => { /* "closed" said why */ });
 }
 
 function request(type, data = {}) {
-  const id = `r${state.nextId++}`;
-  return new Promise((resolve, reject) => {
-    if (!send(type, data, id)) return reject(new Error("not connected"));
-    state.pending.set(id, { resolve, reject });
-  });
-}
-
-function onFrame(f) {
-  if (f.seq !== undefined) return onStreamEvent(f);
-  if (f.type === "connection_established") return onEstablished(f.data);
-  if (f.type === "resume_complete") return goneLive();
-  if (f.type === "resync_required") return onResync(f.data);
-  const p = f.id && state.pending.get(f.id);
-  if (p) {
-    state.pending.delete(f.id);
-    if (f.type === "error") p.reject(Object.assign(new Error(f.data.message), { code: f.data.code }));
-    else p.resolve(f);
-  }
-}
-
-function onEstablished(data) {
-  const saved = loadCursor();
-  if (saved.epoch && saved.epoch === data.epoch) {
-    state.epoch = saved.epoch;
-    state.lastSeq = Math.max(state.lastSeq, saved.lastSeq || 0);
-  } else if (state.epoch !== data.epoch) {
-    // A stream we have never seen (first visit, or the server's history was reset): start at its head.
-    state.epoch = data.epoch;
-    state.lastSeq = data.last_seq;
-    saveCursor();
-  }
-  send("resume", { last_seq: state.lastSeq, epoch: state.epoch }, "resume");
+  if (!state.client) return Promise.reject(new Error("not connected"));
+  return state.client.request(type, data);
 }
 
 async function goneLive() {
-  state.attempts = 0;
-  setConn("live");
   await refreshThreads();
   if (state.current) await loadHistory(state.current);
 }
 
-async function onResync(data) {
+async function onResync() {
   // Our position is no longer in the stream: reload what matters over HTTP and continue live.
-  state.epoch = data.epoch;
-  state.lastSeq = data.last_seq;
-  saveCursor();
-  state.attempts = 0;
-  setConn("live");
   await refreshThreads();
   if (state.current) await loadHistoryHttp(state.current);
-}
-
-function scheduleAck() {
-  if (state.ackTimer) return;
-  state.ackTimer = setTimeout(() => {
-    state.ackTimer = null;
-    send("ack_events", { seq: state.lastSeq });
-  }, 150);
 }
 
 // ---- stream events -----------------------------------------------------------------------
 
 function onStreamEvent(ev) {
-  if (ev.seq <= state.lastSeq) return;  // already rendered (a replay overlapping what we saw)
-  state.lastSeq = ev.seq;
-  saveCursor();
-  scheduleAck();
   if (!EVENT_TYPES.has(ev.type)) return;
   const run = runFor(ev.thread_id, ev.run_id);
   applyEvent(run, ev);
@@ -195,7 +117,7 @@ function itemsOf(threadId) {
 async function refreshThreads() {
   try {
     const r = await request("list_threads");
-    for (const t of r.data.threads) state.threads.set(t.thread_id, { ...state.threads.get(t.thread_id), ...t });
+    for (const t of r.threads) state.threads.set(t.thread_id, { ...state.threads.get(t.thread_id), ...t });
     renderThreads();
   } catch { /* reconnect will retry */ }
 }
@@ -221,7 +143,7 @@ function mergeHistory(threadId, messages) {
 async function loadHistory(threadId) {
   try {
     const r = await request("get_thread_history", { thread_id: threadId, limit: 200 });
-    mergeHistory(threadId, r.data.messages);
+    mergeHistory(threadId, r.messages);
     if (threadId === state.current) renderThread();
   } catch { /* shown on the next reconnect */ }
 }
@@ -236,7 +158,7 @@ async function loadHistoryHttp(threadId) {
 
 function selectThread(threadId) {
   state.current = threadId;
-  saveCursor();
+  saveCurrent();
   const t = threadId && state.threads.get(threadId);
   if (t) t.activity = false;
   renderThreads();
@@ -263,20 +185,20 @@ async function sendMessage(text) {
   try {
     const ack = await request("user_message", data);
     local.pending = false;
-    local.message_id = ack.data.message_id;
+    local.message_id = ack.message_id;
     if (!threadBefore) {
       // The server created the thread: it becomes the current one.
-      state.threads.set(ack.data.thread_id, { thread_id: ack.data.thread_id, title: text.slice(0, 60) });
-      const items = itemsOf(ack.data.thread_id);
+      state.threads.set(ack.thread_id, { thread_id: ack.thread_id, title: text.slice(0, 60) });
+      const items = itemsOf(ack.thread_id);
       // Events of the run may already have arrived: keep the user's message first.
       items.unshift(local);
-      selectThread(ack.data.thread_id);
+      selectThread(ack.thread_id);
     } else {
       renderThread();
     }
   } catch (e) {
     local.pending = false;
-    local.error = e.code ? `${e.code}: ${e.message}` : "not sent: the connection is down";
+    local.error = e.code && e.code !== "disconnected" ? `${e.code}: ${e.message}` : "not sent: the connection is down";
     if (!threadBefore) { showNotice(local.error); } else renderThread();
   }
 }
@@ -392,22 +314,19 @@ function signIn(token, user) {
   $("sign-out").hidden = false;
   $("signin").hidden = true;
   $("chat").hidden = false;
-  const saved = loadCursor();
-  state.current = saved.current || null;
+  state.current = loadCurrent();
   renderThreads();
   renderThread();
-  state.attempts = 0;
   connect();
   $("input").focus();
 }
 
 function signOut(message) {
   sessionStorage.removeItem("agentwire:session");
-  const ws = state.ws;
-  Object.assign(state, { token: null, user: null, ws: null, epoch: null, lastSeq: 0, current: null });
+  const client = state.client;
+  Object.assign(state, { token: null, user: null, client: null, current: null });
   state.threads.clear(); state.items.clear(); state.runs.clear();
-  if (ws) ws.close(1000, "sign out");
-  clearTimeout(state.reconnectTimer);
+  if (client) client.close();
   setConn("offline");
   $("who").textContent = "";
   $("sign-out").hidden = true;
@@ -457,8 +376,8 @@ function init() {
       $("composer").requestSubmit();
     }
   });
-  window.addEventListener("online", () => { if (state.token && !state.ws) connect(); });
-  window.addEventListener("offline", () => { if (!state.ws) setConn("offline"); });
+  window.addEventListener("online", () => state.client?.reconnectNow());
+  window.addEventListener("offline", () => { if (state.client && state.client.state !== "live") setConn("offline"); });
   pollHealth();
   setInterval(pollHealth, 5000);
   const session = JSON.parse(sessionStorage.getItem("agentwire:session") || "null");

@@ -205,6 +205,14 @@ export class AgentwireClient extends Emitter {
     for (const w of this.liveWaiters.splice(0)) w.reject(new AgentwireError("closed", "the client was closed"));
   }
 
+  /** Reconnects at once instead of at the end of the backoff (e.g. when the browser is online again). */
+  reconnectNow() {
+    if (this.state !== "reconnecting" || this.ws) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.open();
+  }
+
   /** Resolves when the stream is live (at once if it is). */
   waitLive() {
     if (this.state === "live") return Promise.resolve();

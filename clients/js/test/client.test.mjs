@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { createRequire } from "node:module";
-import { writeFileSync, mkdtempSync } from "node:fs";
+import { writeFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server, TMP } from "../../../tests/e2e/harness.mjs";
@@ -355,3 +355,11 @@ describe(`over ${implName}`, () => {
   });
 });
 }
+
+test("the server serves this client as /web/agentwire.js (the chat page imports it from there)", async (t) => {
+  const server = await started(t, new Server());
+  const r = await fetch(`${server.url}/web/agentwire.js`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /^text\/javascript/);
+  assert.equal(await r.text(), readFileSync(join(here, "..", "agentwire.js"), "utf8"));
+});
