@@ -8,7 +8,8 @@ import { AgentwireClient } from "./agentwire.js";
 
 const $ = (id) => document.getElementById(id);
 const EVENT_TYPES = new Set(["agent_started", "agent_thinking", "tool_executing", "tool_completed",
-  "agent_response_chunk", "agent_completed", "agent_error", "agent_stopped"]);
+  "tool_approval_requested", "tool_approval_resolved", "agent_response_chunk", "agent_completed", "agent_error",
+  "agent_stopped"]);
 
 const state = {
   token: null,
@@ -63,12 +64,27 @@ function request(type, data = {}) {
 }
 
 async function goneLive() {
+  $("resync-notice").hidden = true;
   await refreshThreads();
+  await loadApprovals();
   if (state.current) await loadHistory(state.current);
+}
+
+// Approvals waiting for this user, whatever device's run asked (a page that was away finds them).
+async function loadApprovals() {
+  try {
+    for (const a of await state.client.approvals()) {
+      const run = runFor(a.thread_id, a.run_id);
+      if (!run.approvals.has(a.approval_id)) run.approvals.set(a.approval_id, { ...a, status: "pending" });
+      if (run.status === "running") run.status = "awaiting_approval";
+    }
+    if (state.current) renderThread();
+  } catch { /* shown on the next reconnect */ }
 }
 
 async function onResync() {
   // Our position is no longer in the stream: reload what matters over HTTP and continue live.
+  $("resync-notice").hidden = false;
   await refreshThreads();
   if (state.current) await loadHistoryHttp(state.current);
 }
@@ -86,7 +102,8 @@ function onStreamEvent(ev) {
 function runFor(threadId, runId) {
   let run = state.runs.get(runId);
   if (!run) {
-    run = { kind: "run", run_id: runId, thread_id: threadId, events: [], text: "", status: "running" };
+    run = { kind: "run", run_id: runId, thread_id: threadId, events: [], text: "", status: "running",
+      approvals: new Map() };
     state.runs.set(runId, run);
     itemsOf(threadId).push(run);
   }
@@ -99,11 +116,26 @@ function applyEvent(run, ev) {
   switch (ev.type) {
     case "agent_started": run.agent = d.agent_name; run.started = ev.ts; break;
     case "agent_response_chunk": run.text += d.delta || ""; break;
+    case "tool_approval_requested":
+      run.approvals.set(d.approval_id, { ...d, status: "pending" });
+      run.status = "awaiting_approval";
+      break;
+    case "tool_approval_resolved": {
+      const a = run.approvals.get(d.approval_id) || { ...d };
+      Object.assign(a, { status: d.decision, by: d.by, reason: d.reason });
+      run.approvals.set(d.approval_id, a);
+      if (run.status === "awaiting_approval") run.status = "running";
+      break;
+    }
     case "agent_completed":
       run.status = "completed"; run.text = d.content ?? run.text; run.time_ms = d.execution_time_ms;
       run.message_id = d.message_id; break;
-    case "agent_error": run.status = "error"; run.error = `${d.code}: ${d.message}`; break;
-    case "agent_stopped": run.status = "stopped"; break;
+    case "agent_error":
+      // interrupted: the server stopped while the run was in flight (send the message again).
+      run.status = d.code === "interrupted" ? "interrupted" : "error";
+      run.error = `${d.code}: ${d.message}`;
+      break;
+    case "agent_stopped": run.status = "stopped"; run.stopReason = d.reason; break;
   }
 }
 
@@ -237,9 +269,46 @@ function describe(ev) {
     case "agent_response_chunk": return d.delta;
     case "agent_completed": return `completed in ${Number(d.execution_time_ms).toFixed(1)} ms`;
     case "agent_error": return `error ${d.code}: ${d.message}`;
-    case "agent_stopped": return "stopped";
+    case "agent_stopped": return `stopped (${d.reason})`;
+    case "tool_approval_requested": return el("span", { class: "tool" }, `approval asked: ${d.tool_name}(${JSON.stringify(d.args)})`);
+    case "tool_approval_resolved": return `approval ${d.decision} (${d.by})`;
   }
   return ev.type;
+}
+
+function timeLeft(expiresAt) {
+  const s = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+  return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s left` : `${s} s left`;
+}
+
+function renderApproval(run, a) {
+  const card = el("section", { class: "approval", dataset: { approvalId: a.approval_id, state: a.status },
+    "aria-label": `Approval for ${a.tool_name}` },
+    el("div", { class: "approval-head" }, `The agent wants to run `, el("code", {}, a.tool_name)),
+    el("pre", { class: "approval-args" }, JSON.stringify(a.args, null, 2)));
+  if (a.status === "pending") {
+    const time = el("span", { class: "approval-time", dataset: { expires: String(a.expires_at || "") } },
+      a.expires_at ? timeLeft(a.expires_at) : "");
+    const answer = (decision) => async () => {
+      card.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+      try {
+        await state.client.approve(a.approval_id, decision);
+      } catch (e) {
+        a.error = `${e.code}: ${e.message}`;
+        renderThread();
+      }
+    };
+    const approve = el("button", { type: "button", class: "approve" }, "Approve");
+    const deny = el("button", { type: "button", class: "deny" }, "Deny");
+    approve.onclick = answer("approve");
+    deny.onclick = answer("deny");
+    card.append(el("div", { class: "approval-actions" }, approve, deny, time));
+  } else {
+    card.append(el("div", { class: "approval-outcome", dataset: { decision: a.status } },
+      `${a.status}${a.by ? ` by ${a.by}` : ""}${a.reason ? `: ${a.reason}` : ""}`));
+  }
+  if (a.error) card.append(el("div", { class: "error", role: "alert" }, a.error));
+  return card;
 }
 
 function renderRun(run) {
@@ -249,12 +318,24 @@ function renderRun(run) {
   }
   const took = run.time_ms === undefined ? "" : run.time_ms < 1000 ? `${run.time_ms.toFixed(1)} ms`
     : `${(run.time_ms / 1000).toFixed(2)} s`;
-  const statusText = run.status === "completed" && took ? `completed in ${took}` : run.status;
-  return el("article", { class: "run", dataset: { runId: run.run_id, status: run.status }, "aria-busy": String(run.status === "running") },
+  const statusText = run.status === "completed" && took ? `completed in ${took}`
+    : run.status === "stopped" && run.stopReason ? `stopped (${run.stopReason})`
+      : run.status === "awaiting_approval" ? "waiting for your approval" : run.status;
+  const active = run.status === "running" || run.status === "awaiting_approval";
+  let stop = null;
+  if (active) {
+    stop = el("button", { type: "button", class: "stop", "aria-label": "Stop this run" }, "Stop");
+    stop.onclick = async () => {
+      stop.disabled = true;
+      try { await state.client.stop(run.run_id); } catch (e) { run.error = `${e.code}: ${e.message}`; renderThread(); }
+    };
+  }
+  return el("article", { class: "run", dataset: { runId: run.run_id, status: run.status }, "aria-busy": String(active) },
     el("div", { class: "run-head" }, el("span", {}, run.agent || "agent"),
-      el("span", { class: "run-status", dataset: { status: run.status } }, statusText)),
+      el("span", { class: "run-status", dataset: { status: run.status } }, statusText), stop),
     events,
-    el("div", { class: "run-answer" }, run.text),
+    ...[...run.approvals.values()].map((a) => renderApproval(run, a)),
+    el("div", { class: "run-answer", "aria-live": active ? "polite" : "off" }, run.text),
     run.error ? el("div", { class: "run-error", role: "alert" }, run.error) : null);
 }
 
@@ -380,6 +461,12 @@ function init() {
   window.addEventListener("offline", () => { if (state.client && state.client.state !== "live") setConn("offline"); });
   pollHealth();
   setInterval(pollHealth, 5000);
+  // An approval's time left counts down between events.
+  setInterval(() => {
+    for (const t of document.querySelectorAll(".approval-time[data-expires]")) {
+      if (t.dataset.expires) t.textContent = timeLeft(Number(t.dataset.expires));
+    }
+  }, 1000);
   const session = JSON.parse(sessionStorage.getItem("agentwire:session") || "null");
   if (session && session.token) signIn(session.token, session.user);
 }

@@ -216,3 +216,43 @@ test("a degraded component shows a banner and chat still works", async () => {
   await input.press("Enter");
   await page.locator("article.run .run-status[data-status=completed]").waitFor();
 });
+
+test("approval cards: another device's answer updates the card live; the stop button stops a run", async () => {
+  const server = await started(new Server(["--set", "agents.approval_required_tools=word_count"]));
+  const phone = await browser();
+  const laptop = await browser();
+  const a = phone.pages()[0] || await phone.newPage();
+  await signIn(a, server, "pat");
+  await a.getByLabel("Message").fill("count these words");
+  await a.getByLabel("Message").press("Enter");
+  const cardA = a.locator("section.approval");
+  await cardA.locator("button.approve").waitFor();
+  assert.equal(await cardA.getAttribute("data-state"), "pending");
+  assert.match(await cardA.locator(".approval-args").textContent(), /count these words/);
+  assert.match(await cardA.locator(".approval-time").textContent(), /left$/);
+  assert.equal(await a.locator(".run-status").getAttribute("data-status"), "awaiting_approval");
+  await a.screenshot({ path: join(ARTIFACTS, "approval.png"), fullPage: true });
+
+  // The second device finds the waiting approval (list_approvals) and denies it.
+  const b = laptop.pages()[0] || await laptop.newPage();
+  await signIn(b, server, "pat");
+  await b.locator("#thread-list button").first().click();
+  const cardB = b.locator("section.approval");
+  await cardB.locator("button.deny").click();
+  // The first device's card turns without a reload: the stream carried tool_approval_resolved.
+  await a.locator("section.approval[data-state=denied]").waitFor();
+  assert.equal(await cardA.locator("button").count(), 0, "no buttons on an answered approval");
+  assert.match(await cardA.locator(".approval-outcome").textContent(), /^denied by /);
+  await a.locator(".run-status[data-status=completed]").waitFor();
+
+  // A run parked on its approval: the stop button ends it, and its approval expires with it.
+  await a.getByLabel("Message").fill("stop me please");
+  await a.getByLabel("Message").press("Enter");
+  const running = a.locator("article.run").last();
+  await running.locator("section.approval[data-state=pending]").waitFor();
+  await running.getByRole("button", { name: "Stop this run" }).click();
+  await running.locator(".run-status[data-status=stopped]").waitFor();
+  assert.equal(await running.locator(".run-status").textContent(), "stopped (requested)");
+  assert.match(await running.locator(".approval-outcome").textContent(), /^expired by stop_agent/);
+  assert.equal(await running.getByRole("button", { name: "Stop this run" }).count(), 0);
+});
