@@ -5,6 +5,8 @@
 // renders what the client hands over: every event once, in seq order.
 
 import { AgentwireClient } from "./agentwire.js";
+import { marked } from "./vendor-marked.js";
+import DOMPurify from "./vendor-purify.js";
 
 const $ = (id) => document.getElementById(id);
 const EVENT_TYPES = new Set(["agent_started", "agent_thinking", "tool_executing", "tool_completed",
@@ -237,6 +239,34 @@ async function sendMessage(text) {
 
 // ---- rendering ---------------------------------------------------------------------------
 
+// Answers are Markdown (marked, vendored from npm; web/THIRD_PARTY.md). An agent's answer is not
+// trusted: raw HTML in it is shown as text, and the HTML marked makes is sanitized by DOMPurify
+// (no scripts, no event handlers, no javascript: links) before it reaches the page.
+const escapeHtml = (t) => t.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+marked.use({ gfm: true, breaks: true, renderer: { html: ({ text }) => escapeHtml(text) } });
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A" && node.getAttribute("href")) {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer");
+  }
+});
+
+function markdown(text) {
+  const box = el("div", { class: "markdown" });
+  box.innerHTML = DOMPurify.sanitize(marked.parse(text || "").trim(), { USE_PROFILES: { html: true } });
+  for (const pre of box.querySelectorAll("pre")) {
+    const copy = el("button", { type: "button", class: "copy", "aria-label": "Copy code" }, "Copy");
+    copy.onclick = async () => {
+      try {
+        await navigator.clipboard.writeText(pre.querySelector("code")?.textContent ?? pre.textContent);
+        copy.textContent = "Copied";
+      } catch { copy.textContent = "Cannot copy"; }
+    };
+    pre.prepend(copy);
+  }
+  return box;
+}
+
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -335,7 +365,7 @@ function renderRun(run) {
       el("span", { class: "run-status", dataset: { status: run.status } }, statusText), stop),
     events,
     ...[...run.approvals.values()].map((a) => renderApproval(run, a)),
-    el("div", { class: "run-answer", "aria-live": active ? "polite" : "off" }, run.text),
+    el("div", { class: "run-answer", "aria-live": active ? "polite" : "off" }, markdown(run.text)),
     run.error ? el("div", { class: "run-error", role: "alert" }, run.error) : null);
 }
 
@@ -348,7 +378,9 @@ function renderThread() {
   for (const it of state.current ? itemsOf(state.current) : []) {
     if (it.kind === "run") box.append(renderRun(it));
     else {
-      box.append(el("div", { class: `msg ${it.role}${it.pending ? " pending" : ""}`, dataset: { role: it.role } }, it.content));
+      // A person's message is shown as typed; an agent's answer as Markdown.
+      const body = it.role === "user" ? it.content : markdown(it.content);
+      box.append(el("div", { class: `msg ${it.role}${it.pending ? " pending" : ""}`, dataset: { role: it.role } }, body));
       if (it.error) box.append(el("div", { class: "error", role: "alert" }, it.error));
     }
   }

@@ -256,3 +256,54 @@ test("approval cards: another device's answer updates the card live; the stop bu
   assert.match(await running.locator(".approval-outcome").textContent(), /^expired by stop_agent/);
   assert.equal(await running.getByRole("button", { name: "Stop this run" }).count(), 0);
 });
+
+test("answers render as Markdown; script, event handlers and javascript: links in an answer do nothing", async () => {
+  const server = await started(new Server());
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "quinn");
+  // The echo agent answers with the message: whatever Markdown (and HTML) it holds is the agent's answer.
+  const hostile = ["intro", "## Heading", "- one", "- two", "", "| a | b |", "|---|---|", "| 1 | 2 |", "",
+    "```js", "let x = 1;", "```", "",
+    `<script>window.pwned = "script"</script>`, `<img src="x" onerror="window.pwned = 'img'">`, "",
+    "[a link](javascript:window.pwned='link') and [safe](https://example.com/)"].join("\n");
+  await page.getByLabel("Message").fill(hostile);
+  await page.getByLabel("Message").press("Enter");
+  const answer = page.locator("article.run .run-answer");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
+  assert.equal(await answer.locator("h2").textContent(), "Heading");
+  assert.equal(await answer.locator("li").count(), 2);
+  assert.equal(await answer.locator("table td").count(), 2);
+  assert.equal((await answer.locator("pre code").textContent()).trim(), "let x = 1;");
+  await answer.getByRole("button", { name: "Copy code" }).waitFor();
+  // Raw HTML is shown as text, never made into elements.
+  assert.equal(await answer.locator("script, img, [onerror]").count(), 0);
+  assert.match(await answer.textContent(), /<img src="x" onerror=/);
+  const bad = answer.getByText("a link");
+  assert.ok(!((await bad.getAttribute("href")) || "").startsWith("javascript:"), "no javascript: URL");
+  await bad.click();
+  const safe = answer.getByRole("link", { name: "safe" });
+  assert.equal(await safe.getAttribute("href"), "https://example.com/");
+  assert.equal(await safe.getAttribute("target"), "_blank");
+  assert.match(await safe.getAttribute("rel"), /noopener/);
+  assert.equal(await page.evaluate(() => window.pwned), undefined, "nothing in the answer ran");
+  // The same answer from the thread's history after a reload.
+  await page.reload();
+  await page.locator(".msg.agent h2", { hasText: "Heading" }).waitFor();
+  assert.equal(await page.locator(".msg.agent script, .msg.agent img").count(), 0);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.match(await page.locator(".msg.user").first().textContent(), /^intro\n## Heading/, "a person's message stays as typed");
+});
+
+test("dark mode follows the system's colour scheme", async () => {
+  const server = await started(new Server());
+  const ctx = await browser({ colorScheme: "dark" });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "rory");
+  await page.getByLabel("Message").fill("hello in the dark");
+  await page.getByLabel("Message").press("Enter");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
+  const bg = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  assert.equal(bg, "rgb(21, 23, 27)");
+  await page.screenshot({ path: join(ARTIFACTS, "chat-dark.png"), fullPage: true });
+});
