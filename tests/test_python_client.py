@@ -289,6 +289,23 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
             await first.request("ack_events", {"seq": 0}, timeout=0.1)  # no reply by design
         self.assertEqual(slow.exception.code, "timeout")
 
+    async def test_run_of_an_ended_run_settles_from_the_server_and_close_settles_the_rest(self):
+        srv = self.server(*GATED)
+        token = wsclient.dev_token(srv.port, "kit")
+        first = self.client(f"http://127.0.0.1:{srv.port}", token)
+        await first.connect()
+        ended = await first.send("no gate")
+        self.assertEqual((await ended.done)["status"], "completed")
+        second = self.client(f"http://127.0.0.1:{srv.port}", token)  # starts at the head: never sees it
+        await second.connect()
+        looked = await asyncio.wait_for(second.run(ended.run_id).done, 20)
+        self.assertEqual((looked["status"], looked["from_server"]), ("completed", True))
+        running = await second.send(f"gate:{self.gate()}")
+        await wait_for(lambda: running.text == "part one, ", "the run to stream")
+        await second.close()
+        result = await asyncio.wait_for(running.done, 20)
+        self.assertEqual((result["status"], result["error"]["code"]), ("unknown", "closed"))
+
     async def test_stop(self):
         srv = self.server(*GATED)
         c = self.client(f"http://127.0.0.1:{srv.port}", wsclient.dev_token(srv.port, "hana"))

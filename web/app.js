@@ -51,8 +51,11 @@ function connect() {
     setConn(s === "reconnecting" && navigator.onLine === false ? "offline" : CONN_STATES[s]);
   });
   client.on("closed", ({ code, reason }) => {
-    // The token was refused (1008) or the user has too many connections (4002): retrying cannot help.
-    if (state.client === client) signOut(`The server refused the connection: ${reason || code}`);
+    if (state.client !== client) return;
+    // Too many connections of this user (4002): say so and stay signed in (reload once a tab is closed).
+    if (code === 4002) return showNotice("This user has too many open connections: close a tab, then reload.");
+    // The token was refused (1008): signing in again is the only way out.
+    signOut(`The server refused the connection: ${reason || code}`);
   });
   client.on("live", () => { if (state.client === client) goneLive(); });
   client.on("resync", () => { if (state.client === client) onResync(); });
@@ -66,7 +69,6 @@ function request(type, data = {}) {
 }
 
 async function goneLive() {
-  $("resync-notice").hidden = true;
   await refreshThreads();
   await loadApprovals();
   if (state.current) await loadHistory(state.current);
@@ -87,6 +89,14 @@ async function loadApprovals() {
 async function onResync() {
   // Our position is no longer in the stream: reload what matters over HTTP and continue live.
   $("resync-notice").hidden = false;
+  // Runs seen in progress may have ended in the events that were skipped: the history has the truth.
+  for (const [id, run] of state.runs) {
+    if (run.status === "running" || run.status === "awaiting_approval") {
+      state.runs.delete(id);
+      const items = state.items.get(run.thread_id);
+      if (items) state.items.set(run.thread_id, items.filter((it) => it !== run));
+    }
+  }
   await refreshThreads();
   if (state.current) await loadHistoryHttp(state.current);
 }
@@ -191,6 +201,7 @@ async function loadHistoryHttp(threadId) {
 }
 
 function selectThread(threadId) {
+  $("resync-notice").hidden = true;
   state.current = threadId;
   saveCurrent();
   const t = threadId && state.threads.get(threadId);

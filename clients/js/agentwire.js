@@ -81,7 +81,7 @@ export class Run {
     this.events.push(ev);
     const d = ev.data || {};
     if (ev.type === "agent_response_chunk") this.text += d.delta || "";
-    const status = TERMINAL[ev.type];
+    const status = this.result ? undefined : TERMINAL[ev.type];  // settled already: done once
     if (status) {
       this.status = status;
       if (status === "completed" && typeof d.content === "string") this.text = d.content;
@@ -96,6 +96,15 @@ export class Run {
       this.emitter.emit("done", this.result);
       this.resolveDone(this.result);
     }
+  }
+
+  /** Ends the run without its terminal event (the client stopped following it, or the server says how it ended). */
+  settle(result) {
+    if (this.result) return;
+    this.status = result.status;
+    this.result = { runId: this.runId, threadId: this.threadId, ...result };
+    this.emitter.emit("done", this.result);
+    this.resolveDone(this.result);
   }
 
   dispatch(ev, kind, fn) {
@@ -175,6 +184,7 @@ export class AgentwireClient extends Emitter {
     this.connects = 0;          // sockets opened in all
     this.authRefusals = 0;      // 1008 closes since the stream was last live
     this.reconnectTimer = null;
+    this.opening = false;       // between open() and the socket (getToken may take a while)
     this.ackTimer = null;
     this.pending = new Map();   // request id -> {resolve, reject, timer}
     this.nextId = 1;
@@ -188,7 +198,7 @@ export class AgentwireClient extends Emitter {
   connect() {
     if (this.state === "closed") return Promise.reject(new AgentwireError("closed", "the client was closed"));
     const live = this.waitLive();
-    if (!this.ws && !this.reconnectTimer) this.open();
+    if (!this.ws && !this.reconnectTimer && !this.opening) this.open();
     return live;
   }
 
@@ -196,6 +206,7 @@ export class AgentwireClient extends Emitter {
   close() {
     this.flushAck();
     this.setState("closed");
+    this.settleRuns("closed");
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const ws = this.ws;
@@ -207,7 +218,7 @@ export class AgentwireClient extends Emitter {
 
   /** Reconnects at once instead of at the end of the backoff (e.g. when the browser is online again). */
   reconnectNow() {
-    if (this.state !== "reconnecting" || this.ws) return;
+    if (this.state !== "reconnecting" || this.ws || this.opening) return;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.open();
@@ -221,12 +232,21 @@ export class AgentwireClient extends Emitter {
   }
 
   async open() {
+    // One connection attempt at a time: connect() or reconnectNow() during getToken() must not start another.
+    if (this.state === "closed" || this.opening) return;
+    this.opening = true;
     this.setState(this.connects === 0 ? "connecting" : "reconnecting");
     this.connects += 1;
     let token = this.token;
     if (this.getToken) {
-      try { token = this.token = await this.getToken(); } catch { return this.scheduleReconnect(); }
+      try {
+        token = this.token = await this.getToken();
+      } catch {
+        this.opening = false;
+        return this.scheduleReconnect();
+      }
     }
+    this.opening = false;
     if (this.state === "closed") return;
     if (!token) return this.fatal(1008, "missing_token: no token given");
     this.userId ??= userFromToken(token);
@@ -270,6 +290,7 @@ export class AgentwireClient extends Emitter {
 
   fatal(code, reason) {
     this.setState("closed");
+    this.settleRuns("closed");
     this.emit("closed", { code, reason });
     const err = new AgentwireError(String(reason || code).split(":")[0] || "closed", `closed for good: ${code} ${reason || ""}`.trim());
     err.closeCode = code;
@@ -278,7 +299,7 @@ export class AgentwireClient extends Emitter {
   }
 
   scheduleReconnect() {
-    if (this.state === "closed") return;
+    if (this.state === "closed" || this.reconnectTimer) return;
     this.setState("reconnecting");
     this.attempts += 1;
     // Exponential backoff with jitter (0.5-1x): a restarted server is not met by every client at once.
@@ -324,6 +345,12 @@ export class AgentwireClient extends Emitter {
       case "connection_established": return this.onEstablished(f.data || {});
       case "resume_complete": return this.goLive();
       case "resync_required": return this.onResync(f.data || {});
+    }
+    if (f.type === "error" && f.id === "resume") {
+      // The stream could not be read (e.g. `unavailable`): never live on this connection; start again.
+      this.emit("error", new AgentwireError(f.data?.code, f.data?.message, f));
+      this.ws?.close(4000, "resume failed");
+      return;
     }
     const p = f.id !== undefined && this.pending.get(String(f.id));
     if (!p) {
@@ -371,6 +398,29 @@ export class AgentwireClient extends Emitter {
     this.savePosition();
     this.emit("resync", data);
     if (this.state !== "live") this.goLive();
+    // Runs whose end was in the events skipped: ask how they ended.
+    for (const run of this.runs.values()) if (run.status === "running") this.checkRun(run);
+  }
+
+  /** Settles a run from the server's record if it has ended (its end was not seen in the stream). */
+  async checkRun(run) {
+    try {
+      const r = await this.request("get_run", { run_id: run.runId });
+      run.threadId ??= r.thread_id;
+      if (run.status === "running" && ["completed", "error", "stopped", "interrupted"].includes(r.status)) {
+        run.settle({ status: r.status === "interrupted" ? "error" : r.status, content: run.text,
+          error: r.error, fromServer: true });
+      }
+    } catch (e) {
+      if (e.code === "run_not_found") run.settle({ status: "unknown", content: run.text, error: { code: e.code, message: e.message } });
+    }
+  }
+
+  /** Settles every run still followed when the client stops following them (close, refusal). */
+  settleRuns(why) {
+    for (const run of this.runs.values()) {
+      if (run.status === "running") run.settle({ status: "unknown", content: run.text, error: { code: why, message: "the client stopped following the run" } });
+    }
   }
 
   onStreamEvent(ev) {
@@ -457,8 +507,14 @@ export class AgentwireClient extends Emitter {
     }
   }
 
-  /** The Run of a run id, fed from the stream whatever sent its message (another device, HTTP). */
-  run(runId) { return this.runFor(runId); }
+  /** The Run of a run id, fed from the stream whatever sent its message (another device, HTTP). A run
+   * this client has not seen is looked up, so that one that already ended settles at once. */
+  run(runId) {
+    const known = this.runs.has(runId);
+    const run = this.runFor(runId);
+    if (!known && this.state !== "closed") this.checkRun(run);
+    return run;
+  }
 
   /** Sends a message. Resolves with its Run once the message is stored (`ack`).
    * @param {string} content

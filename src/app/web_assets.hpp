@@ -17,7 +17,7 @@ struct WebAsset {
 
 const std::vector<WebAsset>& webAssets();
 
-// Routes the pages: GET / (chat), GET /status (operators), GET /web/<file>. Files come from the
+// Routes the pages: GET / (chat), GET /status (operators), GET /web/<file>, GET /api/openapi.json. Files come from the
 // binary, or from `web_dir` when it is set (edit and reload without rebuilding).
 void registerWebRoutes(net::HttpServer& server, const std::string& web_dir);
 

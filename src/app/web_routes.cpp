@@ -32,6 +32,8 @@ net::HttpReply serveFile(const std::string& web_dir, const std::string& name) {
 void registerWebRoutes(net::HttpServer& server, const std::string& web_dir) {
   server.route("GET", "/", [web_dir](const net::HttpRequest&) { return serveFile(web_dir, "index.html"); });
   server.route("GET", "/status", [web_dir](const net::HttpRequest&) { return serveFile(web_dir, "status.html"); });
+  // docs/openapi.yaml, converted to JSON by the build.
+  server.route("GET", "/api/openapi.json", [](const net::HttpRequest&) { return serveFile("", "openapi.json"); });
   server.route(
       "GET", "/web/",
       [web_dir](const net::HttpRequest& req) {

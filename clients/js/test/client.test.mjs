@@ -324,6 +324,28 @@ describe(`over ${implName}`, () => {
     assert.equal(result.reason, "requested");
   });
 
+  test("run(id) of a run that ended before this client saw it settles from the server; close() settles the rest", { timeout: 60000 }, async (t) => {
+    const server = await started(t, new Server(GATED));
+    const token = await devToken(server, "kit");
+    const first = mk(t, server.url, token);
+    await first.connect();
+    const ended = await first.send("no gate");
+    assert.equal((await ended.done).status, "completed");
+    // A second client starts at the stream's head: it never sees that run's events.
+    const second = mk(t, server.url, token);
+    await second.connect();
+    const looked = await second.run(ended.runId).done;
+    assert.equal(looked.status, "completed");
+    assert.equal(looked.fromServer, true);
+    // A run still going when the client closes: its done settles as unknown instead of never.
+    const open = await second.send(`gate:${gateFile(t)}`);
+    await waitFor(() => open.text === "part one, ", "the run to stream");
+    second.close();
+    const result = await open.done;
+    assert.equal(result.status, "unknown");
+    assert.equal(result.error.code, "closed");
+  });
+
   test("close codes: a refused token and the connection limit end the client without retries", { timeout: 60000 }, async (t) => {
     const server = await started(t, new Server(["--set", "ws.max_connections_per_user=1"]));
     const bad = mk(t, server.url, "not.a.token");

@@ -81,9 +81,10 @@ class Chat:
                 out(f"{mark} {t['thread_id']}  {t['title']}\n")
             return True
         if line.startswith("/thread "):
-            self.thread_id = line.split(None, 1)[1]
-            for m in (await self.client.history(self.thread_id))["messages"]:
+            thread_id = line.split(None, 1)[1]
+            for m in (await self.client.history(thread_id))["messages"]:
                 out(f"{m['role']}: {m['content']}\n")
+            self.thread_id = thread_id
             return True
         if line == "/new":
             self.thread_id = None
@@ -110,7 +111,14 @@ class Chat:
         # wait for the next line.
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        try:
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        except ValueError:  # a regular file (chat < commands.txt): read it in a thread
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                await self.lines.put(line)
+                if not line:
+                    return
         while True:
             line = (await reader.readline()).decode("utf-8", "replace")
             await self.lines.put(line)
@@ -141,8 +149,11 @@ async def chat(args):
                 if c.running is not None:
                     await c.running.done
                 break
-            if not await c.handle(line):
-                break
+            try:
+                if not await c.handle(line):
+                    break
+            except AgentwireError as e:  # a bad thread id, a timeout: said, and the chat goes on
+                out(f"  ! {e.code}: {e.message}\n")
     finally:
         await client.close()
         reader.cancel()

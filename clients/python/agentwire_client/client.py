@@ -9,6 +9,7 @@ import json
 import os
 import random
 import tempfile
+import traceback
 import urllib.parse
 
 import websockets
@@ -77,13 +78,23 @@ class FileStorage:
         os.replace(tmp, self.path)
 
 
+_listener_tasks = set()
+
+
+def _report(task):
+    _listener_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        traceback.print_exception(task.exception())
+
+
 def _call(fn, *args):
     try:
         result = fn(*args)
         if asyncio.iscoroutine(result):
-            asyncio.ensure_future(result)
+            task = asyncio.ensure_future(result)  # kept until done, its failure reported
+            _listener_tasks.add(task)
+            task.add_done_callback(_report)
     except Exception:  # a listener's fault is not the client's
-        import traceback
         traceback.print_exc()
 
 
@@ -132,7 +143,7 @@ class Run:
         d = ev.get("data") or {}
         if ev["type"] == "agent_response_chunk":
             self.text += d.get("delta", "")
-        status = TERMINAL.get(ev["type"])
+        status = None if self.result is not None else TERMINAL.get(ev["type"])  # settled already: done once
         if status:
             self.status = status
             if status == "completed" and isinstance(d.get("content"), str):
@@ -153,6 +164,18 @@ class Run:
                 _call(fn, self.result)
             if not self.done.done():
                 self.done.set_result(self.result)
+
+    def settle(self, result):
+        """Ends the run without its terminal event (the client stopped following it, or the server says
+        how it ended)."""
+        if self.result is not None:
+            return
+        self.status = result["status"]
+        self.result = {"run_id": self.run_id, "thread_id": self.thread_id, **result}
+        for fn in list(self._listeners.get("done", [])):
+            _call(fn, self.result)
+        if not self.done.done():
+            self.done.set_result(self.result)
 
     @staticmethod
     def _dispatch(ev, kind, fn):
@@ -220,6 +243,7 @@ class AgentwireClient:
         self._task = None
         self._ack_task = None
         self._closed_error = None
+        self._resume_sent = False
 
     # ---- events ------------------------------------------------------------------------
 
@@ -260,7 +284,9 @@ class AgentwireClient:
     async def close(self):
         """Closes for good: no reconnect, pending requests fail with `closed`."""
         await self.flush_ack()
+        self._save_position()
         self._set_state("closed")
+        self._settle_runs("closed")
         self._fail_pending("closed", "the client was closed")
         if self._live is not None and not self._live.done():
             self._live.set_exception(AgentwireError("closed", "the client was closed"))
@@ -306,6 +332,9 @@ class AgentwireClient:
                 reason = str(e)
             finally:
                 self.ws = None
+                self._resume_sent = False
+                if self._ack_task is not None:
+                    self._ack_task.cancel()  # an ack must never be a new connection's first frame
             self._fail_pending("disconnected", f"the connection closed ({code} {reason}) before the reply")
             if self.state == "closed":
                 return
@@ -320,6 +349,7 @@ class AgentwireClient:
 
     def _fatal(self, code, reason):
         self._set_state("closed")
+        self._settle_runs("closed")
         self._closed_error = AgentwireError((reason or "").split(":")[0] or "closed",
                                             f"closed for good: {code} {reason}", close_code=code)
         self._emit("closed", {"code": code, "reason": reason})
@@ -334,7 +364,14 @@ class AgentwireClient:
         return self.storage_key or f"agentwire:{self.user_id or 'anonymous'}"
 
     def _save_position(self):
-        self.storage.set(self._key(), {"epoch": self.epoch, "last_seq": self.last_seq})
+        # Saved with each acknowledgement, on resync and on close, not on every event (a file write each);
+        # a position that could not be saved only means some events come again after a restart.
+        if self.epoch is None:
+            return
+        try:
+            self.storage.set(self._key(), {"epoch": self.epoch, "last_seq": self.last_seq})
+        except Exception as e:  # a full disk must not cost the event in hand
+            self._emit("error", AgentwireError("storage", str(e)))
 
     def reset_position(self):
         self.epoch, self.last_seq = None, 0
@@ -353,6 +390,11 @@ class AgentwireClient:
             return self._go_live()
         if t == "resync_required":
             return self._on_resync(f.get("data") or {})
+        if t == "error" and f.get("id") == "resume":
+            # The stream could not be read (e.g. unavailable): never live on this connection; start again.
+            self._emit("error", AgentwireError(f["data"].get("code"), f["data"].get("message"), f))
+            await self.ws.close(4000, "resume failed")
+            return
         fut = self._pending.pop(str(f.get("id")), None) if f.get("id") is not None else None
         if fut is None:
             if t == "error":
@@ -377,7 +419,8 @@ class AgentwireClient:
                 self._save_position()
         self.acked_seq = min(self.acked_seq, self.last_seq)
         # The connection is held until its first frame: resume is that frame.
-        await self._send({"type": "resume", "id": "resume", "data": {"last_seq": self.last_seq, "epoch": self.epoch}})
+        self._resume_sent = await self._send({"type": "resume", "id": "resume",
+                                              "data": {"last_seq": self.last_seq, "epoch": self.epoch}})
 
     def _go_live(self):
         self.attempts = 0
@@ -393,12 +436,39 @@ class AgentwireClient:
         self._emit("resync", data)
         if self.state != "live":
             self._go_live()
+        for run in list(self.runs.values()):  # runs whose end was in the events skipped
+            if run.status == "running":
+                self._spawn(self._check_run(run))
+
+    def _spawn(self, coro):
+        task = asyncio.ensure_future(coro)
+        _listener_tasks.add(task)
+        task.add_done_callback(_report)
+
+    async def _check_run(self, run):
+        """Settles a run from the server's record if it has ended (its end was not seen in the stream)."""
+        try:
+            r = await self.request("get_run", {"run_id": run.run_id})
+        except AgentwireError as e:
+            if e.code == "run_not_found":
+                run.settle({"status": "unknown", "content": run.text, "error": {"code": e.code, "message": e.message}})
+            return
+        if run.thread_id is None:
+            run.thread_id = r.get("thread_id")
+        if run.status == "running" and r.get("status") in ("completed", "error", "stopped", "interrupted"):
+            run.settle({"status": "error" if r["status"] == "interrupted" else r["status"], "content": run.text,
+                        "error": r.get("error"), "from_server": True})
+
+    def _settle_runs(self, why):
+        for run in self.runs.values():
+            if run.status == "running":
+                run.settle({"status": "unknown", "content": run.text,
+                            "error": {"code": why, "message": "the client stopped following the run"}})
 
     def _on_stream_event(self, ev):
         if ev["seq"] <= self.last_seq:
             return  # seen already: a replay overlapping what was handed over
         self.last_seq = ev["seq"]
-        self._save_position()
         if ev.get("run_id"):
             self._run_for(ev["run_id"], ev.get("thread_id")).apply(ev)
         self._emit("event", ev)
@@ -412,7 +482,9 @@ class AgentwireClient:
 
     async def flush_ack(self):
         """Sends the cumulative acknowledgement now (it is otherwise batched)."""
-        if self.last_seq > self.acked_seq and await self._send({"type": "ack_events", "data": {"seq": self.last_seq}}):
+        self._save_position()
+        if (self._resume_sent and self.last_seq > self.acked_seq
+                and await self._send({"type": "ack_events", "data": {"seq": self.last_seq}})):
             self.acked_seq = self.last_seq
 
     async def _send(self, frame):
@@ -468,8 +540,13 @@ class AgentwireClient:
         return run
 
     def run(self, run_id):
-        """The Run of a run id, fed from the stream whatever sent its message."""
-        return self._run_for(run_id)
+        """The Run of a run id, fed from the stream whatever sent its message. A run this client has not
+        seen is looked up, so that one that already ended settles at once."""
+        known = run_id in self.runs
+        run = self._run_for(run_id)
+        if not known and self.state != "closed":
+            self._spawn(self._check_run(run))
+        return run
 
     async def send(self, content, thread_id=None, agent=None, on_busy=None, timeout=None):
         """Sends a message; returns its Run once the message is stored (ack)."""
