@@ -150,7 +150,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
                           if (ec) return self->fail("handshake", ec);
                           ++self->s_.stats.connected;
                           if (self->s_.opt.mode == "echo") {
-                            self->firstEcho();
+                            self->first();
                           } else {
                             self->established_ = false;
                           }
@@ -176,7 +176,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         s_.stats.rtt_us.push_back(std::chrono::duration<double, std::micro>(now - sent_).count());
         ++s_.stats.echoes;
       }
-      return nextEcho();
+      return next();
     }
     auto type = frameType(f);
     if (primary_) {  // the user's watcher on another node
@@ -243,10 +243,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
  private:
   bool poisson() const { return s_.opt.arrivals == "poisson" && s_.opt.think_ms > 0; }
 
-  // The first message: at once in lockstep (all users in step: bursts), after a random offset
-  // within one mean think time with Poisson-like arrivals (users spread out: steady load).
+  // The first message (echo mode: frame): at once in lockstep (all users in step: bursts), after a
+  // random offset within one mean think time with Poisson-like arrivals (users spread out: steady
+  // load). Echo mode takes the same arrivals as chat mode, so that the echo's round-trip tail under
+  // the same load is the baseline of the chat latency figures.
   void first() {
-    if (!poisson()) return sendMessage();
+    if (!poisson()) return send();
     std::uniform_real_distribution<double> offset(0, s_.opt.think_ms * 1000.0);
     sendAfter(std::chrono::microseconds(static_cast<int64_t>(offset(rng_))));
   }
@@ -259,38 +261,18 @@ class Conn : public std::enable_shared_from_this<Conn> {
     } else if (s_.opt.think_ms > 0) {
       sendAfter(std::chrono::milliseconds(s_.opt.think_ms));
     } else {
-      sendMessage();
+      send();
     }
   }
 
   void sendAfter(std::chrono::microseconds delay) {
     timer_.expires_after(delay);
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) self->sendMessage();
+      if (!ec) self->send();
     });
   }
 
-  // Echo mode with --think-ms: the same arrivals as chat mode, so that the echo's round-trip tail
-  // under the same load is the baseline of the chat latency figures.
-  void firstEcho() {
-    if (s_.opt.think_ms <= 0) return sendEcho();
-    std::uniform_real_distribution<double> offset(0, s_.opt.think_ms * 1000.0);
-    echoAfter(std::chrono::microseconds(static_cast<int64_t>(offset(rng_))));
-  }
-
-  void nextEcho() {
-    if (s_.opt.think_ms <= 0) return sendEcho();
-    if (!poisson()) return echoAfter(std::chrono::milliseconds(s_.opt.think_ms));
-    std::exponential_distribution<double> think(1.0 / (s_.opt.think_ms * 1000.0));
-    echoAfter(std::chrono::microseconds(static_cast<int64_t>(think(rng_))));
-  }
-
-  void echoAfter(std::chrono::microseconds delay) {
-    timer_.expires_after(delay);
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) self->sendEcho();
-    });
-  }
+  void send() { s_.opt.mode == "echo" ? sendEcho() : sendMessage(); }
 
   void sendMessage() {
     if (s_.stopping) return;

@@ -59,11 +59,14 @@ stop_all() {
   for p in ${AW_PID:-} ${ECHO_PID:-}; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   AW_PID=""; ECHO_PID=""
 }
+record() {  # label: the last JSON line a tool wrote to $TMP/line, labelled, into $OUT
+  python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
+    "$TMP/line" "$1" >> "$OUT"
+}
 load() {  # label, then loadgen arguments
   local label=$1; shift
   taskset -c "$LOAD_CPU" "$B/loadgen" "$@" --json "$TMP/line" 2>/dev/null | grep -v "^{" || true
-  python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
-    "$TMP/line" "$label" >> "$OUT"
+  record "$label"
 }
 
 echo "== CPU per frame: Beast echo, 100 connections closed loop, 200-byte frames"
@@ -79,8 +82,7 @@ stop_all
 
 echo "== the machine: a fixed unit of CPU work on core $SERVER_CPU, 50 ms windows slower than the median"
 taskset -c "$SERVER_CPU" "$B/cpu_probe" --seconds 10 --json "$TMP/line" | grep -v "^{" || true
-python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); d["label"]="cpu_probe"; print(json.dumps(d))' \
-  "$TMP/line" >> "$OUT"
+record cpu_probe
 
 echo "== 1,000 connections, Poisson-like arrivals, mean 1 msg/s each: Beast echo round trips (the latency baseline)"
 start_echo

@@ -128,9 +128,10 @@ class Server:
         parsed = json.loads(body) if body and "json" in ctype else body.decode("utf-8", "replace")
         return r.status, parsed
 
-    def request(self, method, path, body=None, headers=None):
+    def request(self, method, path, body=None, headers=None, raw=None):
+        """`body` is sent as JSON; `raw` (a str) as it is, for bodies that are not JSON."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        data = json.dumps(body).encode() if body is not None else None
+        data = raw.encode() if raw is not None else json.dumps(body).encode() if body is not None else None
         h = {"Content-Type": "application/json", **(headers or {})}
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
@@ -441,6 +442,12 @@ def metric_samples(text, name):
         if metric == name:
             out[frozenset(labels.items())] = float(value)
     return out
+
+
+def metric(srv, name, **labels):
+    """One sample of a metric from the server's /metrics (0.0 when it is not there)."""
+    _, text = srv.get("/metrics")
+    return metric_samples(text, name).get(frozenset(labels.items()), 0.0)
 
 
 def raw_upgrade(port, path="/ws", headers=None):

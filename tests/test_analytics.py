@@ -11,7 +11,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
-from harness import ClickHouse, metric_samples  # noqa: E402
+from harness import ClickHouse, metric, metric_samples  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 # Fast batching and retries so outages play out in seconds.
@@ -29,10 +29,6 @@ def produced_by_kind(srv):
     assert status == 200
     return {dict(k)["kind"]: int(v) for k, v in metric_samples(text, "agentwire_analytics_rows_total").items()}
 
-
-def metric(srv, name, **labels):
-    _, text = srv.get("/metrics")
-    return metric_samples(text, name).get(frozenset(labels.items()), 0.0)
 
 
 def analytics_details(srv):

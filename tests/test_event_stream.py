@@ -12,12 +12,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
-from harness import metric_samples  # noqa: E402
+from harness import metric  # noqa: E402
 
-
-def metric(srv, name, **labels):
-    _, text = srv.get("/metrics")
-    return metric_samples(text, name).get(frozenset(labels.items()), 0.0)
 
 
 def wait_for(pred, what, timeout=20):

@@ -13,7 +13,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
-from harness import metric_samples, wait_for_async  # noqa: E402
+from harness import metric, wait_for_async  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,10 +30,6 @@ def runs_in_flight(path):
     finally:
         db.close()
 
-
-def metric(srv, name, **labels):
-    _, text = srv.get("/metrics")
-    return metric_samples(text, name).get(frozenset(labels.items()), 0.0)
 
 
 class InterruptedRunsTest(unittest.IsolatedAsyncioTestCase):

@@ -18,15 +18,11 @@ import websockets
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
-from harness import metric_samples, wait_for, wait_for_async  # noqa: E402
+from harness import metric, wait_for, wait_for_async  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
 
-
-def metric(srv, name, **labels):
-    _, text = srv.get("/metrics")
-    return metric_samples(text, name).get(frozenset(labels.items()), 0.0)
 
 
 def raw_http(port, data, timeout=5):

@@ -2,7 +2,6 @@
 Outages happen as they really do: a TCP proxy in front of the server (a load balancer) drops every
 connection or points at a restarted server; the server is SIGKILLed. Every wait is on a condition."""
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -11,8 +10,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python"))
 import harness  # noqa: E402
+from harness import metric  # noqa: E402
 import wsclient  # noqa: E402
-from agentwire_client import AgentwireClient, AgentwireError, FileStorage, MemoryStorage  # noqa: E402
+from agentwire_client import AgentwireClient, AgentwireError, FileStorage  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -27,13 +27,6 @@ async def wait_for(cond, what, timeout=20):
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         await asyncio.sleep(0.005)  # polls the condition
-
-
-def metric(srv, name):
-    for line in srv.get("/metrics")[1].splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 class Proxy:

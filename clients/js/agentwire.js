@@ -33,6 +33,11 @@ export class AgentwireError extends Error {
   }
 }
 
+/** Calls a listener; its exception is rethrown outside the client (reported, never breaking delivery). */
+function safeCall(fn, ...args) {
+  try { fn(...args); } catch (e) { queueMicrotask(() => { throw e; }); }
+}
+
 class Emitter {
   constructor() { this.listeners = new Map(); }
 
@@ -47,9 +52,7 @@ class Emitter {
 
   emit(type, ...args) {
     for (const key of [type, "*"]) {
-      for (const fn of [...(this.listeners.get(key) || [])]) {
-        try { fn(...(key === "*" ? [type, ...args] : args)); } catch (e) { queueMicrotask(() => { throw e; }); }
-      }
+      for (const fn of [...(this.listeners.get(key) || [])]) safeCall(fn, ...(key === "*" ? [type, ...args] : args));
     }
   }
 }
@@ -73,7 +76,7 @@ export class Run {
 
   on(kind, fn) {
     for (const ev of this.events) this.dispatch(ev, kind, fn);
-    if (kind === "done" && this.result) fn(this.result);
+    if (kind === "done" && this.result) safeCall(fn, this.result);
     return this.emitter.on(kind, fn);
   }
 
@@ -82,23 +85,22 @@ export class Run {
     const d = ev.data || {};
     if (ev.type === "agent_response_chunk") this.text += d.delta || "";
     const status = this.result ? undefined : TERMINAL[ev.type];  // settled already: done once
+    let result;
     if (status) {
       this.status = status;
       if (status === "completed" && typeof d.content === "string") this.text = d.content;
-      this.result = { status, runId: this.runId, threadId: this.threadId, content: this.text, event: ev };
-      if (status === "error") this.result.error = { code: d.code, message: d.message };
-      if (status === "stopped") this.result.reason = d.reason;
+      result = { status, content: this.text, event: ev };
+      if (status === "error") result.error = { code: d.code, message: d.message };
+      if (status === "stopped") result.reason = d.reason;
     }
     for (const kind of ["event", "started", "thinking", "chunk", "tool", "approval"]) {
       for (const fn of [...(this.emitter.listeners.get(kind) || [])]) this.dispatch(ev, kind, fn);
     }
-    if (status) {
-      this.emitter.emit("done", this.result);
-      this.resolveDone(this.result);
-    }
+    if (result) this.settle(result);
   }
 
-  /** Ends the run without its terminal event (the client stopped following it, or the server says how it ended). */
+  /** Ends the run: with its terminal event, or without it (the client stopped following it, or the
+   * server says how it ended). Once. */
   settle(result) {
     if (this.result) return;
     this.status = result.status;
@@ -109,7 +111,7 @@ export class Run {
 
   dispatch(ev, kind, fn) {
     const d = ev.data || {};
-    const call = (...args) => { try { fn(...args); } catch (e) { queueMicrotask(() => { throw e; }); } };
+    const call = (...args) => safeCall(fn, ...args);
     switch (kind) {
       case "event": return call(ev);
       case "started": return ev.type === "agent_started" && call(d, ev);
@@ -159,7 +161,6 @@ export class AgentwireClient extends Emitter {
     const origin = typeof location !== "undefined" ? location.origin : undefined;
     const base = (o.url || origin || "").replace(/\/+$/, "");
     if (!base) throw new Error("agentwire: url is required outside a browser");
-    this.httpUrl = base.replace(/^ws(s?):/, "http$1:");
     this.wsUrl = `${base.replace(/^http(s?):/, "ws$1:")}/ws`;
     this.token = o.token;
     this.getToken = o.getToken;
@@ -205,15 +206,20 @@ export class AgentwireClient extends Emitter {
   /** Closes for good: no reconnect, pending requests fail with `closed`. */
   close() {
     this.flushAck();
-    this.setState("closed");
-    this.settleRuns("closed");
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const ws = this.ws;
     this.ws = null;
     if (ws) ws.close(1000, "client closed");
-    this.failPending("closed", "the client was closed");
-    for (const w of this.liveWaiters.splice(0)) w.reject(new AgentwireError("closed", "the client was closed"));
+    this.finish(new AgentwireError("closed", "the client was closed"));
+  }
+
+  /** The end for good (close() or a refusal): runs settle, waiters and requests fail with `err`. */
+  finish(err) {
+    this.setState("closed");
+    this.settleRuns("closed");
+    for (const w of this.liveWaiters.splice(0)) w.reject(err);
+    this.failPending("closed", err.message);
   }
 
   /** Reconnects at once instead of at the end of the backoff (e.g. when the browser is online again). */
@@ -289,13 +295,10 @@ export class AgentwireClient extends Emitter {
   }
 
   fatal(code, reason) {
-    this.setState("closed");
-    this.settleRuns("closed");
-    this.emit("closed", { code, reason });
     const err = new AgentwireError(String(reason || code).split(":")[0] || "closed", `closed for good: ${code} ${reason || ""}`.trim());
     err.closeCode = code;
-    for (const w of this.liveWaiters.splice(0)) w.reject(err);
-    this.failPending("closed", err.message);
+    this.finish(err);  // runs settle, then "closed" is said; the rejections reach their handlers after both
+    this.emit("closed", { code, reason });
   }
 
   scheduleReconnect() {
@@ -346,20 +349,21 @@ export class AgentwireClient extends Emitter {
       case "resume_complete": return this.goLive();
       case "resync_required": return this.onResync(f.data || {});
     }
-    if (f.type === "error" && f.id === "resume") {
+    const err = f.type === "error" ? new AgentwireError(f.data?.code, f.data?.message, f) : null;
+    if (err && f.id === "resume") {
       // The stream could not be read (e.g. `unavailable`): never live on this connection; start again.
-      this.emit("error", new AgentwireError(f.data?.code, f.data?.message, f));
+      this.emit("error", err);
       this.ws?.close(4000, "resume failed");
       return;
     }
     const p = f.id !== undefined && this.pending.get(String(f.id));
     if (!p) {
-      if (f.type === "error") this.emit("error", new AgentwireError(f.data?.code, f.data?.message, f));
+      if (err) this.emit("error", err);
       return;
     }
     this.pending.delete(String(f.id));
     clearTimeout(p.timer);
-    if (f.type === "error") p.reject(new AgentwireError(f.data?.code, f.data?.message, f));
+    if (err) p.reject(err);
     else p.resolve(f.data || {}, f);
   }
 

@@ -51,11 +51,7 @@ test("sign in, send a message, see the five events and the streamed answer in or
   assert.equal(await page.locator("#chat").isVisible(), true);
   await page.locator("#thread-list button").first().waitFor();
   // The page acknowledges what it rendered: every appended event ends up acked.
-  const metric = async (name) => {
-    const text = await (await fetch(server.url + "/metrics")).text();
-    const line = text.split("\n").find((l) => l.startsWith(name + " "));
-    return Number(line.split(" ")[1]);
-  };
+  const metric = (name) => server.metric(name);
   for (let i = 0; i < 50 && (await metric("agentwire_events_acked_total")) < seqs.length; i++) await page.waitForTimeout(50);
   assert.equal(await metric("agentwire_events_acked_total"), await metric("agentwire_events_appended_total"));
   await page.screenshot({ path: join(ARTIFACTS, "chat.png"), fullPage: true });

@@ -53,6 +53,14 @@ export class Server {
 
   get url() { return `http://127.0.0.1:${this.port}`; }
 
+  /** A metric without labels from the server's /metrics; throws when it is not there. */
+  async metric(name) {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(name + " "));
+    if (!line) throw new Error(`no ${name} in /metrics`);
+    return Number(line.split(" ")[1]);
+  }
+
   logs() {
     try { return readFileSync(join(this.dir, "server.log"), "utf8"); } catch { return ""; }
   }

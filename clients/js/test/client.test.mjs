@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { writeFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Server, TMP } from "../../../tests/e2e/harness.mjs";
+import { Server, TMP, freePort } from "../../../tests/e2e/harness.mjs";
 import { AgentwireClient, AgentwireError } from "../agentwire.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,24 +26,10 @@ async function waitFor(cond, what, timeoutMs = 20000) {
   }
 }
 
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function devToken(server, user) {
   const r = await fetch(`${server.url}/auth/dev-token?user=${encodeURIComponent(user)}`);
   assert.equal(r.status, 200);
   return (await r.json()).token;
-}
-
-async function ackedOnServer(server) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith("agentwire_events_acked_total "));
-  return line ? Number(line.split(" ")[1]) : -1;
 }
 
 async function started(t, server) {
@@ -135,7 +121,7 @@ describe(`over ${implName}`, () => {
     assert.deepEqual(history.messages.map((m) => [m.role, m.content]),
       [["user", "hello world"], ["agent", result.content]]);
     // The batched acknowledgement reaches the server (a fresh server: this user's events are all there are).
-    await waitFor(async () => (await ackedOnServer(server)) === c.lastSeq, "the server to count the ack");
+    await waitFor(async () => (await server.metric("agentwire_events_acked_total")) === c.lastSeq, "the server to count the ack");
     assert.deepEqual(states, ["connecting", "live"]);
   });
 

@@ -144,30 +144,27 @@ class Run:
         if ev["type"] == "agent_response_chunk":
             self.text += d.get("delta", "")
         status = None if self.result is not None else TERMINAL.get(ev["type"])  # settled already: done once
+        result = None
         if status:
             self.status = status
             if status == "completed" and isinstance(d.get("content"), str):
                 self.text = d["content"]
-            self.result = {"status": status, "run_id": self.run_id, "thread_id": self.thread_id,
-                           "content": self.text, "event": ev}
+            result = {"status": status, "content": self.text, "event": ev}
             if status == "error":
-                self.result["error"] = {"code": d.get("code"), "message": d.get("message")}
+                result["error"] = {"code": d.get("code"), "message": d.get("message")}
             if status == "stopped":
-                self.result["reason"] = d.get("reason")
+                result["reason"] = d.get("reason")
         for kind in ("event", "started", "thinking", "chunk", "tool", "approval"):
             for fn in list(self._listeners.get(kind, [])):
                 self._dispatch(ev, kind, fn)
         for q in self._queues:
             q.put_nowait(ev)
-        if status:
-            for fn in list(self._listeners.get("done", [])):
-                _call(fn, self.result)
-            if not self.done.done():
-                self.done.set_result(self.result)
+        if result is not None:
+            self.settle(result)
 
     def settle(self, result):
-        """Ends the run without its terminal event (the client stopped following it, or the server says
-        how it ended)."""
+        """Ends the run: with its terminal event, or without it (the client stopped following it, or the
+        server says how it ended). Once."""
         if self.result is not None:
             return
         self.status = result["status"]
@@ -213,8 +210,6 @@ class AgentwireClient:
         parsed = urllib.parse.urlsplit(base)
         scheme = {"http": "ws", "https": "wss"}.get(parsed.scheme, parsed.scheme)
         self.ws_url = urllib.parse.urlunsplit((scheme, parsed.netloc, parsed.path + "/ws", "", ""))
-        self.http_url = urllib.parse.urlunsplit(({"ws": "http", "wss": "https"}.get(parsed.scheme, parsed.scheme),
-                                                 parsed.netloc, parsed.path, "", ""))
         self.token = token
         self.get_token = get_token
         self.storage = storage if storage is not None else MemoryStorage()
@@ -285,12 +280,7 @@ class AgentwireClient:
         """Closes for good: no reconnect, pending requests fail with `closed`."""
         await self.flush_ack()
         self._save_position()
-        self._set_state("closed")
-        self._settle_runs("closed")
-        self._fail_pending("closed", "the client was closed")
-        if self._live is not None and not self._live.done():
-            self._live.set_exception(AgentwireError("closed", "the client was closed"))
-            self._live.exception()  # retrieved: nobody may be waiting
+        self._finish(AgentwireError("closed", "the client was closed"), "the client was closed")
         if self.ws is not None:
             await self.ws.close()
         if self._task is not None:
@@ -347,16 +337,20 @@ class AgentwireClient:
             step = min(self.backoff_max, self.backoff_initial * 2 ** min(self.attempts - 1, 16))
             await asyncio.sleep(step / 2 + random.random() * step / 2)  # the backoff itself, with jitter
 
-    def _fatal(self, code, reason):
+    def _finish(self, err, pending_message):
+        """The end for good (close() or a refusal): runs settle, the wait for live and requests fail."""
         self._set_state("closed")
         self._settle_runs("closed")
+        if self._live is not None and not self._live.done():
+            self._live.set_exception(err)
+            self._live.exception()  # retrieved: nobody may be waiting
+        self._fail_pending("closed", pending_message)
+
+    def _fatal(self, code, reason):
         self._closed_error = AgentwireError((reason or "").split(":")[0] or "closed",
                                             f"closed for good: {code} {reason}", close_code=code)
+        self._finish(self._closed_error, str(self._closed_error))
         self._emit("closed", {"code": code, "reason": reason})
-        if self._live is not None and not self._live.done():
-            self._live.set_exception(self._closed_error)
-            self._live.exception()
-        self._fail_pending("closed", str(self._closed_error))
 
     # ---- the stream position -----------------------------------------------------------
 
