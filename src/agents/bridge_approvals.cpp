@@ -148,6 +148,7 @@ void AgentWebSocketBridge::announceResolved(const store::Approval& a) {
 }
 
 void AgentWebSocketBridge::resumeParked(const store::Approval& a) {
+  bool queued = false;
   {
     std::lock_guard lock(mutex_);
     auto it = parked_.find(a.run_id);
@@ -166,15 +167,18 @@ void AgentWebSocketBridge::resumeParked(const store::Approval& a) {
       running_threads_.erase(run.ctx.thread_id);
       ++queued_per_user_[run.ctx.user_id];
       queue_.push_front(std::move(run));
+      queued = true;
     } else if (a.node_id == options_.node_id || bus_ == nullptr) {
       return;  // not parked (anymore): it ended, or it is taken up already
     }
   }
-  if (a.node_id != options_.node_id) {
-    if (bus_ != nullptr) bus_->sendToNode(a.node_id, "resume " + a.id);
+  // Parked here: a worker takes it up, whatever node id the approval was stored under (a process
+  // on an ephemeral port gets a new one at each start, and SQLite's runs are all this process's).
+  if (queued) {
+    cv_.notify_all();
     return;
   }
-  cv_.notify_all();
+  bus_->sendToNode(a.node_id, "resume " + a.id);  // parked on the node that stored it
 }
 
 void AgentWebSocketBridge::endParkedLocked(const std::string& run_id, const std::string& by,
