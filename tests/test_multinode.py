@@ -277,7 +277,16 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         # A run through the same node after that: its writer commits in order, so once this run
         # ends everything the paused run queued before it was abandoned has been committed or refused.
         after = await self.connect(a, "pia")
-        reply = await after.request("user_message", {"content": "after", "agent": "echo"}, id_="m2", want="ack")
+        # The pause may have cost the node a database session (PostgreSQL ends one left idle in a
+        # transaction): a write is retried at once on a new one, but if two were lost the node says
+        # `unavailable` until it writes again, and a client sends again, as this one does.
+        for attempt in range(20):
+            reply = await after.request("user_message", {"content": "after", "agent": "echo"}, id_=f"m{attempt}",
+                                        want="ack")
+            if reply["type"] == "ack" or reply["data"]["code"] != "unavailable":
+                break
+            await wait_for_async(lambda: ready(a), what="the resumed node ready again")
+        self.assertEqual(reply["type"], "ack", reply)
         await run_end(watcher, reply["data"]["run_id"])
         # The stream as stored, read from another node: the paused run's terminal event is its last.
         reader = await Client.connect(c.port, self.token("pia"))

@@ -173,6 +173,7 @@ void StreamWriter::refuseQueued(const core::Error& why) {
 core::Result<store::CommitStats> StreamWriter::commitWithRetry(std::vector<WriteItem>& batch, store::WriteBatch& wb) {
   auto backoff = options_.retry_initial;
   int attempts_while_stopping = 0;
+  bool retried_at_once = false;
   for (;;) {
     auto started = std::chrono::steady_clock::now();
     auto r = store_.commit(wb);
@@ -183,6 +184,14 @@ core::Result<store::CommitStats> StreamWriter::commitWithRetry(std::vector<Write
     if (r || r.error().code != store::kUnavailable) {
       if (failing_.exchange(false)) log_->info("event stream writes succeed again");
       return r;
+    }
+    // One failure is tried again at once, before anything is refused: a connection the database
+    // dropped (PostgreSQL ends a session idle in a transaction while its node is paused) is replaced
+    // by the next attempt, and the messages sent meanwhile need not see `unavailable`.
+    if (!retried_at_once && !failing_.load()) {
+      retried_at_once = true;
+      log_->warn("cannot commit {} items: {}; trying again at once", wb.size(), r.error().message);
+      continue;
     }
     {
       std::lock_guard lock(mutex_);

@@ -12,6 +12,7 @@ namespace {
 class FlakyStore final : public store::Store {
  public:
   std::atomic<bool> failing{false};
+  std::atomic<int> fail_next{0};  // commits that fail once each, like a connection dropped by the server
   std::atomic<int> commits{0};
   std::atomic<int> probes{0};
   std::mutex mutex;
@@ -20,6 +21,10 @@ class FlakyStore final : public store::Store {
   core::Result<store::CommitStats> commit(const store::WriteBatch& b) override {
     ++commits;
     if (failing) return core::Error{store::kUnavailable, "disk full"};
+    if (fail_next.load() > 0) {
+      --fail_next;
+      return core::Error{store::kUnavailable, "server closed the connection unexpectedly"};
+    }
     std::lock_guard lock(mutex);
     for (const auto& m : b.messages) messages.push_back(m.id);
     store::CommitStats stats;
@@ -146,6 +151,20 @@ TEST_F(StreamWriterTest, WhileTheStoreFailsNewMessagesAreRefusedAndTheRestWaitsI
       {"user_1", "unavailable"}, {"user_2", "unavailable"}, {"answer_1", "ok"}, {"answer_2", "ok"}};
   EXPECT_EQ(out.done, want);
   EXPECT_EQ(store.messages, (std::vector<std::string>{"answer_1", "answer_2"})) << "order kept, nothing lost";
+}
+
+TEST_F(StreamWriterTest, ASingleFailureIsRetriedAtOnceAndRefusesNothing) {
+  store.fail_next = 1;
+  writer.push(message("user_1", true, out));
+  writer.flush();
+  EXPECT_EQ(store.commits.load(), 2);
+  EXPECT_FALSE(writer.failing());
+  EXPECT_EQ(out.done, (std::vector<std::pair<std::string, std::string>>{{"user_1", "ok"}}));
+  // Two failures in a row: the store is down; the user's message is refused, not kept waiting.
+  store.fail_next = 2;
+  writer.push(message("user_2", true, out));
+  writer.flush();
+  EXPECT_EQ(out.done.back(), (std::pair<std::string, std::string>{"user_2", "unavailable"}));
 }
 
 TEST_F(StreamWriterTest, WithNothingQueuedItProbesUntilWritesSucceedAgain) {
