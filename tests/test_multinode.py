@@ -163,6 +163,28 @@ class MultiNodeTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(lost["type"], "agent_error")
         await reader.close()
 
+    async def test_a_thread_deleted_on_one_node_is_gone_on_the_others_that_serve_its_user(self):
+        a, b, _ = await self.start_nodes(3600000)
+        on_a = await self.connect(a, "del")
+        on_b = await self.connect(b, "del")
+        first = await self.run_through(on_b, "cached on b")  # node b now has the thread in its cache
+        await run_end(on_b, first["run_id"])
+        thread = first["thread_id"]
+        renamed = await on_a.request("rename_thread", {"thread_id": thread, "title": "Renamed"}, id_="r",
+                                     want="thread_renamed")
+        self.assertEqual(renamed["type"], "thread_renamed", renamed)
+        deleted = await on_a.request("delete_thread", {"thread_id": thread}, id_="d", want="thread_deleted")
+        self.assertEqual(deleted["type"], "thread_deleted", deleted)
+        # Node b hears of it through the stream (a head notice, then a read of the store).
+        await on_b.first(lambda f: f["type"] == "thread_deleted" and f.get("thread_id") == thread)
+        renamed_event = next(f for f in on_b.frames if f["type"] == "thread_renamed")
+        self.assertEqual(renamed_event["data"]["title"], "Renamed")
+        refused = await on_b.request("user_message", {"content": "too late", "thread_id": thread}, id_="late",
+                                     want="ack")
+        self.assertEqual((refused["type"], refused["data"]["code"]), ("error", "thread_not_found"), refused)
+        await on_a.close()
+        await on_b.close()
+
     async def test_stop_agent_reaches_the_run_on_the_node_that_executes_it(self):
         a, b, _ = await self.start_nodes(3600000, "--set", HANG_AGENT)
         on_a, on_b = await self.connect(a, "sto"), await self.connect(b, "sto")

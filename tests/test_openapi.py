@@ -111,6 +111,16 @@ class OpenApiTest(unittest.TestCase):
         self.assertEqual(self.call("GET", f"/api/threads/{thread}/messages", token=other)[0], 403)
         self.assertEqual(self.call("GET", f"/api/threads/{thread}/runs", token=token)[0], 200)
         self.assertEqual(self.call("GET", "/api/threads/nope/runs", token=token)[0], 404)
+        # Renaming and deleting; the thread's run is in progress, so it is not deleted.
+        self.assertEqual(self.call("PATCH", f"/api/threads/{thread}", {"title": "renamed"}, token)[0], 200)
+        self.assertEqual(self.call("PATCH", f"/api/threads/{thread}", {}, token)[0], 400)
+        self.assertEqual(self.call("PATCH", f"/api/threads/{thread}", {"title": "x"}, other)[0], 403)
+        self.assertEqual(self.call("PATCH", "/api/threads/nope", {"title": "x"}, token)[0], 404)
+        self.assertEqual(self.call("DELETE", f"/api/threads/{thread}", token=token)[0], 409)
+        self.assertEqual(self.call("DELETE", f"/api/threads/{thread}", token=other)[0], 403)
+        status, spare = self.call("POST", "/api/threads", {"title": "spare"}, token)
+        self.assertEqual(self.call("DELETE", f"/api/threads/{spare['thread_id']}", token=token)[0], 200)
+        self.assertEqual(self.call("DELETE", f"/api/threads/{spare['thread_id']}", token=token)[0], 404)
 
         # Runs and approvals: the echo agent's word_count call waits for an answer.
         run = accepted["run_id"]
@@ -138,7 +148,7 @@ class OpenApiTest(unittest.TestCase):
 
         # Operators' routes.
         for path in ("/health", "/health/live", "/health/ready", "/health/startup", "/health/alerts",
-                     "/health/selfcheck"):
+                     "/health/selfcheck", "/health/trends"):
             self.assertEqual(self.call("GET", path)[0], 200, path)
 
     def test_every_route_of_the_server_is_documented(self):

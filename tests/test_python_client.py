@@ -310,6 +310,30 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual((result["status"], result["reason"]), ("stopped", "requested"))
 
 
+    async def test_rename_and_delete_reach_another_client_and_a_busy_thread_is_kept(self):
+        srv = self.server(*GATED)
+        token = wsclient.dev_token(srv.port, "ines")
+        c = self.client(f"http://127.0.0.1:{srv.port}", token)
+        other = self.client(f"http://127.0.0.1:{srv.port}", token)
+        changes = []
+        other.on("thread_renamed", lambda d, ev: changes.append(("renamed", ev["thread_id"], d["title"])))
+        other.on("thread_deleted", lambda d, ev: changes.append(("deleted", ev["thread_id"])))
+        await c.connect()
+        await other.connect()
+        run = await c.send(f"gate:{self.gate()}")
+        await wait_for(lambda: run.text == "part one, ", "the run to stream")
+        self.assertEqual(await c.rename_thread(run.thread_id, "Renamed"), {"thread_id": run.thread_id, "title": "Renamed"})
+        with self.assertRaises(AgentwireError) as refused:
+            await c.delete_thread(run.thread_id)
+        self.assertEqual(refused.exception.code, "thread_busy")
+        await c.stop(run.run_id)
+        await asyncio.wait_for(run.done, 20)
+        self.assertEqual(await c.delete_thread(run.thread_id), {"thread_id": run.thread_id})
+        await wait_for(lambda: len(changes) == 2, "both changes on the other client")
+        self.assertEqual(changes, [("renamed", run.thread_id, "Renamed"), ("deleted", run.thread_id)])
+        self.assertEqual((await c.threads())["threads"], [])
+
+
 class TerminalChatTest(unittest.IsolatedAsyncioTestCase):
     async def chat(self, srv, user):
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "clients", "python"))
@@ -342,6 +366,13 @@ class TerminalChatTest(unittest.IsolatedAsyncioTestCase):
             proc.stdin.write(b"/threads\n")
             await proc.stdin.drain()
             await self.read_until(proc, "count my words\n", seen)
+            proc.stdin.write(b"/rename Word counting\n/threads\n")
+            await proc.stdin.drain()
+            await self.read_until(proc, "(renamed: Word counting)", seen)
+            await self.read_until(proc, "  Word counting\n", seen)
+            proc.stdin.write(b"/delete\n")
+            await proc.stdin.drain()
+            await self.read_until(proc, "(deleted;", seen)
             proc.stdin.write(b"/quit\n")
             await proc.stdin.drain()
             self.assertEqual(await asyncio.wait_for(proc.wait(), 20), 0)

@@ -104,6 +104,13 @@ async function onResync() {
 // ---- stream events -----------------------------------------------------------------------
 
 function onStreamEvent(ev) {
+  // Thread changes made on any device of this user.
+  if (ev.type === "thread_renamed") {
+    const t = state.threads.get(ev.thread_id);
+    if (t) { t.title = ev.data.title; renderThreads(); if (ev.thread_id === state.current) renderThread(); }
+    return;
+  }
+  if (ev.type === "thread_deleted") { forgetThread(ev.thread_id); return; }
   if (!EVENT_TYPES.has(ev.type)) return;
   const run = runFor(ev.thread_id, ev.run_id);
   applyEvent(run, ev);
@@ -161,6 +168,9 @@ function itemsOf(threadId) {
 async function refreshThreads() {
   try {
     const r = await request("list_threads");
+    const listed = new Set(r.threads.map((t) => t.thread_id));
+    // A thread gone from a complete list was deleted (from another device, while this page was away).
+    if (!r.next_before) for (const id of [...state.threads.keys()]) if (!listed.has(id)) forgetThread(id);
     for (const t of r.threads) state.threads.set(t.thread_id, { ...state.threads.get(t.thread_id), ...t });
     renderThreads();
   } catch { /* reconnect will retry */ }
@@ -202,6 +212,7 @@ async function loadHistoryHttp(threadId) {
 
 function selectThread(threadId) {
   $("resync-notice").hidden = true;
+  $("rename-form").hidden = true;
   state.current = threadId;
   saveCurrent();
   const t = threadId && state.threads.get(threadId);
@@ -212,10 +223,70 @@ function selectThread(threadId) {
   $("input").focus();
 }
 
+function forgetThread(threadId) {
+  if (!state.threads.has(threadId) && !state.items.has(threadId)) return;
+  state.threads.delete(threadId);
+  state.items.delete(threadId);
+  for (const [id, run] of state.runs) if (run.thread_id === threadId) state.runs.delete(id);
+  if (state.current === threadId) selectThread(null);
+  else renderThreads();
+}
+
+// ---- rename and delete (the header's buttons) ------------------------------------------------
+
+function startRename() {
+  const t = state.current && state.threads.get(state.current);
+  if (!t) return;
+  $("rename-input").value = t.title || "";
+  showRenameForm(true);
+  $("rename-input").select();
+}
+
+function showRenameForm(on) {
+  $("rename-form").hidden = !on;
+  $("thread-title").hidden = on;
+  $("rename-thread").hidden = on || !state.current;
+  $("delete-thread").hidden = on || !state.current;
+}
+
+async function saveRename() {
+  const threadId = state.current;
+  const title = $("rename-input").value.trim();
+  if (!threadId || !title) return;
+  try {
+    const r = await state.client.renameThread(threadId, title);
+    const t = state.threads.get(threadId);
+    if (t) t.title = r.title;
+    showRenameForm(false);
+    renderThreads();
+    renderThread();
+    $("rename-thread").focus();
+  } catch (err) {
+    showNotice(`Not renamed: ${err.message}`);
+  }
+}
+
+async function deleteCurrent() {
+  const threadId = state.current;
+  const t = threadId && state.threads.get(threadId);
+  if (!t || !confirm(`Delete "${t.title || "(untitled)"}" and its messages?`)) return;
+  try {
+    await state.client.deleteThread(threadId);
+    forgetThread(threadId);
+  } catch (err) {
+    showNotice(err.code === "thread_busy" ? "A run of this thread is in progress: stop it, then delete the thread."
+      : `Not deleted: ${err.message}`);
+  }
+}
+
 function markActivity(threadId) {
   const t = state.threads.get(threadId);
   if (t) t.activity = true;
-  else state.threads.set(threadId, { thread_id: threadId, title: "New thread", activity: true });
+  else {
+    // A thread started on another device: shown at once, its title fetched with the list.
+    state.threads.set(threadId, { thread_id: threadId, title: "New thread", activity: true });
+    refreshThreads();
+  }
   renderThreads();
 }
 
@@ -386,6 +457,7 @@ function renderThread() {
   box.replaceChildren();
   const t = state.current && state.threads.get(state.current);
   $("thread-title").textContent = t ? (t.title || "(untitled)") : "New conversation";
+  if ($("rename-form").hidden) showRenameForm(false);
   for (const it of state.current ? itemsOf(state.current) : []) {
     if (it.kind === "run") box.append(renderRun(it));
     else {
@@ -486,6 +558,13 @@ function init() {
   });
   $("sign-out").addEventListener("click", () => signOut());
   $("new-thread").addEventListener("click", () => selectThread(null));
+  $("rename-thread").addEventListener("click", startRename);
+  $("delete-thread").addEventListener("click", deleteCurrent);
+  $("rename-form").addEventListener("submit", (e) => { e.preventDefault(); saveRename(); });
+  $("rename-cancel").addEventListener("click", () => { showRenameForm(false); $("rename-thread").focus(); });
+  $("rename-input").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { showRenameForm(false); $("rename-thread").focus(); }
+  });
   const input = $("input");
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -1,6 +1,7 @@
 // The operators' status page: components and their health, the startup trace as a timeline
 // (one bar per component from its start to its finish, an arrow from each dependency, like
-// `systemd-analyze plot`), live counts, ClickHouse, active alerts. Refreshes itself every 2 s.
+// `systemd-analyze plot`), live counts, charts of the last minutes, ClickHouse, active alerts.
+// Refreshes itself every 2 s.
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 let previous = null;  // {t, events} for the delivery rate
@@ -94,15 +95,55 @@ function renderAlerts(alerts) {
   }
 }
 
+// One small line chart per series of GET /health/trends (the server keeps the points, so a page
+// opened now shows the past minutes too). A gap where a step had no value (p99 with nothing
+// delivered) is a break in the line, not a zero.
+function drawTrends(trends) {
+  const points = trends.points;
+  $("trends-summary").textContent = points.length
+    ? `${points.length} points, one every ${trends.step_ms / 1000} s, the last at ${new Date(points[points.length - 1].t).toLocaleTimeString()}.`
+    : "Collecting: one point every few seconds.";
+  for (const fig of document.querySelectorAll(".chart")) {
+    const key = fig.dataset.series;
+    const values = points.map((p) => p[key]);
+    const known = values.filter((v) => v !== null && v !== undefined);
+    const w = 280, h = 70, pad = 4;
+    const max = Math.max(1e-9, ...known);
+    const x = (i) => pad + (points.length < 2 ? w - 2 * pad : (i / (points.length - 1)) * (w - 2 * pad));
+    const y = (v) => h - pad - (v / max) * (h - 2 * pad);
+    const has = (i) => values[i] !== null && values[i] !== undefined;
+    let d = "";
+    values.forEach((v, i) => {
+      if (!has(i)) return;
+      d += `${has(i - 1) ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)} `;
+      // A point alone (the first one, or between gaps) is a short dash, so that it shows.
+      if (!has(i - 1) && !has(i + 1)) d += `h3 m-6,0 h3 `;
+    });
+    const last = known.length ? known[known.length - 1] : null;
+    const label = last === null ? "no data" : `now ${fmt(last)}, max ${fmt(Math.max(...known))}`;
+    const root = svg("svg", { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none", role: "img", "aria-label": `${fig.querySelector("figcaption").textContent}: ${label}` });
+    root.append(svg("line", { class: "axis", x1: pad, y1: h - pad, x2: w - pad, y2: h - pad }));
+    if (d) root.append(svg("path", { class: "line", d: d.trim() }));
+    fig.dataset.points = String(known.length);
+    fig.dataset.last = last === null ? "" : String(last);
+    fig.dataset.max = known.length ? String(Math.max(...known)) : "";
+    fig.querySelector(".plot").replaceChildren(root, Object.assign(document.createElement("div"), { className: "chart-label", textContent: label }));
+  }
+}
+
+function fmt(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2); }
+
 async function refresh() {
   try {
-    const [health, trace, alerts, metrics] = await Promise.all([
+    const [health, trace, alerts, metrics, trends] = await Promise.all([
       fetch("/health", { cache: "no-store" }).then((r) => r.json()),
       fetch("/health/startup", { cache: "no-store" }).then((r) => r.json()),
       fetch("/health/alerts", { cache: "no-store" }).then((r) => r.json()),
       fetch("/metrics", { cache: "no-store" }).then((r) => r.text()),
+      fetch("/health/trends", { cache: "no-store" }).then((r) => r.json()),
     ]);
     renderComponents(health);
+    drawTrends(trends);
     drawTimeline(trace);
     renderAlerts(alerts);
     $("connections").textContent = metric(metrics, "agentwire_websocket_connections");

@@ -574,6 +574,13 @@ export class AgentwireClient extends Emitter {
     if (onBusy) data.on_busy = onBusy;
     return this.request("create_thread", data);
   }
+
+  /** Renames a thread: {thread_id, title}. Every connection of the user gets a `thread_renamed` event. */
+  renameThread(threadId, title) { return this.request("rename_thread", { thread_id: threadId, title }); }
+
+  /** Deletes a thread with its messages and runs: {thread_id}. Refused (`thread_busy`) while a run of it is in
+   * progress. Every connection of the user gets a `thread_deleted` event; the thread's events stay in the stream. */
+  deleteThread(threadId) { return this.request("delete_thread", { thread_id: threadId }); }
 }
 
 function withTimeout(promise, ms, makeError) {

@@ -262,6 +262,11 @@ core::Result<std::string> AgentWebSocketBridge::enqueueLocked(const UserContext&
   return ctx.run_id;
 }
 
+bool AgentWebSocketBridge::threadBusy(const std::string& thread_id) const {
+  std::lock_guard lock(mutex_);
+  return thread_runs_.count(thread_id) > 0;
+}
+
 void AgentWebSocketBridge::releaseThread(const std::string& thread_id) {
   auto it = thread_runs_.find(thread_id);
   if (it != thread_runs_.end() && --it->second <= 0) thread_runs_.erase(it);

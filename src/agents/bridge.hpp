@@ -157,6 +157,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
                                                               const std::string& thread_id) const;
   std::vector<std::string> agentNames() const;
   bool hasAgent(const std::string& name) const { return agents_.count(name) > 0; }
+  // Whether this node has a run of the thread queued or executing, counted from its message's
+  // submission (before the store has its run): the store alone would miss a message in flight.
+  bool threadBusy(const std::string& thread_id) const;
 
  private:
   struct Run {

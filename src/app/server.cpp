@@ -122,6 +122,12 @@ int runServer(const core::Config& cfg) {
     for (const auto& n : c.alerts.ruleNames()) rules.push_back(boost::json::string(n));
     return net::jsonReply(200, boost::json::object{{"active", std::move(active)}, {"rules", std::move(rules)}});
   });
+  server.route("GET", "/health/trends", [&](const net::HttpRequest&) {
+    const auto* trends = c.alerts.trends();
+    boost::json::object body{{"step_ms", trends != nullptr ? trends->step().count() : 0},
+                             {"points", trends != nullptr ? trends->json() : boost::json::array{}}};
+    return net::jsonReply(200, std::move(body));
+  });
   server.route("GET", "/health/selfcheck", [&](const net::HttpRequest&) {
     if (!probes.isReady()) return net::jsonError(503, "not_ready", "the server is not ready");
     // Answered when the check is done, on the self-check's thread: no I/O thread waits for it.

@@ -128,6 +128,13 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   auto& alerts = registry.add(std::make_unique<monitoring::AlertMonitor>(
       defaultAlertRules(registry, router, delivery, bridge, ws_gateway, analytics, redis), std::chrono::seconds(1),
       Deps{"config"}));
+  const auto& stats = delivery.stats();
+  alerts.setTrends(std::make_unique<monitoring::Trends>(
+      monitoring::Trends::Readings{[&stats] { return static_cast<double>(stats.appended.load()); },
+                                   [&stats] { return stats.latency.snapshot(); },
+                                   [&delivery] { return static_cast<int64_t>(delivery.connectionCount()); },
+                                   [&bridge] { return static_cast<int64_t>(bridge.activeRuns()); }},
+      std::chrono::milliseconds(cfg.status.trend_step_ms), static_cast<std::size_t>(cfg.status.trend_points)));
   return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts, redis};
 }
 

@@ -185,6 +185,8 @@ const std::vector<KeySpec>& specs() {
       AW_INT("agents.llm_idle_timeout_ms", agents.llm_idle_timeout_ms, 100, 600000),
       AW_BOOL("selfcheck.enabled", selfcheck.enabled),
       AW_INT("selfcheck.timeout_ms", selfcheck.timeout_ms, 1, 600000),
+      AW_INT("status.trend_step_ms", status.trend_step_ms, 1000, 600000),
+      AW_INT("status.trend_points", status.trend_points, 2, 10000),
   };
   return table;
 }

@@ -120,6 +120,10 @@ struct Config {
     bool enabled = true;
     int timeout_ms = 2000;
   } selfcheck;
+  struct Status {
+    int trend_step_ms = 5000;  // one point of the status page's charts per step
+    int trend_points = 120;    // kept: ten minutes at the default step
+  } status;
 
   // True when server.host is a loopback address (127.0.0.0/8, ::1, localhost).
   bool boundToLoopback() const;

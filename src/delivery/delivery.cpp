@@ -160,6 +160,12 @@ void Delivery::applyRemoteHead(const std::string& user_id, int64_t head) {
   }
   if (from == std::numeric_limits<int64_t>::max()) return;
   auto batch = storeOf(user_id).eventsAfter(user_id, from - 1, static_cast<int>(kCatchUpBatch));
+  if (batch) {
+    // A thread deleted through another node: this node's cache must not accept messages for it.
+    for (const auto& ev : *batch) {
+      if (ev.type == "thread_deleted") threads_.forget(ev.thread_id);
+    }
+  }
   bool gone = false;
   for (auto& e : us->entries) {
     if (e.mode != Mode::Live || e.next_seq > head) continue;
@@ -386,7 +392,8 @@ void Delivery::pump(Connection& conn) {
 }
 
 core::Result<bool> Delivery::deliver(const std::string& user_id, Event event, Backpressure bp) {
-  auto thread = threadInfo(event.thread_id);
+  auto thread = event.owner_checked ? core::Result<std::optional<ThreadInfo>>(ThreadInfo{user_id, {}, {}})
+                                    : threadInfo(event.thread_id);
   if (!thread) {
     ++stats_.failures;
     ++stats_.failures_store_error;

@@ -36,6 +36,9 @@ struct Event {
   std::string run_status;  // lifecycle events: the run's stored status (see store::RunRecord)
   // Events a run emits: stored only while the run is in flight (see store::StoredEvent).
   bool requires_run_in_flight = false;
+  // The caller checked that the thread is the user's: thread_deleted announces a thread that is
+  // gone from the store, so its owner cannot be looked up any more.
+  bool owner_checked = false;
 };
 
 // Counters read by health, metrics and the status page.

@@ -48,7 +48,10 @@ class FlakyStore final : public store::Store {
     return std::vector<store::Thread>{};
   }
   core::Result<int64_t> countThreads(const std::string&) override { return int64_t{0}; }
-  core::Result<bool> deleteThread(const std::string&) override { return false; }
+  core::Result<bool> renameThread(const std::string&, const std::string&) override { return false; }
+  core::Result<store::ThreadDeletion> deleteThread(const std::string&, bool) override {
+    return store::ThreadDeletion::NotFound;
+  }
   core::Result<std::vector<store::Message>> listMessages(const std::string&, int, int64_t) override {
     return std::vector<store::Message>{};
   }

@@ -120,9 +120,78 @@ core::Result<store::Thread> createThread(const ChatServices& s, const ClientCont
   return t;
 }
 
+// A title a thread may have; sends invalid_field and returns false otherwise.
+bool validTitle(const ChatServices& s, const ClientContext& ctx, const Frame& f, const std::string& title) {
+  if (title.find('\0') != std::string::npos) {
+    gateway::sendError(*ctx.conn, "invalid_field", "data.title must not contain NUL characters", f.id);
+    return false;
+  }
+  if (core::truncateUtf8(title, static_cast<std::size_t>(s.limits.max_title_chars)).size() < title.size()) {
+    gateway::sendError(*ctx.conn, "invalid_field",
+                       fmt::format("data.title must be at most {} characters", s.limits.max_title_chars), f.id);
+    return false;
+  }
+  return true;
+}
+
+// The change goes to every connection of the user through their stream (other tabs and devices
+// update their thread lists; one offline gets it on resume). The reply does not wait for it.
+void announce(const ChatServices& s, const ClientContext& ctx, const std::string& type, const std::string& thread_id,
+              json::object data) {
+  delivery::Event event;
+  event.type = type;
+  event.thread_id = thread_id;
+  event.data = std::move(data);
+  event.owner_checked = true;
+  auto r = s.delivery.deliver(ctx.user_id, std::move(event), delivery::Delivery::Backpressure::Wait);
+  (void)r;  // a refusal is counted and logged by delivery; the change itself is stored
+  // (handlers that touch the store run off the I/O threads: waiting for room is allowed here)
+}
+
+void registerThreadEditing(MessageRouter& router, const ChatServices& s) {
+  router.addHandler("rename_thread", [s](const ClientContext& ctx, const Frame& f) {
+    auto thread_id = requiredString(ctx, f, "thread_id");
+    if (!thread_id) return;
+    auto title = requiredString(ctx, f, "title");
+    if (!title || !validTitle(s, ctx, f, *title)) return;
+    if (!ownedThread(s.delivery, ctx, f, *thread_id)) return;
+    auto renamed = s.store.renameThread(*thread_id, *title);
+    if (!renamed) return sendError(ctx, renamed.error(), f);
+    if (!*renamed) return gateway::sendError(*ctx.conn, "thread_not_found", "no thread '" + *thread_id + "'", f.id);
+    json::object data{{"thread_id", *thread_id}, {"title", *title}};
+    announce(s, ctx, "thread_renamed", *thread_id, data);
+    sendReply(*ctx.conn, "thread_renamed", f.id, std::move(data));
+  });
+
+  router.addHandler("delete_thread", [s](const ClientContext& ctx, const Frame& f) {
+    auto thread_id = requiredString(ctx, f, "thread_id");
+    if (!thread_id || !ownedThread(s.delivery, ctx, f, *thread_id)) return;
+    auto busy = [&] {
+      gateway::sendError(*ctx.conn, "thread_busy",
+                         fmt::format("thread '{}' has a run in progress; stop it (stop_agent) or wait for its end, "
+                                     "then delete the thread",
+                                     *thread_id),
+                         f.id);
+    };
+    // This node's own count first: it includes a message acked a moment ago whose run the store
+    // may not have yet. The store's check covers runs on other nodes, in the deleting transaction.
+    if (s.bridge.threadBusy(*thread_id)) return busy();
+    auto deleted = s.store.deleteThread(*thread_id, false);
+    if (!deleted) return sendError(ctx, deleted.error(), f);
+    if (*deleted == store::ThreadDeletion::Busy) return busy();
+    s.delivery.forgetThread(*thread_id);
+    if (*deleted == store::ThreadDeletion::NotFound) {
+      return gateway::sendError(*ctx.conn, "thread_not_found", "no thread '" + *thread_id + "'", f.id);
+    }
+    announce(s, ctx, "thread_deleted", *thread_id, {{"thread_id", *thread_id}});
+    sendReply(*ctx.conn, "thread_deleted", f.id, {{"thread_id", *thread_id}});
+  });
+}
+
 }  // namespace
 
 void registerChatHandlers(MessageRouter& router, ChatServices s) {
+  registerThreadEditing(router, s);
   router.addHandler("ping", [](const ClientContext& ctx, const Frame& f) {
     sendReply(*ctx.conn, "pong", f.id, {{"ts", core::nowMs()}});
   });
@@ -139,14 +208,7 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
       return gateway::sendError(*ctx.conn, "unknown_agent", "no agent named '" + name + "'", f.id);
     }
     std::string t_title = title->value_or("");
-    if (t_title.find('\0') != std::string::npos) {
-      return gateway::sendError(*ctx.conn, "invalid_field", "data.title must not contain NUL characters", f.id);
-    }
-    if (core::truncateUtf8(t_title, static_cast<std::size_t>(s.limits.max_title_chars)).size() < t_title.size()) {
-      return gateway::sendError(*ctx.conn, "invalid_field",
-                                fmt::format("data.title must be at most {} characters", s.limits.max_title_chars),
-                                f.id);
-    }
+    if (!validTitle(s, ctx, f, t_title)) return;
     auto t = createThread(s, ctx, t_title, name, on_busy.value_or(""));
     if (!t) return sendError(ctx, t.error(), f);
     sendReply(*ctx.conn, "thread_created", f.id, threadJson(t.value()));

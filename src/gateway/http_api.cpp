@@ -189,6 +189,22 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
   };
   server.route("GET", "/api/threads/", messages, true);
   server.route("POST", "/api/threads/", messages, true);
+  // PATCH /api/threads/{id} renames, DELETE /api/threads/{id} deletes.
+  auto thread = [call, bodyObject](const net::HttpRequest& req) {
+    std::string thread_id = req.path.substr(std::string("/api/threads/").size());
+    if (thread_id.empty() || thread_id.find('/') != std::string::npos) {
+      return net::jsonError(404, "not_found", "no such endpoint: " + req.path);
+    }
+    if (req.method == "DELETE") {
+      return call(req, Frame{"delete_thread", "", {{"thread_id", thread_id}}}, "thread_deleted", 200);
+    }
+    auto body = bodyObject(req);
+    if (!body) return net::jsonError(400, body.error().code, body.error().message);
+    body->insert_or_assign("thread_id", thread_id);
+    return call(req, Frame{"rename_thread", "", std::move(body.value())}, "thread_renamed", 200);
+  };
+  server.route("PATCH", "/api/threads/", thread, true);
+  server.route("DELETE", "/api/threads/", thread, true);
   server.route(
       "GET", "/api/runs/",
       [call](const net::HttpRequest& req) {

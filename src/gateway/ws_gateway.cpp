@@ -364,7 +364,8 @@ void WsGateway::onMessage(const std::shared_ptr<net::WsConnection>& conn, std::s
 bool WsGateway::mayBlock(const Frame& frame) const {
   const auto& t = frame.type;
   if (t == "create_thread" || t == "list_threads" || t == "get_thread_history" || t == "resume" || t == "stop_agent" ||
-      t == "get_run" || t == "approve_tool" || t == "list_approvals" || t == "list_runs") {
+      t == "get_run" || t == "approve_tool" || t == "list_approvals" || t == "list_runs" || t == "rename_thread" ||
+      t == "delete_thread") {
     return true;
   }
   if (t != "user_message") return false;

@@ -163,7 +163,7 @@ core::Result<SelfCheck::Report> SelfCheck::runOnce() {
       if (thread_id.empty() || !passed) return;
       self.delivery_.flush();
       self.delivery_.forgetThread(thread_id);
-      if (auto r = self.store_.deleteThread(thread_id); !r) {
+      if (auto r = self.store_.deleteThread(thread_id, true); !r) {
         self.log_->warn("self-check thread '{}' not removed: {}", thread_id, r.error().message);
       }
       (void)self.store_.pruneEvents(self.user_, 1, 0);

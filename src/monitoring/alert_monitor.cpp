@@ -48,6 +48,7 @@ void AlertMonitor::start() {
     std::unique_lock lock(mutex_);
     while (running_) {
       lock.unlock();
+      if (trends_) trends_->sample(Clock::now(), core::nowMs());
       evaluate(Clock::now());
       lock.lock();
       cv_.wait_for(lock, interval_, [this] { return !running_; });

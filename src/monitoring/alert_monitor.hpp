@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lifecycle/component.hpp"
+#include "monitoring/trends.hpp"
 
 #include <spdlog/logger.h>
 
@@ -70,6 +71,10 @@ class AlertMonitor final : public lifecycle::Component {
   std::vector<std::string> ruleNames() const;
   // How many times each rule fired since start (for tests and metrics).
   std::map<std::string, uint64_t> firings() const;
+  // The status page's trends, sampled on this monitor's beat (no thread of their own). Set
+  // before start().
+  void setTrends(std::unique_ptr<Trends> trends) { trends_ = std::move(trends); }
+  const Trends* trends() const { return trends_.get(); }
 
  private:
   struct State {
@@ -86,6 +91,7 @@ class AlertMonitor final : public lifecycle::Component {
   std::condition_variable cv_;
   std::vector<State> states_;
   bool running_ = false;
+  std::unique_ptr<Trends> trends_;
   std::thread thread_;
 };
 

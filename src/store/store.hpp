@@ -124,6 +124,8 @@ struct CommitStats {
   int64_t acked_acking = 0;
 };
 
+enum class ThreadDeletion { Deleted, NotFound, Busy };
+
 // Where a page of a user's threads starts: threads strictly older than this (created_ms, id).
 struct ThreadCursor {
   int64_t created_ms = 0;  // 0 = from the newest
@@ -150,8 +152,13 @@ class Store {
                                                         const ThreadCursor& before) = 0;
   // How many (non-system) threads the user has.
   virtual core::Result<int64_t> countThreads(const std::string& user_id) = 0;
-  // Removes a thread with its messages and runs (the self-check cleans up after itself).
-  virtual core::Result<bool> deleteThread(const std::string& thread_id) = 0;
+  // A new title; false when there is no such thread.
+  virtual core::Result<bool> renameThread(const std::string& thread_id, const std::string& title) = 0;
+  // Removes a thread with its messages, runs and approvals, in one transaction. Refused (Busy)
+  // while the thread has a run in progress (a row in runs: queued, executing or parked on an
+  // approval) unless `force`, which the self-check uses to clean up after itself. The user's
+  // stream keeps the thread's events: they are history, and seqs are never reused.
+  virtual core::Result<ThreadDeletion> deleteThread(const std::string& thread_id, bool force) = 0;
 
   // Oldest first; at most `limit` messages created before `before_ms` (0 = no bound).
   virtual core::Result<std::vector<Message>> listMessages(const std::string& thread_id, int limit,

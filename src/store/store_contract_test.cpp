@@ -260,10 +260,42 @@ TEST_P(StoreContractTest, DeleteThreadRemovesItsMessagesAndRuns) {
   b.messages.push_back(Message{"m1", t->id, "eve", "user", "hi", "run_x", core::nowMs()});
   b.runs.push_back(RunRecord{"run_x", "eve", t->id, "echo", "n", "queued", core::nowMs()});
   ASSERT_TRUE(store_->commit(b).ok());
-  EXPECT_TRUE(store_->deleteThread(t->id).value());
+  EXPECT_EQ(store_->deleteThread(t->id, true).value(), ThreadDeletion::Deleted);
   EXPECT_FALSE(store_->findThread(t->id).value());
   EXPECT_TRUE(store_->listMessages(t->id, 10, 0)->empty());
   EXPECT_TRUE(store_->unfinishedRuns("n")->empty());
+  EXPECT_EQ(store_->deleteThread(t->id, true).value(), ThreadDeletion::NotFound);
+}
+
+TEST_P(StoreContractTest, AThreadWithARunInProgressIsNotDeletedAndItsEventsOutliveIt) {
+  auto t = store_->createThread("fay", "t", false);
+  auto other = store_->createThread("fay", "other", false);
+  WriteBatch b;
+  b.messages.push_back(Message{"m1", t->id, "fay", "user", "hi", "run_y", core::nowMs()});
+  b.runs.push_back(RunRecord{"run_y", "fay", t->id, "echo", "n", "queued", core::nowMs()});
+  ASSERT_TRUE(store_->commit(b).ok());
+  EXPECT_EQ(store_->deleteThread(t->id, false).value(), ThreadDeletion::Busy);
+  EXPECT_TRUE(store_->findThread(t->id).value()) << "nothing removed";
+  EXPECT_EQ(store_->listMessages(t->id, 10, 0)->size(), 1u);
+  ASSERT_TRUE(store_->appendEvents({event("fay", t->id, "run_y", "agent_completed", "completed")}).ok());
+  EXPECT_EQ(store_->deleteThread(t->id, false).value(), ThreadDeletion::Deleted) << "its run ended";
+  EXPECT_EQ(store_->listThreads("fay", 10, {})->size(), 1u);
+  EXPECT_EQ(store_->findThread(other->id).value()->title, "other") << "only that thread";
+  auto events = store_->eventsAfter("fay", 0, 10);
+  ASSERT_EQ(events->size(), 1u) << "the stream keeps the thread's events";
+  EXPECT_EQ((*events)[0].thread_id, t->id);
+}
+
+TEST_P(StoreContractTest, RenamingAThreadChangesOnlyItsTitle) {
+  auto t = store_->createThread("gil", "before", false, "echo", "reject");
+  EXPECT_TRUE(store_->renameThread(t->id, "after \xC3\xA9 \"quoted\"").value());
+  auto found = store_->findThread(t->id).value();
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->title, "after \xC3\xA9 \"quoted\"");
+  EXPECT_EQ(found->agent, "echo");
+  EXPECT_EQ(found->on_busy, "reject");
+  EXPECT_EQ(found->created_ms, t->created_ms);
+  EXPECT_FALSE(store_->renameThread("no_such_thread", "x").value());
 }
 
 TEST_P(StoreContractTest, TextSurvivesQuotesBackslashesAndUnicode) {
@@ -355,7 +387,7 @@ TEST_P(StoreContractTest, AnApprovalIsResolvedOnceAndWaitsWithItsRunUntilResumed
   EXPECT_EQ(store_->parkedApprovals("node-a")->size(), 1u);
   ASSERT_TRUE(store_->appendEvents({event("ann", t, "run_1", "agent_stopped", "stopped")}).ok());
   EXPECT_TRUE(store_->parkedApprovals("node-a")->empty()) << "its run ended";
-  ASSERT_TRUE(store_->deleteThread(t).ok());
+  ASSERT_TRUE(store_->deleteThread(t, true).ok());
   EXPECT_FALSE(store_->findApproval("apr_3")->has_value());
 }
 

@@ -303,3 +303,56 @@ test("dark mode follows the system's colour scheme", async () => {
   assert.equal(bg, "rgb(21, 23, 27)");
   await page.screenshot({ path: join(ARTIFACTS, "chat-dark.png"), fullPage: true });
 });
+
+test("rename and delete a thread from the page; another device's list follows live; a busy thread is kept", async () => {
+  const server = await started(new Server(["--set", "agents.approval_required_tools=word_count"]));
+  const phone = await browser();
+  const laptop = await browser();
+  const a = phone.pages()[0] || await phone.newPage();
+  const b = laptop.pages()[0] || await laptop.newPage();
+  await signIn(a, server, "rey");
+  await signIn(b, server, "rey");
+  await a.getByLabel("Message").fill("first thread");
+  await a.getByLabel("Message").press("Enter");
+  // Every echo run calls word_count, which needs an approval on this server.
+  await a.locator("section.approval button.approve").click();
+  await a.locator(".run-status[data-status=completed]").waitFor();
+  await b.locator("#thread-list button", { hasText: "first thread" }).click();
+
+  // Rename with the keyboard: Escape cancels, Enter saves.
+  await a.getByRole("button", { name: "Rename" }).click();
+  await a.getByLabel("Thread title").fill("never saved");
+  await a.getByLabel("Thread title").press("Escape");
+  assert.equal(await a.locator("#thread-title").textContent(), "first thread");
+  await a.getByRole("button", { name: "Rename" }).click();
+  await a.getByLabel("Thread title").fill("Trip plans");
+  await a.getByLabel("Thread title").press("Enter");
+  await a.locator("#thread-title", { hasText: "Trip plans" }).waitFor();
+  // The other device: its list and its header change without a reload (thread_renamed in the stream).
+  await b.locator("#thread-list button", { hasText: "Trip plans" }).waitFor();
+  await b.locator("#thread-title", { hasText: "Trip plans" }).waitFor();
+
+  // A run parked on an approval: deleting is refused and the thread stays.
+  await a.getByLabel("Message").fill("count these words");
+  await a.getByLabel("Message").press("Enter");
+  const running = a.locator("article.run").last();
+  await running.locator("section.approval[data-state=pending]").waitFor();
+  a.once("dialog", (d) => d.accept());
+  await a.getByRole("button", { name: "Delete" }).click();
+  await a.locator(".error", { hasText: "in progress" }).waitFor();
+  assert.equal(await a.locator("#thread-list button", { hasText: "Trip plans" }).count(), 1);
+  await running.getByRole("button", { name: "Stop this run" }).click();
+  await running.locator(".run-status[data-status=stopped]").waitFor();
+
+  // Deleted once nothing runs: gone on both devices, and after a reload.
+  a.once("dialog", (d) => d.accept());
+  await a.getByRole("button", { name: "Delete" }).click();
+  await a.locator("#thread-title", { hasText: "New conversation" }).waitFor();
+  assert.equal(await a.locator("#thread-list button").count(), 0);
+  await b.locator("#thread-title", { hasText: "New conversation" }).waitFor();
+  assert.equal(await b.locator("#thread-list button").count(), 0);
+  await a.reload();
+  await a.locator("#conn-state[data-state=live]").waitFor();
+  assert.equal(await a.locator("#thread-list button").count(), 0);
+  assert.equal(await a.getByRole("button", { name: "Delete" }).isVisible(), false, "nothing to delete in a new conversation");
+});

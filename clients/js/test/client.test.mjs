@@ -310,6 +310,29 @@ describe(`over ${implName}`, () => {
     assert.equal(result.reason, "requested");
   });
 
+  test("renameThread and deleteThread: another client of the user sees both; a thread with a run is not deleted", { timeout: 60000 }, async (t) => {
+    const server = await started(t, new Server(GATED));
+    const token = await devToken(server, "ines");
+    const c = mk(t, server.url, token);
+    const other = mk(t, server.url, token);
+    const changes = [];
+    other.on("thread_renamed", (d, ev) => changes.push(["renamed", ev.thread_id, d.title]));
+    other.on("thread_deleted", (d, ev) => changes.push(["deleted", ev.thread_id]));
+    await c.connect();
+    await other.connect();
+    const run = await c.send(`gate:${gateFile(t)}`);
+    await waitFor(() => run.text === "part one, ", "the run to be streaming");
+    assert.deepEqual(await c.renameThread(run.threadId, "Renamed"), { thread_id: run.threadId, title: "Renamed" });
+    await assert.rejects(c.deleteThread(run.threadId), (e) => e instanceof AgentwireError && e.code === "thread_busy");
+    await c.stop(run.runId);
+    await run.done;
+    assert.deepEqual(await c.deleteThread(run.threadId), { thread_id: run.threadId });
+    await waitFor(() => changes.length === 2, () => `both changes on the other client: ${JSON.stringify(changes)}`);
+    assert.deepEqual(changes, [["renamed", run.threadId, "Renamed"], ["deleted", run.threadId]]);
+    assert.deepEqual((await c.threads()).threads, []);
+    await assert.rejects(c.history(run.threadId), (e) => e.code === "thread_not_found");
+  });
+
   test("run(id) of a run that ended before this client saw it settles from the server; close() settles the rest", { timeout: 60000 }, async (t) => {
     const server = await started(t, new Server(GATED));
     const token = await devToken(server, "kit");

@@ -4,7 +4,8 @@
     python3 -m agentwire_client chat https://chat.example.com --token "$JWT"
 
 Type a message and Enter; answers stream as they arrive, tool calls are shown, an approval is
-answered with y or n. Commands: /threads, /thread ID, /new, /stop, /quit."""
+answered with y or n. Commands: /threads, /thread ID, /new, /rename TITLE,
+/delete, /stop, /quit."""
 import argparse
 import asyncio
 import json
@@ -86,6 +87,21 @@ class Chat:
                 out(f"{m['role']}: {m['content']}\n")
             self.thread_id = thread_id
             return True
+        if line.startswith("/rename ") or line == "/delete":
+            if self.thread_id is None:
+                out("(no thread yet: send a message first)\n")
+                return True
+            try:
+                if line == "/delete":
+                    await self.client.delete_thread(self.thread_id)
+                    self.thread_id = None
+                    out("(deleted; a new thread starts with the next message)\n")
+                else:
+                    r = await self.client.rename_thread(self.thread_id, line.split(None, 1)[1])
+                    out(f"(renamed: {r['title']})\n")
+            except AgentwireError as e:
+                out(f"  ! {e.code}: {e.message}\n")
+            return True
         if line == "/new":
             self.thread_id = None
             out("(a new thread starts with the next message)\n")
@@ -140,7 +156,7 @@ async def chat(args):
         await client.connect()
     except AgentwireError as e:
         sys.exit(f"cannot connect: {e}")
-    out(f"connected as {client.user_id}; /threads, /thread ID, /new, /stop, /quit\n")
+    out(f"connected as {client.user_id}; /threads, /thread ID, /new, /rename TITLE, /delete, /stop, /quit\n")
     reader = asyncio.ensure_future(c.read_stdin())
     try:
         while True:

@@ -590,3 +590,12 @@ class AgentwireClient:
     async def create_thread(self, title=None, agent=None, on_busy=None):
         data = {k: v for k, v in (("title", title), ("agent", agent), ("on_busy", on_busy)) if v}
         return await self.request("create_thread", data)
+
+    async def rename_thread(self, thread_id, title):
+        """{thread_id, title}; every connection of the user gets a thread_renamed event."""
+        return await self.request("rename_thread", {"thread_id": thread_id, "title": title})
+
+    async def delete_thread(self, thread_id):
+        """{thread_id}; refused (thread_busy) while a run of it is in progress. Every connection of
+        the user gets a thread_deleted event; the thread's events stay in the stream."""
+        return await self.request("delete_thread", {"thread_id": thread_id})

@@ -221,15 +221,28 @@ core::Result<int64_t> PostgresStore::countThreads(const std::string& user_id) {
   });
 }
 
-core::Result<bool> PostgresStore::deleteThread(const std::string& thread_id) {
-  return withConnection<bool>("delete thread", true, [&](pg::Connection& c) -> core::Result<bool> {
-    auto r = c.exec(
-        "WITH m AS (DELETE FROM messages WHERE thread_id = $1), r AS (DELETE FROM runs WHERE thread_id = $1), "
-        "a AS (DELETE FROM approvals WHERE thread_id = $1) "
-        "DELETE FROM threads WHERE id = $1 RETURNING id",
-        Params{thread_id});
+core::Result<bool> PostgresStore::renameThread(const std::string& thread_id, const std::string& title) {
+  return withConnection<bool>("rename thread", true, [&](pg::Connection& c) -> core::Result<bool> {
+    auto r = c.exec("UPDATE threads SET title = $2 WHERE id = $1 RETURNING id", Params{thread_id, title});
     if (!r) return r.error();
     return r->size() > 0;
+  });
+}
+
+core::Result<ThreadDeletion> PostgresStore::deleteThread(const std::string& thread_id, bool force) {
+  return withConnection<ThreadDeletion>("delete thread", true, [&](pg::Connection& c) -> core::Result<ThreadDeletion> {
+    // One statement, so one snapshot: the thread goes only if no run of it is in progress.
+    auto r = c.exec(
+        "WITH busy AS (SELECT 1 FROM runs WHERE thread_id = $1 AND NOT $2::boolean LIMIT 1), "
+        "m AS (DELETE FROM messages WHERE thread_id = $1 AND NOT EXISTS (SELECT 1 FROM busy)), "
+        "r AS (DELETE FROM runs WHERE thread_id = $1 AND NOT EXISTS (SELECT 1 FROM busy)), "
+        "a AS (DELETE FROM approvals WHERE thread_id = $1 AND NOT EXISTS (SELECT 1 FROM busy)), "
+        "t AS (DELETE FROM threads WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM busy) RETURNING id) "
+        "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM busy)",
+        Params{thread_id, force ? "t" : "f"});
+    if (!r) return r.error();
+    if (r->integer(0, 1) > 0) return ThreadDeletion::Busy;
+    return r->integer(0, 0) > 0 ? ThreadDeletion::Deleted : ThreadDeletion::NotFound;
   });
 }
 

@@ -360,9 +360,27 @@ core::Result<int64_t> SqliteStore::countThreads(const std::string& user_id) {
   });
 }
 
-core::Result<bool> SqliteStore::deleteThread(const std::string& thread_id) {
-  return guarded<bool>("delete thread", true, [&] {
+core::Result<bool> SqliteStore::renameThread(const std::string& thread_id, const std::string& title) {
+  return guarded<bool>("rename thread", true, [&] {
+    Stmt s(db_, prepared("UPDATE threads SET title = ? WHERE id = ?"));
+    s.bind(1, title).bind(2, thread_id).step();
+    return sqlite3_changes(db_) > 0;
+  });
+}
+
+core::Result<ThreadDeletion> SqliteStore::deleteThread(const std::string& thread_id, bool force) {
+  return guarded<ThreadDeletion>("delete thread", true, [&] {
     Stmt(db_, prepared("BEGIN IMMEDIATE")).step();
+    if (!force) {
+      Stmt busy(db_, prepared("SELECT 1 FROM runs WHERE thread_id = ? LIMIT 1"));
+      busy.bind(1, thread_id);
+      bool running = busy.step();
+      busy.reset();
+      if (running) {
+        Stmt(db_, prepared("ROLLBACK")).step();
+        return ThreadDeletion::Busy;
+      }
+    }
     Stmt m(db_, prepared("DELETE FROM messages WHERE thread_id = ?"));
     m.bind(1, thread_id).step();
     Stmt r(db_, prepared("DELETE FROM runs WHERE thread_id = ?"));
@@ -373,7 +391,7 @@ core::Result<bool> SqliteStore::deleteThread(const std::string& thread_id) {
     t.bind(1, thread_id).step();
     bool found = sqlite3_changes(db_) > 0;
     Stmt(db_, prepared("COMMIT")).step();
-    return found;
+    return found ? ThreadDeletion::Deleted : ThreadDeletion::NotFound;
   });
 }
 

@@ -47,7 +47,8 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<std::vector<Thread>> listThreads(const std::string& user_id, int limit,
                                                 const ThreadCursor& before) override;
   core::Result<int64_t> countThreads(const std::string& user_id) override;
-  core::Result<bool> deleteThread(const std::string& thread_id) override;
+  core::Result<bool> renameThread(const std::string& thread_id, const std::string& title) override;
+  core::Result<ThreadDeletion> deleteThread(const std::string& thread_id, bool force) override;
   core::Result<std::vector<Message>> listMessages(const std::string& thread_id, int limit, int64_t before_ms) override;
   core::Result<CommitStats> commit(const WriteBatch& batch) override;
   core::Result<std::vector<StoredEvent>> eventsAfter(const std::string& user_id, int64_t after_seq, int limit) override;
