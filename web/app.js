@@ -134,7 +134,10 @@ function applyEvent(run, ev) {
   run.events.push({ type: ev.type, seq: ev.seq, data: d });
   switch (ev.type) {
     case "agent_started": run.agent = d.agent_name; run.started = ev.ts; break;
-    case "agent_response_chunk": run.text += d.delta || ""; break;
+    case "agent_response_chunk":
+      // Chunks the thread's history already summed up (partial_answer, up to from_seq) are not added twice.
+      if (!(run.fromSeq && ev.seq < run.fromSeq)) run.text += d.delta || "";
+      break;
     case "tool_approval_requested":
       run.approvals.set(d.approval_id, { ...d, status: "pending" });
       run.status = "awaiting_approval";
@@ -176,7 +179,19 @@ async function refreshThreads() {
   } catch { /* reconnect will retry */ }
 }
 
-function mergeHistory(threadId, messages) {
+// A run in progress when the history was read: its answer so far is the history's partial_answer
+// (every chunk before from_seq) followed by the chunks this page got from from_seq on. A page that
+// was reloaded mid-run shows the answer whole and once, not only the chunks after its position.
+function seedRun(threadId, p) {
+  const run = runFor(threadId, p.run_id);
+  run.fromSeq = p.from_seq;
+  const later = run.events.filter((e) => e.type === "agent_response_chunk" && e.seq >= p.from_seq);
+  run.text = (p.partial_answer || "") + later.map((e) => e.data.delta || "").join("");
+  if (!run.events.length) run.status = p.status === "awaiting_approval" ? "awaiting_approval" : "running";
+}
+
+function mergeHistory(threadId, messages, inProgress = []) {
+  for (const p of inProgress) seedRun(threadId, p);
   // History is the durable truth for messages; runs we watched live keep their progress details.
   const items = [];
   const seenRuns = new Set();
@@ -197,7 +212,7 @@ function mergeHistory(threadId, messages) {
 async function loadHistory(threadId) {
   try {
     const r = await request("get_thread_history", { thread_id: threadId, limit: 200 });
-    mergeHistory(threadId, r.messages);
+    mergeHistory(threadId, r.messages, r.runs_in_progress);
     if (threadId === state.current) renderThread();
   } catch { /* shown on the next reconnect */ }
 }
@@ -206,7 +221,8 @@ async function loadHistoryHttp(threadId) {
   const r = await fetch(`/api/threads/${encodeURIComponent(threadId)}/messages?limit=200`,
     { headers: { Authorization: `Bearer ${state.token}` } });
   if (!r.ok) return;
-  mergeHistory(threadId, (await r.json()).messages);
+  const body = await r.json();
+  mergeHistory(threadId, body.messages, body.runs_in_progress);
   if (threadId === state.current) renderThread();
 }
 

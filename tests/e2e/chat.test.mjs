@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Server, launchBrowser, signIn, runEvents, ARTIFACTS, freePort } from "./harness.mjs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { Server, launchBrowser, signIn, runEvents, ARTIFACTS, TMP, freePort } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cleanups = [];
@@ -355,4 +356,28 @@ test("rename and delete a thread from the page; another device's list follows li
   await a.locator("#conn-state[data-state=live]").waitFor();
   assert.equal(await a.locator("#thread-list button").count(), 0);
   assert.equal(await a.getByRole("button", { name: "Delete" }).isVisible(), false, "nothing to delete in a new conversation");
+});
+
+test("a page reloaded mid-run shows the answer so far once, then the rest as it streams", async () => {
+  const gated = `agents.process_command=/usr/bin/python3 ${join(here, "..", "..", "clients", "js", "test", "gated_agent.py")}`;
+  const server = await started(new Server(["--set", gated, "--set", "agents.default=process"]));
+  const gate = join(mkdtempSync(join(TMP, "aw-gate-")), "open");
+  cleanups.push(() => writeFileSync(gate, ""));  // a run left waiting ends with the server anyway
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "rhea");
+  await page.getByLabel("Message").fill(`gate:${gate}`);
+  await page.getByLabel("Message").press("Enter");
+  const answer = page.locator("article.run .run-answer");
+  await answer.filter({ hasText: "part one," }).waitFor();
+  // The page acknowledged what it showed: after the reload its position is past the first chunk.
+  for (let i = 0; i < 100 && (await server.metric("agentwire_events_acked_total")) < 3; i++) await page.waitForTimeout(50);
+  await page.reload();
+  await page.locator("#conn-state[data-state=live]").waitFor();
+  await page.locator(".run-status[data-status=running]").waitFor();
+  assert.equal((await answer.textContent()).trim(), "part one,", "the answer so far, from the thread's history, once");
+  writeFileSync(gate, "");
+  await page.locator(".run-status[data-status=completed]").waitFor();
+  assert.equal((await answer.textContent()).trim(), "part one, part two");
+  assert.equal(await page.locator("article.run").count(), 1);
 });
