@@ -82,7 +82,14 @@ test("Enter sends, Shift+Enter is a new line, and the page fits a phone", async 
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `horizontal overflow of ${overflow}px on a phone viewport`);
   // Every control is reachable by its accessible name.
-  for (const name of ["Send", "New thread", "Sign out"]) await page.getByRole("button", { name }).waitFor();
+  for (const name of ["Send", "New thread", "Sign out", "Rename", "Delete"]) await page.getByRole("button", { name }).waitFor();
+  // The keyboard alone: Tab from the message box reaches Send; Enter on a focused Rename opens the title field.
+  await page.getByRole("button", { name: "Rename" }).focus();
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "rename-input");
+  await page.keyboard.press("Escape");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "rename-thread");
+  await page.screenshot({ path: join(ARTIFACTS, "chat-phone.png"), fullPage: true });
 });
 
 test("stopping the server mid-run: the page shows reconnecting, then the rest of the run arrives once", async () => {
