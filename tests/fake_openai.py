@@ -2,7 +2,8 @@
 
 The last user message picks the behaviour: "stream" (four streamed tokens), "tool" (a streamed
 calculator tool call, then an answer using its result, or saying its error), "fail500", "stall" (one chunk, then
-silence), "garbage" (a malformed SSE chunk), "tokens N" (N tokens at 150 tokens/s). Every request
+silence), "garbage" (a malformed SSE chunk), "tokens N" (N tokens at 150 tokens/s), "call NAME ARGS" (a call of the
+function NAME with the JSON ARGS, then an answer quoting the tool's result). Every request
 is recorded in `requests`.
 """
 import json
@@ -60,6 +61,16 @@ class Handler(BaseHTTPRequestHandler):
                 result = json.loads(results[-1]["content"])
                 answer = f"The answer is {result['value']:g}" if "value" in result else f"No answer: {result['error']}"
                 self.sse([chunk({"content": answer}), chunk({}, "stop"), "[DONE]"])
+        elif prompt.startswith("call "):
+            # "call FUNCTION {json args}": one tool call, then an answer quoting the tool's result.
+            results = [m for m in messages if m["role"] == "tool"]
+            if not results:
+                _, name, args = prompt.split(" ", 2)
+                self.sse([chunk({"role": "assistant", "tool_calls": [
+                    {"index": 0, "id": "call_x", "type": "function", "function": {"name": name, "arguments": args}}]}),
+                    chunk({}, "tool_calls"), "[DONE]"])
+            else:
+                self.sse([chunk({"content": "tool said: " + results[-1]["content"]}), chunk({}, "stop"), "[DONE]"])
         elif prompt == "fail500":
             payload = json.dumps({"error": {"message": "model overloaded"}}).encode()
             self.send_response(500)

@@ -55,6 +55,10 @@ class CancelToken {
 // token, and the tools. Agents call tools through callTool (never tools.call directly), so that a
 // tool that needs a person's approval parks the run, and wrap any other step whose result must not
 // change when the run takes up again (a model completion) in step().
+// Whether a tool needs a person's approval: named in `required`, or its MCP server is there as
+// "server.*".
+bool requiresApproval(const std::set<std::string>& required, const std::string& tool);
+
 struct RunContext {
   const UserEmitter& emitter;
   const CancelToken& cancel;

@@ -90,7 +90,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
   // Several nodes: stop_agent of a run that executes on another node is sent there (before start()).
   void setBus(bus::Bus& b);
-  ToolRegistry& tools() { return tools_; }  // add tools before start()
+  ToolRegistry& tools() { return tools_; }  // thread-safe; MCP servers add theirs when they come up
 
   void start() override;
   void stop() override;

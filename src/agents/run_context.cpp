@@ -18,7 +18,17 @@ const json::object* recorded(RunJournal* journal, const char* kind) {
 
 }  // namespace
 
-core::Result<json::value> RunContext::callTool(const std::string& name, const json::object& args, std::string call_id) {
+bool requiresApproval(const std::set<std::string>& required, const std::string& tool) {
+  if (required.count(tool) > 0) return true;
+  // "server.*": every tool of an MCP server.
+  auto dot = tool.find('.');
+  return dot != std::string::npos && required.count(tool.substr(0, dot) + ".*") > 0;
+}
+
+core::Result<json::value> RunContext::callTool(const std::string& called, const json::object& args,
+                                               std::string call_id) {
+  // One name for the tool in events, approvals and the journal, whichever the agent used.
+  const std::string name = tools.canonicalName(called);
   if (const auto* e = recorded(journal, "tool")) {
     if (e->at("ok").as_bool()) return e->at("value");
     const auto& err = e->at("error").as_object();
@@ -28,7 +38,7 @@ core::Result<json::value> RunContext::callTool(const std::string& name, const js
   // A run taken up after an approval reaches the call it waited for here (the record is used up),
   // whether or not the tool still needs approval (the configuration may have changed meanwhile).
   auto decision = journal != nullptr ? journal->takeDecision() : std::nullopt;
-  bool needs_approval = approval_required != nullptr && approval_required->count(name) > 0;
+  bool needs_approval = approval_required != nullptr && requiresApproval(*approval_required, name);
   if (!decision && journal != nullptr && needs_approval) {
     throw RunParked{call_id.empty() ? core::newId("call") : call_id, name, args};
   }
@@ -38,7 +48,7 @@ core::Result<json::value> RunContext::callTool(const std::string& name, const js
     }
     call_id = decision->tool_call_id;
     if (decision->status == "approved") {
-      result = tools.call(emitter, name, args, call_id);
+      result = tools.call(emitter, name, args, call_id, &cancel);
     } else {
       bool denied = decision->status == "denied";
       std::string message = denied ? "the user denied this tool call" : "nobody approved this tool call in time";
@@ -51,7 +61,7 @@ core::Result<json::value> RunContext::callTool(const std::string& name, const js
                                       {"approval", decision->status}});
     }
   } else {
-    result = tools.call(emitter, name, args, call_id);
+    result = tools.call(emitter, name, args, call_id, &cancel);
   }
   if (journal != nullptr) {
     json::object entry{{"kind", "tool"}, {"ok", result.ok()}};

@@ -12,41 +12,62 @@
 namespace agentwire::agents {
 namespace json = boost::json;
 
-void ToolRegistry::add(Tool tool) {
+bool ToolRegistry::add(Tool tool) {
+  std::unique_lock lock(mutex_);
+  std::string fn = tool.function_name.empty() ? tool.name : tool.function_name;
+  if (tools_.count(tool.name) > 0 || by_function_.count(fn) > 0 || tools_.count(fn) > 0) return false;
+  by_function_[fn] = tool.name;
   auto name = tool.name;
-  tools_[name] = std::move(tool);
+  tools_.emplace(std::move(name), std::move(tool));
+  return true;
 }
 
 const Tool* ToolRegistry::find(const std::string& name) const {
+  std::shared_lock lock(mutex_);
   auto it = tools_.find(name);
+  if (it != tools_.end()) return &it->second;
+  auto f = by_function_.find(name);
+  if (f == by_function_.end()) return nullptr;
+  it = tools_.find(f->second);
   return it == tools_.end() ? nullptr : &it->second;
 }
 
+std::string ToolRegistry::canonicalName(const std::string& name) const {
+  const Tool* t = find(name);
+  return t != nullptr ? t->name : name;
+}
+
 std::vector<std::string> ToolRegistry::names() const {
+  std::shared_lock lock(mutex_);
   std::vector<std::string> out;
   for (const auto& [n, t] : tools_) out.push_back(n);
   return out;
 }
 
 json::array ToolRegistry::openAiTools() const {
+  std::shared_lock lock(mutex_);
   json::array out;
   for (const auto& [name, t] : tools_) {
+    const std::string& fn = t.function_name.empty() ? name : t.function_name;
     out.emplace_back(json::object{
         {"type", "function"},
-        {"function", json::object{{"name", name}, {"description", t.description}, {"parameters", t.parameters}}}});
+        {"function", json::object{{"name", fn}, {"description", t.description}, {"parameters", t.parameters}}}});
   }
   return out;
 }
 
-core::Result<json::value> ToolRegistry::call(const UserEmitter& emitter, const std::string& name,
-                                             const json::object& args, std::string call_id) const {
+core::Result<json::value> ToolRegistry::call(const UserEmitter& emitter, const std::string& called,
+                                             const json::object& args, std::string call_id,
+                                             const CancelToken* cancel) const {
   if (call_id.empty()) call_id = core::newId("call");
+  const Tool* tool = find(called);
+  const std::string& name = tool != nullptr ? tool->name : called;
   emitter.emit("tool_executing", {{"tool_call_id", call_id}, {"tool_name", name}, {"args", args}});
   auto t0 = std::chrono::steady_clock::now();
-  const Tool* tool = find(name);
   core::Result<json::value> result =
-      tool != nullptr ? tool->run(args)
-                      : core::Result<json::value>(core::Error{"unknown_tool", fmt::format("no tool named '{}'", name)});
+      tool == nullptr ? core::Result<json::value>(core::Error{"unknown_tool", fmt::format("no tool named '{}'", name)})
+      : tool->run_cancellable ? tool->run_cancellable(args, cancel)
+                              : tool->run(args);
   double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   json::value shown = result ? result.value() : json::value(json::object{{"error", result.error().message}});
   emitter.emit("tool_completed",

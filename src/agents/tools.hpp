@@ -8,10 +8,13 @@
 
 #include <functional>
 #include <map>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 namespace agentwire::agents {
+
+class CancelToken;
 
 // A tool an agent can call. `run` gets the call's arguments and returns its result or an error;
 // it may be called from several agent threads at once, so it must be thread-safe.
@@ -20,9 +23,16 @@ struct Tool {
   std::string description;
   boost::json::object parameters;  // JSON Schema of the arguments (for LLM tool calling)
   std::function<core::Result<boost::json::value>(const boost::json::object& args)> run;
+  // Instead of `run`, for a tool that can stop when its run is stopped or times out (MCP tools).
+  std::function<core::Result<boost::json::value>(const boost::json::object& args, const CancelToken* cancel)>
+      run_cancellable = {};
+  // The name a model calls it by when `name` is not a valid function name (MCP tools are
+  // `server.tool` in events, `server__tool` for the model). Empty: `name`.
+  std::string function_name = {};
 };
 
-// The tools agents may call, by name. Filled before the bridge starts; read-only afterwards.
+// The tools agents may call, by name. Filled before the bridge starts; tool servers that come up
+// later add theirs (a tool, once added, is never replaced or removed). Thread-safe.
 //
 // Adding a tool in C++:
 //   registry.add(Tool{"shout", "Upper-cases text",
@@ -30,20 +40,27 @@ struct Tool {
 //                     [](const boost::json::object& args) -> core::Result<boost::json::value> { ... }});
 class ToolRegistry {
  public:
-  void add(Tool tool);
+  // False (nothing changed) when a tool of that name or function name exists.
+  bool add(Tool tool);
+  // By name or by function name.
   const Tool* find(const std::string& name) const;
+  // The name events use for a tool called by `name` or its function name; `name` when unknown.
+  std::string canonicalName(const std::string& name) const;
   std::vector<std::string> names() const;
 
   // Calls a tool on behalf of a run: emits tool_executing, runs it, emits tool_completed with the
   // result (or {"error": ...}) and the duration. Returns the result.
   // `call_id` names the call in both events (a new id when empty, e.g. an LLM's own id otherwise).
   core::Result<boost::json::value> call(const UserEmitter& emitter, const std::string& name,
-                                        const boost::json::object& args, std::string call_id = {}) const;
+                                        const boost::json::object& args, std::string call_id = {},
+                                        const CancelToken* cancel = nullptr) const;
   // The tools in OpenAI's Chat Completions `tools` format.
   boost::json::array openAiTools() const;
 
  private:
-  std::map<std::string, Tool> tools_;
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, Tool> tools_;  // nodes never move: find()'s pointers stay valid
+  std::map<std::string, std::string> by_function_;
 };
 
 // word_count {text}, clock {} (UTC time), calculator {op: add|sub|mul|div, a, b}.

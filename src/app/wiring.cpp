@@ -15,6 +15,7 @@
 #include "gateway/ws_gateway.hpp"
 #include "health/probes.hpp"
 #include "health/self_check.hpp"
+#include "mcp/mcp_server.hpp"
 #include "monitoring/alert_monitor.hpp"
 #include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -77,6 +78,14 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   delivery.setRetention({cfg.store.retention_events, int64_t{cfg.store.retention_age_s} * 1000});
   delivery.setReplayBudget(
       {std::max<std::size_t>(1, cfg.ws.max_queue_messages / 2), std::max<std::size_t>(1, cfg.ws.max_queue_bytes / 2)});
+  // MCP tool servers: their tools need a person's approval as configured ("server.*": all of them).
+  std::set<std::string> approval_required(cfg.agents.approval_required_tools.begin(),
+                                          cfg.agents.approval_required_tools.end());
+  Deps bridge_deps{"delivery", "message_handlers", "analytics"};
+  for (const auto& m : cfg.agents.mcp_servers) {
+    for (const auto& t : m.approval_required) approval_required.insert(m.name + "." + t);
+    bridge_deps.push_back("mcp_" + m.name);
+  }
   // The bridge is built before the router (the handlers hold a reference to it) but starts after.
   auto bridge_owned = std::make_unique<agents::AgentWebSocketBridge>(
       delivery, store,
@@ -84,10 +93,8 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
           node_id, cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue), cfg.agents.default_agent,
           cfg.agents.max_running_per_user, cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms,
           cfg.store.backend == "postgres" ? cfg.node.lease_ms : 0, cfg.node.lease_renew_ms, cfg.agents.chunk_window_ms,
-          cfg.agents.chunk_max_bytes,
-          std::set<std::string>(cfg.agents.approval_required_tools.begin(), cfg.agents.approval_required_tools.end()),
-          cfg.agents.approval_timeout_ms, cfg.agents.pace_max_ms},
-      Deps{"delivery", "message_handlers", "analytics"});
+          cfg.agents.chunk_max_bytes, approval_required, cfg.agents.approval_timeout_ms, cfg.agents.pace_max_ms},
+      bridge_deps);
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(
       registry.trace(),
@@ -96,6 +103,15 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
       },
       Deps{"delivery"}));
   auto& analytics = registry.add(std::move(analytics_owned));
+  // Started before the bridge (its dependencies), so that their tools are there for the first run.
+  for (const auto& m : cfg.agents.mcp_servers) {
+    mcp::McpServer::Options o;
+    o.name = m.name;
+    o.process = mcp::ProcessSpec{m.command, m.args, m.env, m.cwd};
+    o.allow = std::set<std::string>(m.tools.begin(), m.tools.end());
+    o.call_timeout = std::chrono::milliseconds(m.call_timeout_ms);
+    registry.add(std::make_unique<mcp::McpServer>(std::move(o), bridge_ptr->tools(), Deps{"config"}));
+  }
   auto& bridge = registry.add(std::move(bridge_owned));
   bridge.setRecorder(recorder);
   if (redis != nullptr) bridge.setBus(*redis);

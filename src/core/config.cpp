@@ -241,6 +241,81 @@ std::string nodeToString(const std::string& key, const toml::node& node, Kind ki
   throw ConfigError(fmt::format("configuration key '{}': expected {}", key, want));
 }
 
+std::vector<std::string> stringList(const std::string& key, const toml::node& node) {
+  std::vector<std::string> out;
+  const auto* a = node.as_array();
+  if (a == nullptr) throw ConfigError(fmt::format("configuration key '{}': expected an array of strings", key));
+  for (const auto& item : *a) {
+    auto v = item.value<std::string>();
+    if (!v || !item.is_string())
+      throw ConfigError(fmt::format("configuration key '{}': expected an array of strings", key));
+    out.push_back(*v);
+  }
+  return out;
+}
+
+// [[agents.mcp_servers]]: an array of tables, one per server.
+void applyMcpServers(Config& c, const toml::node& node, const std::string& path) {
+  const auto* servers = node.as_array();
+  if (servers == nullptr) {
+    throw ConfigError(
+        fmt::format("configuration key 'agents.mcp_servers' in {}: expected [[agents.mcp_servers]] tables", path));
+  }
+  for (const auto& item : *servers) {
+    const auto* t = item.as_table();
+    if (t == nullptr) throw ConfigError("configuration key 'agents.mcp_servers': expected tables");
+    Config::McpServer s;
+    for (const auto& [k, v] : *t) {
+      std::string key = "agents.mcp_servers." + std::string(k.str());
+      auto str = [&] { return nodeToString(key, v, Kind::String); };
+      if (k == "name")
+        s.name = str();
+      else if (k == "command")
+        s.command = str();
+      else if (k == "cwd")
+        s.cwd = str();
+      else if (k == "args")
+        s.args = stringList(key, v);
+      else if (k == "tools")
+        s.tools = stringList(key, v);
+      else if (k == "approval_required") {
+        s.approval_required = v.is_string() ? std::vector<std::string>{str()} : stringList(key, v);
+      } else if (k == "call_timeout_ms") {
+        s.call_timeout_ms = std::stoi(nodeToString(key, v, Kind::Int));
+        if (s.call_timeout_ms < 1 || s.call_timeout_ms > 3600000) {
+          throw ConfigError(fmt::format("configuration key '{}': must be 1..3600000", key));
+        }
+      } else if (k == "env") {
+        const auto* env = v.as_table();
+        if (env == nullptr) throw ConfigError(fmt::format("configuration key '{}': expected a table", key));
+        for (const auto& [ek, ev] : *env)
+          s.env[std::string(ek.str())] = nodeToString(key + "." + std::string(ek.str()), ev, Kind::String);
+      } else if (k == "url" || k == "headers") {
+        throw ConfigError(
+            fmt::format("configuration key '{}': the Streamable HTTP transport is not supported yet; "
+                        "run the server on stdio (command, args)",
+                        key));
+      } else {
+        throw ConfigError(fmt::format("unknown configuration key '{}' in {}", key, path));
+      }
+    }
+    auto valid_name = !s.name.empty() && s.name.size() <= 32 && std::all_of(s.name.begin(), s.name.end(), [](char ch) {
+      return std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) || ch == '-';
+    });
+    if (!valid_name) {
+      throw ConfigError(
+          fmt::format("configuration key 'agents.mcp_servers.name': '{}' must be 1-32 of [a-z0-9-]", s.name));
+    }
+    if (s.command.empty()) {
+      throw ConfigError(fmt::format("configuration key 'agents.mcp_servers.command': required (server '{}')", s.name));
+    }
+    for (const auto& other : c.agents.mcp_servers) {
+      if (other.name == s.name) throw ConfigError(fmt::format("two MCP servers are named '{}'", s.name));
+    }
+    c.agents.mcp_servers.push_back(std::move(s));
+  }
+}
+
 void applyTable(Config& c, const toml::table& root, const std::string& path) {
   for (const auto& [section, node] : root) {
     const auto* table = node.as_table();
@@ -249,6 +324,10 @@ void applyTable(Config& c, const toml::table& root, const std::string& path) {
     }
     for (const auto& [name, value] : *table) {
       std::string key = std::string(section.str()) + "." + std::string(name.str());
+      if (key == "agents.mcp_servers") {
+        applyMcpServers(c, value, path);
+        continue;
+      }
       const KeySpec* spec = findSpec(key);
       if (spec == nullptr) throw ConfigError(fmt::format("unknown configuration key '{}' in {}", key, path));
       spec->set(c, nodeToString(key, value, spec->kind));

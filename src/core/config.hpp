@@ -98,6 +98,17 @@ struct Config {
     int retry_initial_ms = 500;    // backoff after a failed insert, doubled up to retry_max_ms, with jitter
     int retry_max_ms = 30000;
   } analytics;
+  // One MCP tool server ([[agents.mcp_servers]] in the file; stdio transport).
+  struct McpServer {
+    std::string name;     // its tools are "<name>.<tool>"
+    std::string command;  // run with `args`, looked up in PATH
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;  // added to its environment
+    std::string cwd;
+    std::vector<std::string> tools;              // the tools offered to agents; empty = all
+    std::vector<std::string> approval_required;  // tool names, or "*" for all of them
+    int call_timeout_ms = 30000;
+  };
   struct Agents {
     int workers = 4;
     int max_queue = 1000;
@@ -109,7 +120,8 @@ struct Config {
     int chunk_max_bytes = 4096;                          // ... up to this size
     std::vector<std::string> approval_required_tools{};  // tool calls that wait for a person's approval
     int approval_timeout_ms = 600000;                    // ... at most this long, then they expire
-    int pace_max_ms = 30000;      // text deltas wait for a reader that is behind, at most this long each time
+    int pace_max_ms = 30000;  // text deltas wait for a reader that is behind, at most this long each time
+    std::vector<McpServer> mcp_servers;
     std::string process_command;  // when set, agent "process" runs this under /bin/sh -c
     std::string llm_base_url;     // when set, agent "llm" talks to this OpenAI-compatible endpoint
     std::string llm_api_key;

@@ -51,6 +51,49 @@ TEST(ConfigTest, UnknownKeysAreErrorsNamingTheKey) {
   EXPECT_THROW(loadConfig("", {}, {{"nope.key", "1"}}), ConfigError);
 }
 
+TEST(ConfigTest, McpServersAreTablesOfTheirOwn) {
+  testing::TempDir dir;
+  auto c = loadConfig(writeToml(dir, R"(
+[[agents.mcp_servers]]
+name = "files"
+command = "node"
+args = ["server.js", "/tmp"]
+env = { A = "1" }
+tools = ["read_file"]
+approval_required = "*"
+call_timeout_ms = 500
+
+[[agents.mcp_servers]]
+name = "second"
+command = "/bin/true"
+)"),
+                      {}, {});
+  ASSERT_EQ(c.agents.mcp_servers.size(), 2u);
+  const auto& m = c.agents.mcp_servers[0];
+  EXPECT_EQ(m.name, "files");
+  EXPECT_EQ(m.args, (std::vector<std::string>{"server.js", "/tmp"}));
+  EXPECT_EQ(m.env.at("A"), "1");
+  EXPECT_EQ(m.tools, (std::vector<std::string>{"read_file"}));
+  EXPECT_EQ(m.approval_required, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(m.call_timeout_ms, 500);
+  EXPECT_EQ(c.agents.mcp_servers[1].call_timeout_ms, 30000);
+  auto refused = [&](const std::string& text, const std::string& needle) {
+    try {
+      loadConfig(writeToml(dir, text), {}, {});
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused("[[agents.mcp_servers]]\nname = \"Bad Name\"\ncommand = \"x\"\n", "[a-z0-9-]");
+  refused("[[agents.mcp_servers]]\nname = \"a\"\n", "command");
+  refused("[[agents.mcp_servers]]\nname = \"a\"\nurl = \"http://x/mcp\"\n", "Streamable HTTP");
+  refused("[[agents.mcp_servers]]\nname = \"a\"\ncommand = \"x\"\ncolour = 1\n", "agents.mcp_servers.colour");
+  refused(
+      "[[agents.mcp_servers]]\nname = \"a\"\ncommand = \"x\"\n[[agents.mcp_servers]]\nname = \"a\"\ncommand = \"y\"\n",
+      "two MCP servers");
+}
+
 TEST(ConfigTest, BadValuesAreErrorsNamingTheKey) {
   testing::TempDir dir;
   auto expectError = [](auto fn, const std::string& needle) {

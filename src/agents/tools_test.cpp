@@ -1,0 +1,55 @@
+#include "agents/tools.hpp"
+
+#include "agents/agent.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+namespace agentwire::agents {
+namespace {
+namespace json = boost::json;
+
+TEST(ToolRegistry, AToolIsFoundByItsNameOrItsFunctionNameAndNeverReplaced) {
+  ToolRegistry r;
+  Tool t;
+  t.name = "files.read";
+  t.function_name = "files__read";
+  t.run = [](const json::object&) -> core::Result<json::value> { return json::value("first"); };
+  EXPECT_TRUE(r.add(t));
+  Tool again = t;
+  again.run = [](const json::object&) -> core::Result<json::value> { return json::value("second"); };
+  EXPECT_FALSE(r.add(again)) << "a tool, once added, is kept";
+  ASSERT_NE(r.find("files__read"), nullptr);
+  EXPECT_EQ(r.find("files__read"), r.find("files.read"));
+  EXPECT_EQ(r.canonicalName("files__read"), "files.read");
+  EXPECT_EQ(r.canonicalName("unknown"), "unknown");
+  EXPECT_EQ(r.find("files.read")->run({}).value(), json::value("first"));
+  auto tools = r.openAiTools();
+  ASSERT_EQ(tools.size(), 1u);
+  EXPECT_EQ(tools[0].at("function").at("name").as_string(), "files__read") << "the model sees the function name";
+}
+
+TEST(ToolRegistry, ACancellableToolGetsTheRunsToken) {
+  ToolRegistry r;
+  Tool t;
+  t.name = "s.wait";
+  t.run_cancellable = [](const json::object&, const CancelToken* cancel) -> core::Result<json::value> {
+    return json::value(cancel != nullptr && cancel->cancelled());
+  };
+  r.add(t);
+  CancelToken token;
+  token.cancel();
+  EXPECT_EQ(r.find("s.wait")->run_cancellable({}, &token).value(), json::value(true));
+}
+
+TEST(RequiresApproval, ByNameOrForEveryToolOfAServer) {
+  std::set<std::string> required{"calculator", "files.*", "web.fetch"};
+  EXPECT_TRUE(requiresApproval(required, "calculator"));
+  EXPECT_TRUE(requiresApproval(required, "files.write"));
+  EXPECT_TRUE(requiresApproval(required, "web.fetch"));
+  EXPECT_FALSE(requiresApproval(required, "web.search"));
+  EXPECT_FALSE(requiresApproval(required, "clock"));
+}
+
+}  // namespace
+}  // namespace agentwire::agents
