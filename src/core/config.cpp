@@ -265,7 +265,10 @@ void applyMcpServers(Config& c, const toml::node& node, const std::string& path)
     const auto* t = item.as_table();
     if (t == nullptr) throw ConfigError("configuration key 'agents.mcp_servers': expected tables");
     Config::McpServer s;
-    for (const auto& [k, v] : *t) {
+    for (const auto& entry : *t) {
+      // Not a structured binding: clang (the fuzz build) cannot capture one in the lambda below.
+      const auto& k = entry.first;
+      const toml::node& v = entry.second;
       std::string key = "agents.mcp_servers." + std::string(k.str());
       auto str = [&] { return nodeToString(key, v, Kind::String); };
       if (k == "name")
