@@ -185,6 +185,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     // Its approval is stored and announced: until then park() owns it (nothing expires, ends or
     // takes it up), and an answer given meanwhile waits here for park() to take the run up.
     bool stored = false;
+    // tool_approval_requested is in the stream: an answer's tool_approval_resolved may follow it.
+    bool announced = false;
     std::optional<store::Approval> answered{};
   };
   // Admission of a new run (the checks of startRun without queueing it).
@@ -274,6 +276,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, Parked> parked_;       // by run id; guarded by mutex_
   std::deque<std::string> resume_requests_;    // approval ids from other nodes; guarded by mutex_
   std::condition_variable approvals_cv_;
+  std::condition_variable announced_cv_;  // a parked run's tool_approval_requested was delivered
   bool approvals_stopping_ = false;
   std::thread approvals_thread_;
 };

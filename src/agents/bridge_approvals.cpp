@@ -58,16 +58,25 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
     p.run.approval_id = a.id;
     parked_.emplace(run.ctx.run_id, std::move(p));
   }
-  // Announced before it can be answered (it is stored next): tool_approval_resolved always follows
-  // it in the user's stream (one writer per stream keeps the order).
-  emitter.emitLifecycle("tool_approval_requested",
-                        {{"approval_id", a.id},
-                         {"tool_call_id", a.tool_call_id},
-                         {"tool_name", a.tool_name},
-                         {"args", std::move(parked.args)},
-                         {"expires_at", a.expires_ms}},
-                        {});
+  // Stored before it is announced: a client that sees tool_approval_requested finds the approval
+  // in list_approvals and can answer it at once. An answer given between the two (by a client
+  // that listed it) waits in resolve() for the announcement, so tool_approval_resolved always
+  // follows tool_approval_requested in the user's stream (one writer per stream keeps the order).
   auto added = store_.addApproval(a);
+  if (added) {
+    emitter.emitLifecycle("tool_approval_requested",
+                          {{"approval_id", a.id},
+                           {"tool_call_id", a.tool_call_id},
+                           {"tool_name", a.tool_name},
+                           {"args", std::move(parked.args)},
+                           {"expires_at", a.expires_ms}},
+                          {});
+    {
+      std::lock_guard lock(mutex_);
+      parked_.at(run.ctx.run_id).announced = true;
+    }
+    announced_cv_.notify_all();
+  }
   if (!added) {
     log_->error("run '{}' of user '{}' cannot wait for approval of tool '{}': {}", run.ctx.run_id, run.ctx.user_id,
                 a.tool_name, added.error().message);
@@ -75,6 +84,7 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
       std::lock_guard lock(mutex_);
       parked_.erase(run.ctx.run_id);
     }
+    announced_cv_.notify_all();
     releaseThreadOf(run);
     emitter.emitLifecycle(
         "agent_error",
@@ -127,7 +137,16 @@ core::Result<store::Approval> AgentWebSocketBridge::resolve(const std::string& a
     return core::Error{"approval_resolved", fmt::format("approval '{}' was already resolved: {} by {}", approval_id,
                                                         a.status, a.by.empty() ? "?" : a.by)};
   }
-  // In the stream before any event of the run taken up again (both go through the user's one writer).
+  // After the run's tool_approval_requested (an answer can come as soon as the approval is stored,
+  // a moment before that event is delivered), and in the stream before any event of the run taken
+  // up again (both go through the user's one writer).
+  {
+    std::unique_lock lock(mutex_);
+    announced_cv_.wait_for(lock, std::chrono::seconds(5), [&] {
+      auto it = parked_.find(a.run_id);
+      return it == parked_.end() || it->second.approval_id != a.id || it->second.announced;
+    });
+  }
   announceResolved(a);
   resumeParked(a);
   return a;
@@ -230,6 +249,7 @@ core::Result<std::set<std::string>> AgentWebSocketBridge::loadParkedRuns() {
       run_threads_[a.run_id] = {a.user_id, a.thread_id};
       Parked p{std::move(run), a.id, a.expires_ms};
       p.stored = true;
+      p.announced = true;  // by the process that parked it
       parked_.emplace(a.run_id, std::move(p));
     }
     if (a.status != "pending") answered.push_back(a);  // answered after the process stopped, before it took up
