@@ -141,10 +141,13 @@ core::Result<store::Approval> AgentWebSocketBridge::resolve(const std::string& a
   // a moment before that event is delivered), and in the stream before any event of the run taken
   // up again (both go through the user's one writer).
   {
+    // Copies, not the structured binding: clang (the fuzz build) cannot capture one.
+    const std::string run_id = a.run_id;
+    const std::string id = a.id;
     std::unique_lock lock(mutex_);
     announced_cv_.wait_for(lock, std::chrono::seconds(5), [&] {
-      auto it = parked_.find(a.run_id);
-      return it == parked_.end() || it->second.approval_id != a.id || it->second.announced;
+      auto it = parked_.find(run_id);
+      return it == parked_.end() || it->second.approval_id != id || it->second.announced;
     });
   }
   announceResolved(a);
