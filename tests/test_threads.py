@@ -10,12 +10,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
+from test_runs import HANG_AGENT, TERMINAL  # noqa: E402  (the agent that streams, then waits to be stopped)
 from wsclient import Client  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-# Thinks, streams "partial answer so far", then waits until it is stopped.
-HANG_AGENT = f"agents.process_command=/usr/bin/python3 {HERE}/agents/answer_then_hang.py"
-TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
 
 
 class ThreadEditingTest(unittest.IsolatedAsyncioTestCase):

@@ -160,11 +160,6 @@ void McpServer::stop() {
   if (process) process->stop();
 }
 
-bool McpServer::up() const {
-  std::lock_guard lock(mutex_);
-  return session_ != nullptr && !exited_;
-}
-
 core::Result<json::value> McpServer::call(const std::string& tool, const json::object& args,
                                           const agents::CancelToken* cancel) {
   std::shared_ptr<Session> session;

@@ -45,7 +45,6 @@ class McpServer final : public lifecycle::Component {
 
   core::Result<boost::json::value> call(const std::string& tool, const boost::json::object& args,
                                         const agents::CancelToken* cancel);
-  bool up() const;
 
  private:
   bool connect(std::string& error);
