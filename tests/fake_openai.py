@@ -3,13 +3,16 @@
 The last user message picks the behaviour: "stream" (four streamed tokens), "tool" (a streamed
 calculator tool call, then an answer using its result, or saying its error), "fail500", "stall" (one chunk, then
 silence), "garbage" (a malformed SSE chunk), "tokens N" (N tokens at 150 tokens/s), "call NAME ARGS" (a call of the
-function NAME with the JSON ARGS, then an answer quoting the tool's result). Every request
-is recorded in `requests`.
+function NAME with the JSON ARGS, then an answer quoting the tool's result), "long" (cut off: finish_reason
+"length"). Every request is recorded in `requests`. A request with stream_options.include_usage gets a last
+chunk with usage (PROMPT_TOKENS, COMPLETION_TOKENS) and no choices, as OpenAI sends it.
 """
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PROMPT_TOKENS, COMPLETION_TOKENS = 20, 4
 
 
 def chunk(delta, finish=None):
@@ -29,6 +32,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
+        if self.include_usage and events and events[-1] == "[DONE]":
+            events = events[:-1] + [{"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+                                     "choices": [], "usage": {"prompt_tokens": PROMPT_TOKENS,
+                                                              "completion_tokens": COMPLETION_TOKENS,
+                                                              "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}},
+                                    "[DONE]"]
         for e in events:
             data = e if isinstance(e, str) else json.dumps(e)
             self.wfile.write(f"data: {data}\n\n".encode())
@@ -38,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if self.path != "/v1/chat/completions":
             self.send_error(404)
             return
@@ -90,6 +100,8 @@ class Handler(BaseHTTPRequestHandler):
             n = int(prompt.split()[1])
             self.sse([chunk({"content": f" w{i}"}) for i in range(n)] + [chunk({}, "stop"), "[DONE]"],
                      pause=1 / 150)
+        elif prompt == "long":
+            self.sse([chunk({"content": "This answer is cut"}), chunk({}, "length"), "[DONE]"])
         elif prompt == "garbage":
             self.sse(["{this is not json"])
         else:
@@ -112,3 +124,12 @@ class FakeOpenAI:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":
+    # For tests in other languages (the browser tests): prints the port, serves until stdin closes.
+    import sys
+    fake = FakeOpenAI()
+    print(fake.port, flush=True)
+    sys.stdin.read()
+    fake.close()

@@ -9,8 +9,10 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
+import fake_openai  # noqa: E402
 import harness  # noqa: E402
 import wsclient  # noqa: E402
+from fake_openai import FakeOpenAI  # noqa: E402
 from harness import ClickHouse, metric, metric_samples  # noqa: E402
 from wsclient import Client  # noqa: E402
 
@@ -255,18 +257,23 @@ class SpoolTest(unittest.IsolatedAsyncioTestCase):
                 srv.stop()
 
 
+def create_table_of_2026_11_28(ch, db):
+    """agentwire_events as versions before the token columns created it."""
+    ch.query(f"CREATE TABLE {db}.agentwire_events (event_date Date, ts DateTime('UTC'), ts_ms UInt64, "
+             "node String, kind String, user_id String, thread_id String, run_id String, "
+             "connection_id String, agent String, outcome String, event_type String, reason String, "
+             "seq Int64, latency_us Int64, duration_ms Int64, count Int64, code Int64, batch_id String, "
+             "row_no UInt32) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(event_date) "
+             "ORDER BY (user_id, ts, batch_id, row_no)")
+
+
 class SchemaTest(unittest.TestCase):
     def test_a_materialized_runs_view_from_an_earlier_version_is_replaced_by_the_plain_view(self):
         db = "migrated"
         with ClickHouse() as ch:
             ch.query(f"CREATE DATABASE {db}")
             # The schema as the earlier version created it (the table itself is unchanged).
-            ch.query(f"CREATE TABLE {db}.agentwire_events (event_date Date, ts DateTime('UTC'), ts_ms UInt64, "
-                     "node String, kind String, user_id String, thread_id String, run_id String, "
-                     "connection_id String, agent String, outcome String, event_type String, reason String, "
-                     "seq Int64, latency_us Int64, duration_ms Int64, count Int64, code Int64, batch_id String, "
-                     "row_no UInt32) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(event_date) "
-                     "ORDER BY (user_id, ts, batch_id, row_no)")
+            create_table_of_2026_11_28(ch, db)
             ch.query(f"CREATE MATERIALIZED VIEW {db}.agentwire_runs ENGINE = ReplacingMergeTree() "
                      "PARTITION BY toYYYYMM(event_date) ORDER BY (agent, ts, batch_id, row_no) AS SELECT "
                      f"event_date, ts, agent, outcome, batch_id, row_no FROM {db}.agentwire_events "
@@ -280,10 +287,41 @@ class SchemaTest(unittest.TestCase):
                 engine = ch.rows(f"SELECT engine FROM system.tables WHERE database = '{db}' "
                                  "AND name = 'agentwire_runs'")
                 self.assertEqual(engine, [["View"]])
-                runs = ch.rows(f"SELECT agent, batch_id FROM {db}.agentwire_runs")
-                self.assertEqual(runs, [["old", "old-1"]], "the rows written before are still there")
+                runs = ch.rows(f"SELECT agent, batch_id, input_tokens FROM {db}.agentwire_runs")
+                self.assertEqual(runs, [["old", "old-1", "0"]], "the rows written before are still there")
             finally:
                 srv.stop()
+
+    def test_token_columns_are_added_to_an_earlier_table_and_a_runs_usage_lands_in_them(self):
+        db = "tokens"
+        fake = FakeOpenAI()
+        with ClickHouse() as ch:
+            ch.query(f"CREATE DATABASE {db}")
+            create_table_of_2026_11_28(ch, db)
+            # The plain view as the previous version made it: without the token columns.
+            ch.query(f"CREATE VIEW {db}.agentwire_runs AS SELECT event_date, ts, ts_ms, node, agent, outcome, "
+                     "user_id, thread_id, run_id, duration_ms, count AS tool_calls, reason, batch_id, row_no "
+                     f"FROM {db}.agentwire_events WHERE kind = 'run_finished'")
+            srv = harness.Server(*FAST, "--set", "analytics.url=" + ch.url, "--set", f"analytics.database={db}",
+                                 "--set", f"agents.llm_base_url=http://127.0.0.1:{fake.port}/v1").start()
+            try:
+                self.assertEqual(analytics_details(srv)["state"], "healthy")
+
+                async def run():
+                    c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "counted"))
+                    ack = await c.request("user_message", {"content": "stream", "agent": "llm"}, id_="m", want="ack")
+                    await c.recv_until(lambda f: f.get("run_id") == ack["data"]["run_id"]
+                                       and f["type"] == "agent_completed")
+                    await c.close()
+                asyncio.run(run())
+                query = (f"SELECT agent, reason, input_tokens, output_tokens FROM {db}.agentwire_runs "
+                         "WHERE agent = 'llm'")
+                wait_for(lambda: ch.rows(query), what="the run's row in ClickHouse")
+                self.assertEqual(ch.rows(query), [["llm", "stop", str(fake_openai.PROMPT_TOKENS),
+                                                   str(fake_openai.COMPLETION_TOKENS)]])
+            finally:
+                srv.stop()
+                fake.close()
 
 
 class RequiredModeTest(unittest.TestCase):

@@ -45,7 +45,7 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
             before, types = scrape(srv)
             self.assertEqual(before["agentwire_ready"], 1)
             self.assertEqual(before["agentwire_events_appended_total"], 0, "the self-check must not be counted")
-            self.assertEqual(before["agentwire_handlers_registered"], 14)
+            self.assertEqual(before["agentwire_handlers_registered"], 15)
             self.assertEqual(types["agentwire_events_appended_total"], "counter")
             self.assertEqual(types["agentwire_connections"], "gauge")
             for comp in ("config", "store", "delivery", "message_handlers", "analytics", "agent_bridge",

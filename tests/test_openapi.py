@@ -87,6 +87,11 @@ class OpenApiTest(unittest.TestCase):
         token = dev["token"]
         other = wsclient.dev_token(port, "pavel")
 
+        status, agents = self.call("GET", "/api/agents", token=token)
+        self.assertEqual(status, 200)
+        self.assertEqual(agents["default"], "echo")
+        self.assertEqual(self.call("GET", "/api/agents", token=None)[0], 401)
+
         # Threads and messages, and their errors.
         self.assertEqual(self.call("GET", "/api/threads", token=None)[0], 401)
         self.assertEqual(self.call("GET", "/api/threads", token="forged.token.x")[0], 401)

@@ -90,7 +90,7 @@ class ProbeTest(unittest.TestCase):
             self.assertIn("AgentwireNoMessageHandlers", alerts["rules"])
             self.assertEqual([a["name"] for a in alerts["active"]], [])
             _, text = srv.get("/metrics")
-            self.assertEqual(harness.metric_samples(text, "agentwire_handlers_registered")[frozenset()], 14)
+            self.assertEqual(harness.metric_samples(text, "agentwire_handlers_registered")[frozenset()], 15)
         finally:
             srv.stop()
 

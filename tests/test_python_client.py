@@ -246,6 +246,9 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         srv = self.server("--set", "agents.approval_required_tools=word_count")
         c = self.client(f"http://127.0.0.1:{srv.port}", wsclient.dev_token(srv.port, "gus"))
         await c.connect()
+        listed = await c.agents()
+        self.assertEqual(listed["default"], "echo")
+        self.assertEqual(next(a for a in listed["agents"] if a["name"] == "echo")["tools"], ["word_count"])
         for decision in ("approve", "deny"):
             run = await c.send("count these words")
             requested = asyncio.get_running_loop().create_future()

@@ -35,7 +35,9 @@ class RunStateTest(unittest.IsolatedAsyncioTestCase):
         run = first["data"]["run_id"]
         thread = first["data"]["thread_id"]
         await c.recv_until(lambda f: f["type"] == "agent_response_chunk" and f.get("run_id") == run)
-        queued = await c.request("user_message", {"content": "after", "thread_id": thread}, id_="m2", want="ack")
+        # The thread keeps the first message's agent: this one names echo, which answers at once.
+        queued = await c.request("user_message", {"content": "after", "thread_id": thread, "agent": "echo"}, id_="m2",
+                                 want="ack")
         queued_run = queued["data"]["run_id"]
 
         state = await self.get_run(c, run)

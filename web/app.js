@@ -21,6 +21,8 @@ const state = {
   items: new Map(),       // thread_id -> [item]; item = {kind: "message"|"run", ...}
   runs: new Map(),        // run_id -> run item
   current: null,          // thread_id shown, null = a new conversation
+  agents: [],             // [{name, kind, description, ...}] the user may pick (list_agents)
+  defaultAgent: null,
 };
 
 // ---- persistence (the stream position is the client's; the page keeps the thread shown) ----
@@ -69,9 +71,25 @@ function request(type, data = {}) {
 }
 
 async function goneLive() {
+  await loadAgents();
   await refreshThreads();
   await loadApprovals();
   if (state.current) await loadHistory(state.current);
+}
+
+// The agents a new conversation may start with: a picker when there is more than one.
+async function loadAgents() {
+  try {
+    const r = await request("list_agents");
+    state.agents = r.agents;
+    state.defaultAgent = r.default;
+    const picker = $("agent-picker");
+    const chosen = picker.value || r.default;
+    picker.replaceChildren(...r.agents.map((a) => el("option", { value: a.name, title: a.description || "" },
+      a.description ? `${a.name}: ${a.description}` : a.name)));
+    picker.value = r.agents.some((a) => a.name === chosen) ? chosen : r.default;
+    renderThread();
+  } catch { /* the server's default agent answers meanwhile */ }
 }
 
 // Approvals waiting for this user, whatever device's run asked (a page that was away finds them).
@@ -151,7 +169,7 @@ function applyEvent(run, ev) {
     }
     case "agent_completed":
       run.status = "completed"; run.text = d.content ?? run.text; run.time_ms = d.execution_time_ms;
-      run.message_id = d.message_id; break;
+      run.message_id = d.message_id; run.finishReason = d.finish_reason; break;
     case "agent_error":
       // interrupted: the server stopped while the run was in flight (send the message again).
       run.status = d.code === "interrupted" ? "interrupted" : "error";
@@ -311,6 +329,8 @@ function markActivity(threadId) {
 async function sendMessage(text) {
   const data = { content: text };
   if (state.current) data.thread_id = state.current;
+  // A new conversation: its thread keeps the agent picked for it.
+  else if (state.agents.length > 1) data.agent = $("agent-picker").value;
   const local = { kind: "message", role: "user", content: text, pending: true };
   const threadBefore = state.current;
   if (threadBefore) { itemsOf(threadBefore).push(local); renderThread(); }
@@ -320,7 +340,7 @@ async function sendMessage(text) {
     local.message_id = ack.message_id;
     if (!threadBefore) {
       // The server created the thread: it becomes the current one.
-      state.threads.set(ack.thread_id, { thread_id: ack.thread_id, title: text.slice(0, 60) });
+      state.threads.set(ack.thread_id, { thread_id: ack.thread_id, title: text.slice(0, 60), agent: data.agent });
       const items = itemsOf(ack.thread_id);
       // Events of the run may already have arrived: keep the user's message first.
       items.unshift(local);
@@ -395,7 +415,8 @@ function describe(ev) {
     case "tool_executing": return el("span", { class: "tool" }, `tool ${d.tool_name}(${JSON.stringify(d.args)})`);
     case "tool_completed": return el("span", { class: "tool" }, `tool ${d.tool_name} → ${JSON.stringify(d.result)} (${d.duration_ms} ms)`);
     case "agent_response_chunk": return d.delta;
-    case "agent_completed": return `completed in ${Number(d.execution_time_ms).toFixed(1)} ms`;
+    case "agent_completed": return `completed in ${Number(d.execution_time_ms).toFixed(1)} ms` +
+      (d.usage ? ` · ${d.usage.input_tokens} tokens in, ${d.usage.output_tokens} out` : "");
     case "agent_error": return `error ${d.code}: ${d.message}`;
     case "agent_stopped": return `stopped (${d.reason})`;
     case "tool_approval_requested": return el("span", { class: "tool" }, `approval asked: ${d.tool_name}(${JSON.stringify(d.args)})`);
@@ -464,6 +485,11 @@ function renderRun(run) {
     events,
     ...[...run.approvals.values()].map((a) => renderApproval(run, a)),
     el("div", { class: "run-answer", "aria-live": active ? "polite" : "off" }, markdown(run.text)),
+    // finish_reason "length": the model hit its token limit mid-answer; say so rather than pass it off as whole.
+    run.finishReason === "length" ? el("div", { class: "run-note", role: "note" },
+      "The model stopped at its token limit: this answer is incomplete.") : null,
+    run.finishReason === "content_filter" ? el("div", { class: "run-note", role: "note" },
+      "The model's provider filtered this answer.") : null,
     run.error ? el("div", { class: "run-error", role: "alert" }, run.error) : null);
 }
 
@@ -473,6 +499,10 @@ function renderThread() {
   box.replaceChildren();
   const t = state.current && state.threads.get(state.current);
   $("thread-title").textContent = t ? (t.title || "(untitled)") : "New conversation";
+  $("agent-picker-label").hidden = Boolean(state.current) || state.agents.length < 2;
+  const agent = t && (t.agent || (state.agents.length > 1 ? state.defaultAgent : null));
+  $("thread-agent").hidden = !agent;
+  $("thread-agent").textContent = agent ? `with ${agent}` : "";
   if ($("rename-form").hidden) showRenameForm(false);
   for (const it of state.current ? itemsOf(state.current) : []) {
     if (it.kind === "run") box.append(renderRun(it));

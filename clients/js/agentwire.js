@@ -546,6 +546,8 @@ export class AgentwireClient extends Emitter {
 
   /** The user's pending approvals. */
   async approvals() { return (await this.request("list_approvals")).approvals; }
+  /** The agents this user may pick: `{agents: [{name, kind, description, provider?, model?, tools}], default}`. */
+  async agents() { return this.request("list_agents"); }
 
   /** A page of the user's threads, newest first: {threads, next_before?}. */
   threads({ limit, before } = {}) {

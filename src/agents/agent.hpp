@@ -59,12 +59,23 @@ class CancelToken {
 // "server.*".
 bool requiresApproval(const std::set<std::string>& required, const std::string& tool);
 
+// What a run's model calls cost and how the last one ended, reported in agent_completed.
+struct RunUsage {
+  bool known = false;  // the agent reported usage (an LLM agent whose upstream sends it)
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  std::string finish_reason = "stop";  // stop, length, tool_calls, content_filter, ...
+};
+
 struct RunContext {
   const UserEmitter& emitter;
   const CancelToken& cancel;
   const ToolRegistry& tools;
   RunJournal* journal = nullptr;                             // set by the bridge when runs can park (see RunJournal)
   const std::set<std::string>* approval_required = nullptr;  // agents.approval_required_tools
+  // Set by an agent limited to some tools: a call of any other is refused with tool_not_allowed.
+  const std::vector<std::string>* allowed_tools = nullptr;
+  RunUsage usage;  // filled in by the agent
 
   // Runs a tool (tool_executing, tool_completed) and returns its result. A tool in
   // approval_required first parks the run (throws RunParked); when the run takes up again, the
@@ -99,5 +110,15 @@ class Agent {
 };
 
 using AgentPtr = std::unique_ptr<Agent>;
+
+// How an agent is shown to the people who pick one (list_agents, GET /api/agents).
+struct AgentInfo {
+  std::string kind = "echo";  // echo, llm, process
+  std::string description;
+  std::string provider;            // llm: openai or anthropic
+  std::string model;               // llm
+  std::vector<std::string> tools;  // the tools it may call ("server.*" for all of a server)
+  bool all_tools = false;          // every tool in the registry, MCP tools included
+};
 
 }  // namespace agentwire::agents

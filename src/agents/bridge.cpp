@@ -33,10 +33,11 @@ AgentWebSocketBridge::~AgentWebSocketBridge() {
   stop();
 }
 
-void AgentWebSocketBridge::addAgent(AgentPtr agent) {
+void AgentWebSocketBridge::addAgent(AgentPtr agent, AgentInfo info) {
   auto name = agent->name();
   durations_[name] = std::make_unique<monitoring::Histogram>(monitoring::Histogram::durationBounds());
   agents_[name] = std::move(agent);
+  infos_[name] = std::move(info);
 }
 
 void AgentWebSocketBridge::start() {
@@ -410,6 +411,21 @@ std::vector<std::string> AgentWebSocketBridge::agentNames() const {
   return out;
 }
 
+std::vector<std::pair<std::string, AgentInfo>> AgentWebSocketBridge::agentInfos() const {
+  std::vector<std::pair<std::string, AgentInfo>> out;
+  for (const auto& [name, info] : infos_) {
+    out.emplace_back(name, info);
+    auto& shown = out.back().second;
+    if (!shown.all_tools) continue;
+    // Named now, not at start: MCP servers that came up since have added theirs.
+    shown.tools.clear();
+    for (auto& t : tools_.names()) {
+      if (ToolRegistry::permits(info.tools, t)) shown.tools.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
 std::optional<AgentWebSocketBridge::Run> AgentWebSocketBridge::takeRunnable() {
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     // While stopping, every queued run is taken (it ends at once with agent_stopped).
@@ -495,10 +511,10 @@ void AgentWebSocketBridge::execute(Run& run) {
   std::string answer;
   std::string error;
   std::string error_code = "internal";
+  // The self-check's runs never wait for a person: they prove the path, tools included.
+  const auto* approval = core::isSystemUser(run.ctx.user_id) ? nullptr : &options_.approval_required_tools;
+  RunContext ctx{*emitter, *run.cancel, tools_, run.journal.get(), approval, nullptr, {}};
   try {
-    // The self-check's runs never wait for a person: they prove the path, tools included.
-    const auto* approval = core::isSystemUser(run.ctx.user_id) ? nullptr : &options_.approval_required_tools;
-    RunContext ctx{*emitter, *run.cancel, tools_, run.journal.get(), approval};
     if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, ctx);
   } catch (RunParked& p) {
     if (!run.cancel->cancelled()) return park(run, *emitter, t0, std::move(p));
@@ -525,7 +541,7 @@ void AgentWebSocketBridge::execute(Run& run) {
     releaseThreadOf(run);
     emitter->emitLifecycle("agent_stopped", {{"reason", reason}}, "stopped");
     release(run);
-    return finish(run, *emitter, t0, "stopped", reason);
+    return finish(run, *emitter, t0, "stopped", reason, &ctx.usage);
   }
   if (run.cancel->timedOut()) {
     log_->warn("run '{}' of agent '{}' for user '{}' timed out after {} ms", run.ctx.run_id, run.agent->name(),
@@ -533,7 +549,7 @@ void AgentWebSocketBridge::execute(Run& run) {
     releaseThreadOf(run);
     emitter->emitLifecycle("agent_error", {{"code", "timeout"}, {"message", timeout_message}}, "error");
     release(run);
-    return finish(run, *emitter, t0, "timeout", "timeout");
+    return finish(run, *emitter, t0, "timeout", "timeout", &ctx.usage);
   }
   if (!error.empty()) {
     log_->error("run '{}' of agent '{}' for user '{}' thread '{}' failed: {}", run.ctx.run_id, run.agent->name(),
@@ -541,7 +557,7 @@ void AgentWebSocketBridge::execute(Run& run) {
     releaseThreadOf(run);
     emitter->emitLifecycle("agent_error", {{"code", error_code}, {"message", error}}, "error");
     release(run);
-    return finish(run, *emitter, t0, "error", error_code);
+    return finish(run, *emitter, t0, "error", error_code, &ctx.usage);
   }
   store::Message m;
   m.id = run.ctx.run_id + "_answer";
@@ -563,10 +579,16 @@ void AgentWebSocketBridge::execute(Run& run) {
       },
       delivery::Delivery::Backpressure::Wait);
   releaseThreadOf(run);
-  emitter->emitLifecycle("agent_completed",
-                         {{"message_id", message_id}, {"content", answer}, {"execution_time_ms", took}}, "completed");
+  boost::json::object completed{{"message_id", message_id},
+                                {"content", answer},
+                                {"execution_time_ms", took},
+                                {"finish_reason", ctx.usage.finish_reason}};
+  if (ctx.usage.known) {
+    completed["usage"] = {{"input_tokens", ctx.usage.input_tokens}, {"output_tokens", ctx.usage.output_tokens}};
+  }
+  emitter->emitLifecycle("agent_completed", std::move(completed), "completed");
   release(run);
-  finish(run, *emitter, t0, "completed", {});
+  finish(run, *emitter, t0, "completed", ctx.usage.finish_reason, &ctx.usage);
 }
 
 analytics::Record AgentWebSocketBridge::runRecord(const Run& run, const char* kind) {
@@ -580,12 +602,16 @@ analytics::Record AgentWebSocketBridge::runRecord(const Run& run, const char* ki
 }
 
 void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
-                                  const std::string& outcome, const std::string& reason) {
+                                  const std::string& outcome, const std::string& reason, const RunUsage* usage) {
   auto took = std::chrono::steady_clock::now() - t0;
   if (!core::isSystemUser(run.ctx.user_id)) {
     durations_.at(run.agent->name())->observe(std::chrono::duration<double>(took).count());
     std::lock_guard lock(mutex_);
     ++outcomes_[{run.agent->name(), outcome}];
+    if (usage != nullptr && usage->known) {
+      tokens_[{run.agent->name(), "input"}] += static_cast<uint64_t>(usage->input_tokens);
+      tokens_[{run.agent->name(), "output"}] += static_cast<uint64_t>(usage->output_tokens);
+    }
   }
   if (!recorder_->enabled()) return;
   analytics::Record r = runRecord(run, "run_finished");
@@ -593,6 +619,10 @@ void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, st
   r.reason = reason;
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
   r.count = emitter.toolCalls();
+  if (usage != nullptr && usage->known) {
+    r.input_tokens = usage->input_tokens;
+    r.output_tokens = usage->output_tokens;
+  }
   recorder_->record(std::move(r));
 }
 
@@ -629,6 +659,11 @@ std::vector<std::pair<std::string, std::string>> AgentWebSocketBridge::threadRun
 std::map<std::pair<std::string, std::string>, uint64_t> AgentWebSocketBridge::runOutcomes() const {
   std::lock_guard lock(mutex_);
   return outcomes_;
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> AgentWebSocketBridge::tokensUsed() const {
+  std::lock_guard lock(mutex_);
+  return tokens_;
 }
 
 }  // namespace agentwire::agents

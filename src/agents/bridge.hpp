@@ -86,7 +86,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
                        std::vector<std::string> dependencies);
   ~AgentWebSocketBridge() override;
 
-  void addAgent(AgentPtr agent);                                // before start()
+  void addAgent(AgentPtr agent, AgentInfo info = {});           // before start()
   void setRecorder(analytics::Recorder& r) { recorder_ = &r; }  // before start()
   // Several nodes: stop_agent of a run that executes on another node is sent there (before start()).
   void setBus(bus::Bus& b);
@@ -147,6 +147,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // Finished runs by (agent, outcome); outcome is completed, error, stopped, timeout or
   // interrupted (found unfinished at start: the process ended while they ran).
   std::map<std::pair<std::string, std::string>, uint64_t> runOutcomes() const;
+  // Tokens the agents' model calls used, by (agent, "input" | "output").
+  std::map<std::pair<std::string, std::string>, uint64_t> tokensUsed() const;
   // Run durations (seconds, start of execution to the last event) by agent.
   std::map<std::string, monitoring::Histogram::Snapshot> runDurations() const;
   // (user, thread) of every run queued or executing.
@@ -156,6 +158,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::vector<std::pair<std::string, std::string>> threadRuns(const std::string& user_id,
                                                               const std::string& thread_id) const;
   std::vector<std::string> agentNames() const;
+  const std::string& defaultAgent() const { return options_.default_agent; }
+  // The agents users may pick, by name (list_agents, GET /api/agents).
+  std::vector<std::pair<std::string, AgentInfo>> agentInfos() const;
   bool hasAgent(const std::string& name) const { return agents_.count(name) > 0; }
   // Whether this node has a run of the thread queued or executing, counted from its message's
   // submission (before the store has its run): the store alone would miss a message in flight.
@@ -216,7 +221,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // The analytics row of a run, with who, where and which agent filled in.
   static analytics::Record runRecord(const Run& run, const char* kind);
   void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
-              const std::string& outcome, const std::string& reason);
+              const std::string& outcome, const std::string& reason, const RunUsage* usage = nullptr);
   // The run asked for a tool that needs approval: stores the approval, parks the run (its worker
   // goes on to the next), emits tool_approval_requested.
   void park(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0, RunParked parked);
@@ -246,6 +251,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   Options options_;
   std::shared_ptr<spdlog::logger> log_;
   std::map<std::string, AgentPtr> agents_;
+  std::map<std::string, AgentInfo> infos_;
   ToolRegistry tools_;
 
   mutable std::mutex mutex_;
@@ -260,6 +266,7 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::map<std::string, int> thread_runs_;  // thread -> runs admitted, queued or executing here
   std::set<std::string> running_threads_;   // threads with a run executing here
   std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;
+  std::map<std::pair<std::string, std::string>, uint64_t> tokens_;
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
   bus::Bus* bus_ = nullptr;
   LeaseStats lease_stats_;

@@ -5,11 +5,6 @@
 #include <algorithm>
 
 namespace agentwire::agents {
-const std::string& EchoAgent::name() const {
-  static const std::string kName = "echo";
-  return kName;
-}
-
 std::string EchoAgent::run(const RunInput& input, RunContext& ctx) {
   ctx.emitter.emit("agent_thinking", {{"reasoning", "I will count the words, then echo the message."}, {"step", 1}});
   if (ctx.cancel.cancelled()) return {};

@@ -9,8 +9,12 @@ namespace agentwire::agents {
 // Needs the built-in word_count tool in the registry.
 class EchoAgent final : public Agent {
  public:
-  const std::string& name() const override;
+  explicit EchoAgent(std::string name = "echo") : name_(std::move(name)) {}
+  const std::string& name() const override { return name_; }
   std::string run(const RunInput& input, RunContext& ctx) override;
+
+ private:
+  std::string name_;
 };
 
 }  // namespace agentwire::agents

@@ -2,6 +2,7 @@
 
 #include "core/ids.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
 
 namespace agentwire::agents {
@@ -29,6 +30,17 @@ core::Result<json::value> RunContext::callTool(const std::string& called, const 
                                                std::string call_id) {
   // One name for the tool in events, approvals and the journal, whichever the agent used.
   const std::string name = tools.canonicalName(called);
+  if (allowed_tools != nullptr && !ToolRegistry::permits(*allowed_tools, name)) {
+    // Told to the model like any tool error (a model may ask for a tool it was not offered).
+    if (call_id.empty()) call_id = core::newId("call");
+    std::string message = fmt::format("this agent may not call '{}'", name);
+    emitter.emit("tool_executing", {{"tool_call_id", call_id}, {"tool_name", name}, {"args", args}});
+    emitter.emit("tool_completed", {{"tool_call_id", call_id},
+                                    {"tool_name", name},
+                                    {"result", json::object{{"error", message}}},
+                                    {"duration_ms", 0}});
+    return core::Error{"tool_not_allowed", message};
+  }
   if (const auto* e = recorded(journal, "tool")) {
     if (e->at("ok").as_bool()) return e->at("value");
     const auto& err = e->at("error").as_object();

@@ -44,14 +44,35 @@ std::vector<std::string> ToolRegistry::names() const {
   return out;
 }
 
-json::array ToolRegistry::openAiTools() const {
+bool ToolRegistry::permits(const std::vector<std::string>& allow, const std::string& name) {
+  if (allow.empty()) return true;
+  for (const auto& a : allow) {
+    if (a == name) return true;
+    if (a.size() > 2 && a.compare(a.size() - 2, 2, ".*") == 0 &&
+        name.compare(0, a.size() - 1, a, 0, a.size() - 1) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<ToolRegistry::ModelTool> ToolRegistry::modelTools(const std::vector<std::string>& allow) const {
   std::shared_lock lock(mutex_);
-  json::array out;
+  std::vector<ModelTool> out;
   for (const auto& [name, t] : tools_) {
-    const std::string& fn = t.function_name.empty() ? name : t.function_name;
-    out.emplace_back(json::object{
-        {"type", "function"},
-        {"function", json::object{{"name", fn}, {"description", t.description}, {"parameters", t.parameters}}}});
+    if (!permits(allow, name)) continue;
+    out.push_back(ModelTool{t.function_name.empty() ? name : t.function_name, t.description, t.parameters});
+  }
+  return out;
+}
+
+json::array ToolRegistry::openAiTools(const std::vector<std::string>& allow) const {
+  json::array out;
+  for (auto& t : modelTools(allow)) {
+    out.emplace_back(json::object{{"type", "function"},
+                                  {"function", json::object{{"name", std::move(t.function_name)},
+                                                            {"description", std::move(t.description)},
+                                                            {"parameters", std::move(t.parameters)}}}});
   }
   return out;
 }

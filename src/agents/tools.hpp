@@ -54,8 +54,18 @@ class ToolRegistry {
   core::Result<boost::json::value> call(const UserEmitter& emitter, const std::string& name,
                                         const boost::json::object& args, std::string call_id = {},
                                         const CancelToken* cancel = nullptr) const;
+  // A tool as a model sees it: the name it calls it by, what it does, its arguments' schema.
+  struct ModelTool {
+    std::string function_name;
+    std::string description;
+    boost::json::object parameters;
+  };
+  // The tools an agent may call: all when `allow` is empty, else those named in it (a tool name, or
+  // "server.*" for every tool of an MCP server).
+  std::vector<ModelTool> modelTools(const std::vector<std::string>& allow = {}) const;
+  static bool permits(const std::vector<std::string>& allow, const std::string& name);
   // The tools in OpenAI's Chat Completions `tools` format.
-  boost::json::array openAiTools() const;
+  boost::json::array openAiTools(const std::vector<std::string>& allow = {}) const;
 
  private:
   mutable std::shared_mutex mutex_;

@@ -29,6 +29,23 @@ TEST(ToolRegistry, AToolIsFoundByItsNameOrItsFunctionNameAndNeverReplaced) {
   EXPECT_EQ(tools[0].at("function").at("name").as_string(), "files__read") << "the model sees the function name";
 }
 
+TEST(ToolRegistry, AnAgentsAllowListNamesToolsOrWholeServers) {
+  ToolRegistry r;
+  for (const char* name : {"clock", "files.read", "files.write", "filesystem.read"}) {
+    Tool t;
+    t.name = name;
+    t.run = [](const json::object&) -> core::Result<json::value> { return json::value(); };
+    r.add(t);
+  }
+  EXPECT_EQ(r.modelTools().size(), 4u) << "no list: every tool";
+  auto some = r.modelTools({"clock", "files.*"});
+  std::vector<std::string> names;
+  for (const auto& t : some) names.push_back(t.function_name);
+  EXPECT_EQ(names, (std::vector<std::string>{"clock", "files.read", "files.write"})) << "files.* is not filesystem.*";
+  EXPECT_FALSE(ToolRegistry::permits({"clock"}, "calculator"));
+  EXPECT_TRUE(ToolRegistry::permits({}, "calculator"));
+}
+
 TEST(ToolRegistry, ACancellableToolGetsTheRunsToken) {
   ToolRegistry r;
   Tool t;

@@ -54,7 +54,9 @@ std::string Pipeline::toJsonRow(const Record& r, const std::string& node, const 
                         {"latency_us", r.latency_us},
                         {"duration_ms", r.duration_ms},
                         {"count", r.count},
-                        {"code", r.code}};
+                        {"code", r.code},
+                        {"input_tokens", r.input_tokens},
+                        {"output_tokens", r.output_tokens}};
   return boost::json::serialize(o);
 }
 

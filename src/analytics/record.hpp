@@ -20,10 +20,12 @@ struct Record {
   std::string event_type;  // event_delivered: the stream event's type
   std::string reason;      // error code, close reason, failure reason
   int64_t seq = 0;
-  int64_t latency_us = 0;   // event_delivered: deliver() call to the frame queued on every live connection
-  int64_t duration_ms = 0;  // run_finished, connection_closed
-  int64_t count = 0;        // event_delivered: live connections reached; run_finished: tool calls
-  int64_t code = 0;         // connection_closed: WebSocket close code
+  int64_t latency_us = 0;     // event_delivered: deliver() call to the frame queued on every live connection
+  int64_t duration_ms = 0;    // run_finished, connection_closed
+  int64_t count = 0;          // event_delivered: live connections reached; run_finished: tool calls
+  int64_t code = 0;           // connection_closed: WebSocket close code
+  int64_t input_tokens = 0;   // run_finished: summed over the run's model calls
+  int64_t output_tokens = 0;  // run_finished
 };
 
 // Where components hand their analytics rows. record() never blocks and never fails the

@@ -167,6 +167,13 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
     for (const auto& [key, n] : c.bridge.runOutcomes()) {
       out.back().add(static_cast<double>(n), {{"agent", key.first}, {"outcome", key.second}});
     }
+    out.emplace_back(
+        "agentwire_agent_tokens_total",
+        "Tokens used by agents' model calls, by agent and kind (input, output), as their upstreams report.",
+        Family::Type::Counter);
+    for (const auto& [key, n] : c.bridge.tokensUsed()) {
+      out.back().add(static_cast<double>(n), {{"agent", key.first}, {"kind", key.second}});
+    }
     out.emplace_back("agentwire_agent_run_duration_seconds", "Agent run durations by agent.", Family::Type::Histogram);
     for (const auto& [agent, h] : c.bridge.runDurations()) out.back().addHistogram(h, {{"agent", agent}});
     out.emplace_back("agentwire_client_errors_total", "Error frames sent to clients, by code.", Family::Type::Counter);

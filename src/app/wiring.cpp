@@ -22,6 +22,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 namespace agentwire::app {
 
 using Deps = std::vector<std::string>;
@@ -48,6 +50,51 @@ store::Store& addStore(lifecycle::Registry& registry, const core::Config& cfg) {
   sqlite->setSyncFull(cfg.store.sync == "full");
   return registry.add(std::move(sqlite));
 }
+// The built-in echo agent, the agents.llm_* and agents.process_command ones (named llm and
+// process, as before named agents existed), and every [[agents.defs]].
+void addAgents(agents::AgentWebSocketBridge& bridge, const core::Config& cfg) {
+  bridge.addAgent(std::make_unique<agents::EchoAgent>(),
+                  agents::AgentInfo{
+                      "echo", "Counts your words and echoes your message (no model).", "", "", {"word_count"}, false});
+  if (!cfg.agents.llm_base_url.empty()) {
+    agents::LlmAgent::Options o;
+    o.base_url = cfg.agents.llm_base_url;
+    o.api_key = cfg.agents.llm_api_key;
+    o.model = cfg.agents.llm_model;
+    o.idle_timeout_ms = cfg.agents.llm_idle_timeout_ms;
+    bridge.addAgent(std::make_unique<agents::LlmAgent>(o),
+                    agents::AgentInfo{"llm", "The model at agents.llm_base_url.", o.provider, o.model, {}, true});
+  }
+  if (!cfg.agents.process_command.empty()) {
+    bridge.addAgent(std::make_unique<agents::ProcessAgent>("process", cfg.agents.process_command),
+                    agents::AgentInfo{"process", "", "", "", {}, false});
+  }
+  for (const auto& d : cfg.agents.defs) {
+    if (d.kind == "echo") {
+      bridge.addAgent(std::make_unique<agents::EchoAgent>(d.name),
+                      agents::AgentInfo{"echo", d.description, "", "", {"word_count"}, false});
+    } else if (d.kind == "process") {
+      bridge.addAgent(std::make_unique<agents::ProcessAgent>(d.name, d.command),
+                      agents::AgentInfo{"process", d.description, "", "", {}, false});
+    } else {
+      agents::LlmAgent::Options o;
+      o.name = d.name;
+      o.provider = d.provider;
+      o.base_url = d.base_url;
+      o.api_key = d.api_key_env.empty() ? d.api_key : std::string(std::getenv(d.api_key_env.c_str()));
+      o.model = !d.model.empty() ? d.model : d.provider == "anthropic" ? "claude-sonnet-4-5" : "gpt-4o-mini";
+      o.system_prompt = d.system_prompt;
+      o.max_steps = d.max_steps;
+      o.temperature = d.temperature;
+      o.max_tokens = d.max_tokens;
+      o.idle_timeout_ms = d.idle_timeout_ms;
+      o.tools = d.tools;
+      agents::AgentInfo info{"llm", d.description, o.provider, o.model, d.tools, true};
+      bridge.addAgent(std::make_unique<agents::LlmAgent>(std::move(o)), std::move(info));
+    }
+  }
+}
+
 }  // namespace
 
 Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& cfg) {
@@ -116,14 +163,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
   bridge.setRecorder(recorder);
   if (redis != nullptr) bridge.setBus(*redis);
   agents::addBuiltinTools(bridge.tools());
-  bridge.addAgent(std::make_unique<agents::EchoAgent>());
-  if (!cfg.agents.llm_base_url.empty()) {
-    bridge.addAgent(std::make_unique<agents::LlmAgent>(agents::LlmAgent::Options{
-        cfg.agents.llm_base_url, cfg.agents.llm_api_key, cfg.agents.llm_model, cfg.agents.llm_idle_timeout_ms}));
-  }
-  if (!cfg.agents.process_command.empty()) {
-    bridge.addAgent(std::make_unique<agents::ProcessAgent>("process", cfg.agents.process_command));
-  }
+  addAgents(bridge, cfg);
   auto& self_check = registry.add(std::make_unique<health::SelfCheck>(
       router, delivery, store, registry.trace(), std::chrono::milliseconds(cfg.selfcheck.timeout_ms),
       cfg.selfcheck.enabled, Deps{"agent_bridge"}));

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <set>
 
 extern char** environ;
 
@@ -319,6 +321,69 @@ void applyMcpServers(Config& c, const toml::node& node, const std::string& path)
   }
 }
 
+// [[agents.defs]]: an array of tables, one per named agent.
+void applyAgentDefs(Config& c, const toml::node& node, const std::string& path) {
+  const auto* defs = node.as_array();
+  if (defs == nullptr) {
+    throw ConfigError(fmt::format("configuration key 'agents.defs' in {}: expected [[agents.defs]] tables", path));
+  }
+  for (const auto& item : *defs) {
+    const auto* t = item.as_table();
+    if (t == nullptr) throw ConfigError("configuration key 'agents.defs': expected tables");
+    Config::AgentDef d;
+    for (const auto& entry : *t) {
+      // Not a structured binding: clang (the fuzz build) cannot capture one in a lambda.
+      const auto& k = entry.first;
+      const toml::node& v = entry.second;
+      std::string key = "agents.defs." + std::string(k.str());
+      auto str = [&] { return nodeToString(key, v, Kind::String); };
+      auto integer = [&](int lo, int hi) {
+        int n = std::stoi(nodeToString(key, v, Kind::Int));
+        if (n < lo || n > hi) throw ConfigError(fmt::format("configuration key '{}': must be {}..{}", key, lo, hi));
+        return n;
+      };
+      if (k == "name")
+        d.name = str();
+      else if (k == "kind")
+        d.kind = str();
+      else if (k == "description")
+        d.description = str();
+      else if (k == "provider")
+        d.provider = str();
+      else if (k == "base_url")
+        d.base_url = str();
+      else if (k == "api_key")
+        d.api_key = str();
+      else if (k == "api_key_env")
+        d.api_key_env = str();
+      else if (k == "model")
+        d.model = str();
+      else if (k == "system_prompt")
+        d.system_prompt = str();
+      else if (k == "command")
+        d.command = str();
+      else if (k == "tools")
+        d.tools = stringList(key, v);
+      else if (k == "max_steps")
+        d.max_steps = integer(1, 100);
+      else if (k == "max_tokens")
+        d.max_tokens = integer(1, 1000000);
+      else if (k == "idle_timeout_ms")
+        d.idle_timeout_ms = integer(100, 600000);
+      else if (k == "temperature") {
+        auto f = v.value<double>();
+        if (!f || !(v.is_floating_point() || v.is_integer()) || *f < 0 || *f > 2) {
+          throw ConfigError(fmt::format("configuration key '{}': expected a number from 0 to 2", key));
+        }
+        d.temperature = *f;
+      } else {
+        throw ConfigError(fmt::format("unknown configuration key '{}' in {}", key, path));
+      }
+    }
+    c.agents.defs.push_back(std::move(d));
+  }
+}
+
 void applyTable(Config& c, const toml::table& root, const std::string& path) {
   for (const auto& [section, node] : root) {
     const auto* table = node.as_table();
@@ -329,6 +394,10 @@ void applyTable(Config& c, const toml::table& root, const std::string& path) {
       std::string key = std::string(section.str()) + "." + std::string(name.str());
       if (key == "agents.mcp_servers") {
         applyMcpServers(c, value, path);
+        continue;
+      }
+      if (key == "agents.defs") {
+        applyAgentDefs(c, value, path);
         continue;
       }
       const KeySpec* spec = findSpec(key);
@@ -351,6 +420,52 @@ void applyToml(Config& c, const std::string& path) {
 
 bool isLoopbackHost(const std::string& h) {
   return h == "localhost" || h == "::1" || h == "[::1]" || h.rfind("127.", 0) == 0;
+}
+
+void validateAgentDefs(const Config& c) {
+  std::set<std::string> names{"echo"};
+  if (!c.agents.llm_base_url.empty()) names.insert("llm");
+  if (!c.agents.process_command.empty()) names.insert("process");
+  std::set<std::string> servers;
+  for (const auto& m : c.agents.mcp_servers) servers.insert(m.name);
+  for (const auto& d : c.agents.defs) {
+    auto fail = [&d](const std::string& what) {
+      return ConfigError(fmt::format("configuration key 'agents.defs' (agent '{}'): {}", d.name, what));
+    };
+    bool valid_name = !d.name.empty() && d.name.size() <= 32 && std::all_of(d.name.begin(), d.name.end(), [](char ch) {
+      return std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) ||
+             ch == '-' || ch == '_';
+    });
+    if (!valid_name) throw fail("name must be 1-32 of [a-z0-9_-]");
+    if (!names.insert(d.name).second) {
+      throw fail(
+          "the name is taken (echo is built in; llm and process are the agents.llm_* and "
+          "agents.process_command ones)");
+    }
+    if (d.kind == "llm") {
+      if (d.provider != "openai" && d.provider != "anthropic") throw fail("provider must be openai or anthropic");
+      if (d.base_url.empty()) throw fail("base_url is required for kind llm");
+      if (!d.api_key_env.empty() && std::getenv(d.api_key_env.c_str()) == nullptr) {
+        throw fail(fmt::format("api_key_env names {}, which is not set", d.api_key_env));
+      }
+    } else if (d.kind == "process") {
+      if (d.command.empty()) throw fail("command is required for kind process");
+    } else if (d.kind != "echo") {
+      throw fail("kind must be echo, llm or process");
+    }
+    for (const auto& t : d.tools) {
+      // A typo here would silently leave the agent without a tool: names must be known now.
+      static const std::set<std::string> kBuiltin{"word_count", "clock", "calculator"};
+      auto dot = t.find('.');
+      bool known = dot == std::string::npos ? kBuiltin.count(t) > 0 : servers.count(t.substr(0, dot)) > 0;
+      if (!known) {
+        throw fail(
+            fmt::format("tool '{}' is neither built in (word_count, clock, calculator) nor of a configured MCP "
+                        "server (server.tool or server.*)",
+                        t));
+      }
+    }
+  }
 }
 
 void validate(const Config& c) {
@@ -379,6 +494,7 @@ void validate(const Config& c) {
   if (c.store.backend == "postgres" && c.store.url.empty()) {
     throw ConfigError("configuration key 'store.url': required when store.backend is postgres");
   }
+  validateAgentDefs(c);
   // HS256 with a short secret can be brute-forced offline from one token (RFC 7518 3.2 asks for
   // at least the hash size). Dev mode on loopback may use a short one for a try.
   if (!c.auth.secret.empty() && c.auth.secret.size() < 32 && !c.devModeEnabled()) {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -109,6 +110,26 @@ struct Config {
     std::vector<std::string> approval_required;  // tool names, or "*" for all of them
     int call_timeout_ms = 30000;
   };
+  // One named agent ([[agents.defs]] in the file).
+  struct AgentDef {
+    std::string name;  // what threads and messages pick it by
+    std::string kind;  // echo, llm, process
+    std::string description;
+    // llm
+    std::string provider = "openai";  // or anthropic
+    std::string base_url;
+    std::string api_key;
+    std::string api_key_env;  // or: the environment variable holding the key
+    std::string model;        // empty: gpt-4o-mini (openai), claude-sonnet-4-5 (anthropic)
+    std::string system_prompt = "You are a helpful assistant.";
+    std::vector<std::string> tools;  // the tools it may call, "server.*" for all of an MCP server; empty = all
+    int max_steps = 8;
+    std::optional<double> temperature;
+    int max_tokens = 0;  // 0: the upstream's default (4096 for anthropic, which requires one)
+    int idle_timeout_ms = 30000;
+    // process
+    std::string command;
+  };
   struct Agents {
     int workers = 4;
     int max_queue = 1000;
@@ -122,6 +143,7 @@ struct Config {
     int approval_timeout_ms = 600000;                    // ... at most this long, then they expire
     int pace_max_ms = 30000;  // text deltas wait for a reader that is behind, at most this long each time
     std::vector<McpServer> mcp_servers;
+    std::vector<AgentDef> defs;
     std::string process_command;  // when set, agent "process" runs this under /bin/sh -c
     std::string llm_base_url;     // when set, agent "llm" talks to this OpenAI-compatible endpoint
     std::string llm_api_key;

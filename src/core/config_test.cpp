@@ -51,6 +51,54 @@ TEST(ConfigTest, UnknownKeysAreErrorsNamingTheKey) {
   EXPECT_THROW(loadConfig("", {}, {{"nope.key", "1"}}), ConfigError);
 }
 
+TEST(ConfigTest, NamedAgentsAreTablesOfTheirOwn) {
+  testing::TempDir dir;
+  auto c = loadConfig(writeToml(dir, R"(
+[[agents.mcp_servers]]
+name = "files"
+command = "node"
+
+[[agents.defs]]
+name = "claude"
+kind = "llm"
+provider = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+api_key = "k"
+tools = ["calculator", "files.*", "files.read"]
+temperature = 0.5
+max_tokens = 1024
+
+[[agents.defs]]
+name = "shell_agent"
+kind = "process"
+command = "python3 agent.py"
+)"),
+                      {}, {});
+  ASSERT_EQ(c.agents.defs.size(), 2u);
+  const auto& d = c.agents.defs[0];
+  EXPECT_EQ((std::vector<std::string>{d.name, d.kind, d.provider}),
+            (std::vector<std::string>{"claude", "llm", "anthropic"}));
+  EXPECT_EQ(d.tools.size(), 3u);
+  EXPECT_EQ(d.temperature.value_or(-1), 0.5);
+  EXPECT_EQ(d.max_tokens, 1024);
+  EXPECT_EQ(d.max_steps, 8);
+  EXPECT_EQ(c.agents.defs[1].command, "python3 agent.py");
+  auto refused = [&](const std::string& text, const std::string& needle) {
+    try {
+      loadConfig(writeToml(dir, text), {}, {});
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused("[[agents.defs]]\nname = \"a\"\nkind = \"llm\"\nbase_url = \"u\"\ntemperature = 3\n", "0 to 2");
+  refused("[[agents.defs]]\nname = \"a\"\nkind = \"process\"\n", "command is required");
+  refused("[[agents.defs]]\nname = \"A b\"\nkind = \"echo\"\n", "[a-z0-9_-]");
+  refused("[[agents.defs]]\nname = \"a\"\nkind = \"echo\"\n[[agents.defs]]\nname = \"a\"\nkind = \"echo\"\n",
+          "the name is taken");
+  refused("[[agents.defs]]\nname = \"a\"\nkind = \"llm\"\nbase_url = \"u\"\ntools = [\"web.*\"]\n", "tool 'web.*'");
+}
+
 TEST(ConfigTest, McpServersAreTablesOfTheirOwn) {
   testing::TempDir dir;
   auto c = loadConfig(writeToml(dir, R"(

@@ -305,7 +305,12 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
                                 "the store cannot write right now; the message was not stored, retry later", f.id);
     }
     if (thread_id.empty()) {
-      auto t = createThread(s, ctx, core::titleFrom(content, kDerivedTitleChars), {});
+      // Checked before the thread is made: an unknown agent leaves nothing behind.
+      if (!agent.empty() && !s.bridge.hasAgent(agent)) {
+        return gateway::sendError(*ctx.conn, "unknown_agent", "no agent named '" + agent + "'", f.id);
+      }
+      // The thread keeps the agent its first message named: the next ones go to it too.
+      auto t = createThread(s, ctx, core::titleFrom(content, kDerivedTitleChars), agent);
       if (!t) return sendError(ctx, t.error(), f);
       thread_id = t->id;
     } else {
@@ -406,6 +411,20 @@ void registerChatHandlers(MessageRouter& router, ChatServices s) {
     auto runs = threadRunStates(s.store, ctx.user_id, *thread_id, s.limits.list_page_max);
     if (!runs) return sendError(ctx, runs.error(), f);
     sendReply(*ctx.conn, "runs", f.id, {{"thread_id", *thread_id}, {"runs", std::move(*runs)}});
+  });
+
+  router.addHandler("list_agents", [s](const ClientContext& ctx, const Frame& f) {
+    json::array out;
+    for (const auto& [name, info] : s.bridge.agentInfos()) {
+      json::object a{{"name", name}, {"kind", info.kind}, {"description", info.description}};
+      if (!info.provider.empty()) a["provider"] = info.provider;
+      if (!info.model.empty()) a["model"] = info.model;
+      json::array tools;
+      for (const auto& t : info.tools) tools.emplace_back(t);
+      a["tools"] = std::move(tools);
+      out.emplace_back(std::move(a));
+    }
+    sendReply(*ctx.conn, "agents", f.id, {{"agents", std::move(out)}, {"default", s.bridge.defaultAgent()}});
   });
 
   router.addHandler("get_run", [s](const ClientContext& ctx, const Frame& f) {

@@ -154,6 +154,9 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
                           json::object{{"token", token}, {"user_id", it->second}, {"expires_in", dev_token_ttl_s}});
   });
 
+  server.route("GET", "/api/agents", [call](const net::HttpRequest& req) {
+    return call(req, Frame{"list_agents", "", json::object{}}, "agents", 200);
+  });
   server.route("GET", "/api/threads", [call](const net::HttpRequest& req) {
     json::object data;
     if (auto it = req.query.find("limit"); it != req.query.end()) data["limit"] = std::atoll(it->second.c_str());

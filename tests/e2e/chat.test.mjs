@@ -50,6 +50,7 @@ test("sign in, send a message, see the five events and the streamed answer in or
   assert.match(await run.locator(".run-status").textContent(), /^completed in \d+\.\d+ m?s$/);
   assert.equal(await page.locator("#signin").isVisible(), false, "the sign-in form is gone once signed in");
   assert.equal(await page.locator("#chat").isVisible(), true);
+  assert.equal(await page.locator("#agent-picker").isVisible(), false, "one agent: nothing to pick");
   await page.locator("#thread-list button").first().waitFor();
   // The page acknowledges what it rendered: every appended event ends up acked.
   const metric = (name) => server.metric(name);
@@ -387,4 +388,58 @@ test("a page reloaded mid-run shows the answer so far once, then the rest as it 
   await page.locator(".run-status[data-status=completed]").waitFor();
   assert.equal((await answer.textContent()).trim(), "part one, part two");
   assert.equal(await page.locator("article.run").count(), 1);
+});
+
+test("with several agents a new conversation offers a picker; the thread keeps the agent picked", async () => {
+  const dir = mkdtempSync(join(TMP, "aw-e2e-agents-"));
+  const config = join(dir, "agents.toml");
+  writeFileSync(config, '[[agents.defs]]\nname = "greeter"\nkind = "echo"\ndescription = "Says it back"\n');
+  const server = await started(new Server(["--config", config]));
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "iris");
+  const picker = page.getByLabel("Agent");
+  await picker.waitFor();
+  assert.deepEqual(await picker.locator("option").evaluateAll((os) => os.map((o) => o.value)), ["echo", "greeter"]);
+  assert.equal(await picker.inputValue(), "echo", "the server's default is picked first");
+  await picker.selectOption("greeter");
+  const input = page.getByLabel("Message");
+  await input.fill("hello greeter");
+  await input.press("Enter");
+  await page.locator("article.run .run-status[data-status=completed]").waitFor();
+  assert.equal(await page.locator("#thread-agent").textContent(), "with greeter");
+  assert.equal(await picker.isVisible(), false, "a thread's agent is not picked again");
+  await page.screenshot({ path: join(ARTIFACTS, "chat-agent-picker.png"), fullPage: true });
+  // The thread was created with that agent: the server says so, and its next message goes to it.
+  const { token } = await page.evaluate(() => JSON.parse(sessionStorage.getItem("agentwire:session")));
+  const threads = await (await fetch(`${server.url}/api/threads`, { headers: { Authorization: `Bearer ${token}` } })).json();
+  assert.equal(threads.threads[0].agent, "greeter");
+  await page.locator("#new-thread").click();
+  await picker.waitFor();
+});
+
+test("an answer cut off at the model's token limit says so, and the run shows its token usage", async () => {
+  const { spawn } = await import("node:child_process");
+  const fake = spawn("/usr/bin/python3", [join(here, "..", "fake_openai.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  cleanups.push(() => fake.stdin.end());
+  const port = await new Promise((resolve, reject) => {
+    fake.stdout.once("data", (d) => resolve(Number(String(d).trim())));
+    fake.once("exit", (code) => reject(new Error(`fake_openai.py exited with ${code}`)));
+  });
+  const server = await started(new Server(["--set", `agents.llm_base_url=http://127.0.0.1:${port}/v1`,
+    "--set", "agents.default=llm"]));
+  const ctx = await browser();
+  const page = ctx.pages()[0] || await ctx.newPage();
+  await signIn(page, server, "jules");
+  const input = page.getByLabel("Message");
+  await input.fill("long");
+  await input.press("Enter");
+  const run = page.locator("article.run");
+  await run.locator(".run-status[data-status=completed]").waitFor();
+  assert.match(await run.locator(".run-note").textContent(), /token limit/);
+  assert.match(await run.locator(".run-events li[data-event=agent_completed]").textContent(), /20 tokens in, 4 out/);
+  await input.fill("stream");
+  await input.press("Enter");
+  await run.nth(1).locator(".run-status[data-status=completed]").waitFor();
+  assert.equal(await run.nth(1).locator(".run-note").count(), 0, "a whole answer has no note");
 });

@@ -274,6 +274,9 @@ describe(`over ${implName}`, () => {
     const server = await started(t, new Server(["--set", "agents.approval_required_tools=word_count"]));
     const c = mk(t, server.url, await devToken(server, "gus"));
     await c.connect();
+    const listed = await c.agents();
+    assert.equal(listed.default, "echo");
+    assert.deepEqual(listed.agents.find((a) => a.name === "echo").tools, ["word_count"]);
     for (const decision of ["approve", "deny"]) {
       const run = await c.send("count these words");
       const requested = await new Promise((resolve) => run.on("approval", (d, ev) => {

@@ -568,6 +568,10 @@ class AgentwireClient:
     async def approvals(self):
         return (await self.request("list_approvals"))["approvals"]
 
+    async def agents(self):
+        """The agents this user may pick: {"agents": [{name, kind, description, tools, ...}], "default": name}."""
+        return await self.request("list_agents")
+
     async def threads(self, limit=None, before=None):
         data = {}
         if limit:

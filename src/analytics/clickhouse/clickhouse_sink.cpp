@@ -83,7 +83,8 @@ std::vector<std::string> ClickHouseSink::schemaStatements(const std::string& db)
                   "event_date Date, ts DateTime('UTC'), ts_ms UInt64, node String, kind String, "
                   "user_id String, thread_id String, run_id String, connection_id String, agent String, "
                   "outcome String, event_type String, reason String, seq Int64, latency_us Int64, "
-                  "duration_ms Int64, count Int64, code Int64, batch_id String, row_no UInt32) "
+                  "duration_ms Int64, count Int64, code Int64, batch_id String, row_no UInt32, "
+                  "input_tokens Int64, output_tokens Int64) "
                   "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(event_date) "
                   "ORDER BY (user_id, ts, batch_id, row_no)",
                   db),
@@ -92,8 +93,8 @@ std::vector<std::string> ClickHouseSink::schemaStatements(const std::string& db)
       // write), and the duplicate check then rightly skips the retry, so a materialized copy
       // would miss those runs for good. Reading through to the table cannot diverge from it.
       fmt::format("CREATE VIEW IF NOT EXISTS {0}.agentwire_runs AS SELECT event_date, ts, ts_ms, node, agent, "
-                  "outcome, user_id, thread_id, run_id, duration_ms, count AS tool_calls, reason, batch_id, "
-                  "row_no FROM {0}.agentwire_events WHERE kind = 'run_finished'",
+                  "outcome, user_id, thread_id, run_id, duration_ms, count AS tool_calls, reason, input_tokens, "
+                  "output_tokens, batch_id, row_no FROM {0}.agentwire_events WHERE kind = 'run_finished'",
                   db),
   };
 }
@@ -176,12 +177,49 @@ SendResult ClickHouseSink::ensureSchema() {
                               nullptr, options_.connect_timeout * 2);
     if (dropped.status != SendStatus::Ok) return dropped;
   }
-  for (const auto& sql : schemaStatements(options_.database)) {
+  const auto statements = schemaStatements(options_.database);
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    // The views come after the table has every column they read.
+    if (i == kFirstView) {
+      SendResult migrated = addTokenColumns();
+      if (migrated.status != SendStatus::Ok) return migrated;
+    }
     // DDL is quick: a server that accepts but does not answer must not hold startup for long.
-    SendResult r = post({}, sql, false, nullptr, options_.connect_timeout * 2);
+    SendResult r = post({}, statements[i], false, nullptr, options_.connect_timeout * 2);
     if (r.status != SendStatus::Ok) return r;
   }
   return {};
+}
+
+SendResult ClickHouseSink::addTokenColumns() {
+  // Tables made before 2026-11-30 have no token columns, and their agentwire_runs view does not
+  // show them: the columns are added (defaults 0 for old rows) and the view made again.
+  auto hasColumn = [this](const char* table, bool& found) {
+    std::string reply;
+    SendResult r = post({},
+                        fmt::format("SELECT count() FROM system.columns WHERE database = '{}' AND table = '{}' AND "
+                                    "name = 'input_tokens' FORMAT TabSeparated",
+                                    options_.database, table),
+                        false, &reply, options_.connect_timeout * 2);
+    found = reply.rfind("1", 0) == 0;
+    return r;
+  };
+  bool found = false;
+  SendResult r = hasColumn("agentwire_events", found);
+  if (r.status != SendStatus::Ok) return r;
+  if (!found) {
+    r = post(
+        {},
+        fmt::format("ALTER TABLE {}.agentwire_events ADD COLUMN input_tokens Int64, ADD COLUMN output_tokens Int64",
+                    options_.database),
+        false, nullptr, options_.connect_timeout * 2);
+    if (r.status != SendStatus::Ok) return r;
+  }
+  r = hasColumn("agentwire_runs", found);
+  if (r.status != SendStatus::Ok || found) return r;
+  // Absent or made by an older version (a plain view: nothing is stored in it).
+  return post({}, fmt::format("DROP TABLE IF EXISTS {}.agentwire_runs", options_.database), false, nullptr,
+              options_.connect_timeout * 2);
 }
 
 SendResult ClickHouseSink::insert(const Batch& batch) {

@@ -40,8 +40,10 @@ class ClickHouseSink final : public AnalyticsSink {
 
   // The DDL run by ensureSchema(), for docs and tests.
   static std::vector<std::string> schemaStatements(const std::string& database);
+  static constexpr std::size_t kFirstView = 2;  // schemaStatements(): database, table, then views
 
  private:
+  SendResult addTokenColumns();
   // POSTs `body` to the HTTP interface with `query` in the URL (empty: the body is the query).
   SendResult post(const std::string& query, const std::string& body, bool gzip, std::string* response,
                   std::chrono::milliseconds timeout);
