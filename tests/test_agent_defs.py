@@ -223,6 +223,64 @@ class AgentDefsTest(unittest.IsolatedAsyncioTestCase):
                                 fake_openai.COMPLETION_TOKENS)
 
 
+class TokenBudgetTest(unittest.IsolatedAsyncioTestCase):
+    """agents.user_daily_token_budget: every call of the fake model costs PROMPT + COMPLETION tokens."""
+    PER_RUN = fake_openai.PROMPT_TOKENS + fake_openai.COMPLETION_TOKENS  # 24
+
+    async def asyncSetUp(self):
+        self.fake = FakeOpenAI()
+        os.makedirs(harness.TMP_ROOT, exist_ok=True)
+        self.args = ("--set", f"agents.llm_base_url=http://127.0.0.1:{self.fake.port}/v1",
+                     "--set", "agents.default=llm", "--set", f"agents.user_daily_token_budget={2 * self.PER_RUN + 2}")
+        self.srv = harness.Server(*self.args).start()
+
+    async def asyncTearDown(self):
+        self.srv.stop()
+        self.fake.close()
+
+    async def send(self, c, i):
+        reply = await c.request("user_message", {"content": "stream"}, id_=f"m{i}")
+        if reply["type"] != "ack":
+            return reply
+        run_id = reply["data"]["run_id"]
+        return await c.recv_until(lambda f: f.get("run_id") == run_id and f["type"] in TERMINAL, timeout=20)
+
+    async def test_runs_are_refused_once_the_days_budget_is_spent_and_other_users_go_on(self):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "spender"))
+        for i in range(3):  # 0, 24, 48 used before each: all under 50
+            done = await self.send(c, i)
+            self.assertEqual(done["type"], "agent_completed", done)
+        refused = await self.send(c, 3)
+        self.assertEqual((refused["type"], refused["data"]["code"]), ("error", "quota_exceeded"), refused)
+        self.assertIn(f"daily token budget of {2 * self.PER_RUN + 2} tokens is spent ({3 * self.PER_RUN} used",
+                      refused["data"]["message"])
+        self.assertIn("resets at", refused["data"]["message"])
+        self.assertIn("T00:00:00Z", refused["data"]["message"])
+        # Over HTTP: 429 with the same code; nothing was stored for the refused message.
+        token = wsclient.dev_token(self.srv.port, "spender")
+        status, body, _ = self.srv.request("POST", f"/api/threads/{done['thread_id']}/messages", {"content": "more"},
+                                           headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual((status, body["error"]["code"]), (429, "quota_exceeded"), body)
+        h = await c.request("get_thread_history", {"thread_id": done["thread_id"]}, id_="h", want="thread_history")
+        self.assertEqual(sum(1 for m in h["data"]["messages"] if m["role"] == "user"), 1,
+                         "a refused message is not stored")
+        await c.close()
+        other = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "frugal"))
+        self.assertEqual((await self.send(other, 0))["type"], "agent_completed", "another user's budget is whole")
+        await other.close()
+
+        # The count is in the store: after a restart (nothing in memory) the next run is admitted, then
+        # ended at its start with quota_exceeded, before its agent spends anything.
+        self.srv.stop()
+        self.srv = harness.Server(*self.args, data_dir=self.srv.dir).start()
+        calls = len(self.fake.requests)
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "spender"))
+        ended = await self.send(c, 9)
+        await c.close()
+        self.assertEqual((ended["type"], ended["data"]["code"]), ("agent_error", "quota_exceeded"), ended)
+        self.assertEqual(len(self.fake.requests), calls, "the model was not asked")
+
+
 class AgentDefsConfigTest(unittest.TestCase):
     def check(self, toml, *expected):
         os.makedirs(harness.TMP_ROOT, exist_ok=True)

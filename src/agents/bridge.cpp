@@ -235,7 +235,23 @@ core::Result<Agent*> AgentWebSocketBridge::admit(const std::string& user_id, con
   if (q != queued_per_user_.end() && q->second >= options_.max_queued_per_user) {
     return core::Error{"rate_limited", fmt::format("{} runs of this user are already waiting", q->second)};
   }
+  if (auto over = overBudgetLocked(user_id, core::utcDate(core::nowMs()))) return *over;
   return it->second.get();
+}
+
+std::optional<core::Error> AgentWebSocketBridge::overBudgetLocked(const std::string& user_id,
+                                                                  const std::string& day) const {
+  if (options_.daily_token_budget <= 0 || core::isSystemUser(user_id)) return std::nullopt;
+  auto u = usage_.find(user_id);
+  if (u == usage_.end() || u->second.first != day || u->second.second < options_.daily_token_budget) {
+    return std::nullopt;
+  }
+  // The day's end in UTC: the next day at 00:00.
+  int64_t next_day_ms = (core::nowMs() / 86400000 + 1) * 86400000;
+  return core::Error{"quota_exceeded",
+                     fmt::format("the daily token budget of {} tokens is spent ({} used on {} UTC); it resets at "
+                                 "{}T00:00:00Z",
+                                 options_.daily_token_budget, u->second.second, day, core::utcDate(next_day_ms))};
 }
 
 core::Result<std::string> AgentWebSocketBridge::startRun(const UserContext& ctx, std::string input,
@@ -507,6 +523,23 @@ void AgentWebSocketBridge::execute(Run& run) {
     // joins later tie the run to what it sent.
     if (!run.ctx.request_id.empty()) started["request_id"] = run.ctx.request_id;
     emitter->emitLifecycle("agent_started", std::move(started), "running");
+    // Admission saw this node's count; the store has every node's. Read before the agent spends more.
+    if (options_.daily_token_budget > 0 && !core::isSystemUser(run.ctx.user_id)) {
+      const std::string day = core::utcDate(core::nowMs());
+      auto used = store_.tokenUsage(run.ctx.user_id, day);
+      std::optional<core::Error> over;
+      if (used) {
+        std::lock_guard lock(mutex_);
+        usage_[run.ctx.user_id] = {day, *used};
+        over = overBudgetLocked(run.ctx.user_id, day);
+      }  // a store that cannot answer does not stop the run: the budget is a limit, not a lock
+      if (over) {
+        releaseThreadOf(run);
+        emitter->emitLifecycle("agent_error", {{"code", over->code}, {"message", over->message}}, "error");
+        release(run);
+        return finish(run, *emitter, t0, "error", over->code);
+      }
+    }
   }
   std::string answer;
   std::string error;
@@ -611,6 +644,19 @@ void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, st
     if (usage != nullptr && usage->known) {
       tokens_[{run.agent->name(), "input"}] += static_cast<uint64_t>(usage->input_tokens);
       tokens_[{run.agent->name(), "output"}] += static_cast<uint64_t>(usage->output_tokens);
+    }
+  }
+  if (usage != nullptr && usage->known && usage->input_tokens + usage->output_tokens > 0 &&
+      !core::isSystemUser(run.ctx.user_id)) {
+    // Counted on the day the run ends, in the store (every node's runs add up there).
+    const std::string day = core::utcDate(core::nowMs());
+    auto total = store_.addTokenUsage(run.ctx.user_id, day, usage->input_tokens + usage->output_tokens);
+    if (total) {
+      std::lock_guard lock(mutex_);
+      usage_[run.ctx.user_id] = {day, *total};
+    } else {
+      log_->warn("cannot count the tokens of run '{}' for user '{}': {}", run.ctx.run_id, run.ctx.user_id,
+                 total.error().message);
     }
   }
   if (!recorder_->enabled()) return;

@@ -80,6 +80,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     // A run's text deltas wait while a connection of its user is behind, up to this long each time
     // (0 = never): the agent is paced by its reader.
     int pace_max_ms = 30000;
+    // Tokens a user's runs may use per UTC day, over every node (0 = no budget): past it new runs
+    // are refused with quota_exceeded until the day ends.
+    int64_t daily_token_budget = 0;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
@@ -220,6 +223,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   void release(Run& run);
   // The analytics row of a run, with who, where and which agent filled in.
   static analytics::Record runRecord(const Run& run, const char* kind);
+  // quota_exceeded when the user's tokens of `day` reached the budget. Under mutex_.
+  std::optional<core::Error> overBudgetLocked(const std::string& user_id, const std::string& day) const;
   void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
               const std::string& outcome, const std::string& reason, const RunUsage* usage = nullptr);
   // The run asked for a tool that needs approval: stores the approval, parks the run (its worker
@@ -267,6 +272,10 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   std::set<std::string> running_threads_;   // threads with a run executing here
   std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;
   std::map<std::pair<std::string, std::string>, uint64_t> tokens_;
+  // Per user: (UTC day, tokens used that day) as last read from or written to the store. Admission
+  // refuses from it without a store read (it may run on an I/O thread); a run's start reads the store
+  // (other nodes' runs count too) before its agent runs.
+  std::map<std::string, std::pair<std::string, int64_t>> usage_;
   analytics::Recorder* recorder_ = &analytics::NullRecorder::instance();
   bus::Bus* bus_ = nullptr;
   LeaseStats lease_stats_;

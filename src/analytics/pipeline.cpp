@@ -10,16 +10,6 @@
 #include <ctime>
 
 namespace agentwire::analytics {
-namespace {
-
-std::string utcDate(int64_t ts_ms) {
-  std::time_t t = static_cast<std::time_t>(ts_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-}
-
-}  // namespace
 
 Pipeline::Pipeline(AnalyticsSink& sink, Spool& spool, Options options)
     : sink_(sink),
@@ -37,7 +27,7 @@ std::string Pipeline::toJsonRow(const Record& r, const std::string& node, const 
                                 uint64_t row_no) {
   boost::json::object o{{"batch_id", batch_id},
                         {"row_no", row_no},
-                        {"event_date", utcDate(r.ts_ms)},
+                        {"event_date", core::utcDate(r.ts_ms)},
                         {"ts", r.ts_ms / 1000},
                         {"ts_ms", r.ts_ms},
                         {"node", node},
@@ -166,7 +156,7 @@ void Pipeline::run() {
 Batch Pipeline::makeBatch(std::vector<Record>& rows) {
   Batch b;
   b.id = fmt::format("{}-{}", batch_prefix_, ++batch_counter_);
-  b.first_date = utcDate(rows.front().ts_ms);
+  b.first_date = core::utcDate(rows.front().ts_ms);
   b.rows = rows.size();
   std::size_t row_no = 0;
   for (const auto& r : rows) {

@@ -1,7 +1,10 @@
 #include "core/ids.hpp"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <random>
 
 namespace agentwire::core {
@@ -18,6 +21,13 @@ std::string newId(const char* prefix) {
 int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string utcDate(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
 }  // namespace agentwire::core

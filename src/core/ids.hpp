@@ -26,4 +26,7 @@ std::string newId(const char* prefix);
 // Milliseconds since the Unix epoch (wall clock), for timestamps on the wire.
 int64_t nowMs();
 
+// The UTC date of a time in ms since the epoch: "2026-11-30".
+std::string utcDate(int64_t ms);
+
 }  // namespace agentwire::core

@@ -94,6 +94,8 @@ class FlakyStore final : public store::Store {
     return std::vector<store::Approval>{};
   }
   core::Result<bool> markApprovalResumed(const std::string&) override { return false; }
+  core::Result<int64_t> addTokenUsage(const std::string&, const std::string&, int64_t t) override { return t; }
+  core::Result<int64_t> tokenUsage(const std::string&, const std::string&) override { return int64_t{0}; }
 };
 
 struct Outcome {

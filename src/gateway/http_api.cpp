@@ -19,7 +19,7 @@ int statusFor(const std::string& code) {
   if (code == "missing_token" || code == "invalid_token" || code == "token_expired") return 401;
   if (code == "forbidden") return 403;
   if (code == "thread_not_found" || code == "run_not_found" || code == "approval_not_found") return 404;
-  if (code == "rate_limited") return 429;
+  if (code == "rate_limited" || code == "quota_exceeded") return 429;
   if (code == "not_ready" || code == "unavailable") return 503;
   if (code == "thread_limit" || code == "thread_busy" || code == "approval_resolved") return 409;
   if (code == "internal") return 500;

@@ -216,6 +216,10 @@ class Store {
   virtual core::Result<std::vector<Approval>> parkedApprovals(const std::string& node_id) = 0;
   // Its run took up again: after a restart it is not waited for anymore.
   virtual core::Result<bool> markApprovalResumed(const std::string& approval_id) = 0;
+  // Tokens a user's runs used on a UTC day ("2026-11-30"), summed over every node: added when a run
+  // ends (returns the day's new total), read to enforce agents.user_daily_token_budget.
+  virtual core::Result<int64_t> addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) = 0;
+  virtual core::Result<int64_t> tokenUsage(const std::string& user_id, const std::string& day) = 0;
 
   // Node leases, for several nodes on one database (the store's clock decides, so nodes' clocks
   // need not agree). A node holds a lease while it runs; when one expires, another node claims it

@@ -395,6 +395,15 @@ TEST_P(StoreContractTest, AWriteProbeSucceedsOnAHealthyStore) {
   EXPECT_TRUE(store_->probeWrite().ok());
 }
 
+TEST_P(StoreContractTest, TokenUsageIsSummedPerUserAndDay) {
+  EXPECT_EQ(store_->tokenUsage("tok_u", "2026-11-30").value(), 0);
+  EXPECT_EQ(store_->addTokenUsage("tok_u", "2026-11-30", 120).value(), 120);
+  EXPECT_EQ(store_->addTokenUsage("tok_u", "2026-11-30", 30).value(), 150);
+  EXPECT_EQ(store_->addTokenUsage("tok_u", "2026-12-01", 5).value(), 5) << "a new day starts at zero";
+  EXPECT_EQ(store_->addTokenUsage("tok_v", "2026-11-30", 7).value(), 7) << "users are counted apart";
+  EXPECT_EQ(store_->tokenUsage("tok_u", "2026-11-30").value(), 150);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

@@ -58,6 +58,10 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_by_user ON approvals (user_id, status);
 CREATE INDEX approvals_waiting ON approvals (node_id, resumed);
 )sql",
+      // 5: tokens used per user and UTC day (agents.user_daily_token_budget).
+      R"sql(
+CREATE TABLE token_usage (user_id TEXT NOT NULL, day TEXT NOT NULL, tokens BIGINT NOT NULL, PRIMARY KEY (user_id, day));
+)sql",
   };
   return all;
 }
@@ -724,6 +728,25 @@ core::Result<bool> PostgresStore::truncateForTest() {
     auto r = c.exec("TRUNCATE threads, messages, user_streams, events, runs, meta, nodes");
     if (!r) return r.error();
     return true;
+  });
+}
+
+core::Result<int64_t> PostgresStore::addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) {
+  return withConnection<int64_t>("add token usage", true, [&](pg::Connection& c) -> core::Result<int64_t> {
+    auto r = c.exec(
+        "INSERT INTO token_usage (user_id, day, tokens) VALUES ($1, $2, $3) ON CONFLICT (user_id, day) "
+        "DO UPDATE SET tokens = token_usage.tokens + EXCLUDED.tokens RETURNING tokens",
+        Params{user_id, day, str(tokens)});
+    if (!r) return r.error();
+    return r->integer(0, 0);
+  });
+}
+
+core::Result<int64_t> PostgresStore::tokenUsage(const std::string& user_id, const std::string& day) {
+  return withConnection<int64_t>("read token usage", false, [&](pg::Connection& c) -> core::Result<int64_t> {
+    auto r = c.exec("SELECT tokens FROM token_usage WHERE user_id = $1 AND day = $2", Params{user_id, day});
+    if (!r) return r.error();
+    return r->size() > 0 ? r->integer(0, 0) : int64_t{0};
   });
 }
 

@@ -67,6 +67,8 @@ class PostgresStore final : public Store, public lifecycle::Component {
   core::Result<std::vector<Approval>> pendingApprovals(const std::string& user_id) override;
   core::Result<std::vector<Approval>> parkedApprovals(const std::string& node_id) override;
   core::Result<bool> markApprovalResumed(const std::string& approval_id) override;
+  core::Result<int64_t> addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) override;
+  core::Result<int64_t> tokenUsage(const std::string& user_id, const std::string& day) override;
   boost::json::object details() const override { return {{"backend", "postgres"}, {"pool_size", pool_size_}}; }
   core::Result<bool> acquireLease(const std::string& node_id, int64_t lease_ms) override;
   core::Result<bool> renewLease(const std::string& node_id, int64_t lease_ms) override;

@@ -47,15 +47,17 @@ CREATE TABLE IF NOT EXISTS approvals (
   resumed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS approvals_by_user ON approvals(user_id, status);
 CREATE INDEX IF NOT EXISTS approvals_waiting ON approvals(node_id, resumed);
+CREATE TABLE IF NOT EXISTS token_usage (
+  user_id TEXT NOT NULL, day TEXT NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (user_id, day)) WITHOUT ROWID;
 )sql";
 
 // Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs, 3 has
-// no threads.on_busy, 4 no approvals.
+// no threads.on_busy, 4 no approvals, 5 no token_usage.
 // `runs` holds the runs in flight only: a row is inserted with the run's message and deleted in the
 // commit that stores the run's terminal event, so the table stays as small as the work in progress
 // (no index to maintain, and the scan at startup reads only what a crash left). Finished runs are
 // in their users' streams (and in analytics).
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 const std::string kQueued = "queued";
 
@@ -721,6 +723,27 @@ core::Result<bool> SqliteStore::markApprovalResumed(const std::string& approval_
     Stmt s(db_, prepared("UPDATE approvals SET resumed = 1 WHERE id = ?"));
     s.bind(1, approval_id).step();
     return sqlite3_changes(db_) > 0;
+  });
+}
+
+core::Result<int64_t> SqliteStore::addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) {
+  return guarded<int64_t>("add token usage", true, [&] {
+    Stmt s(db_, prepared("INSERT INTO token_usage (user_id, day, tokens) VALUES (?, ?, ?) ON CONFLICT (user_id, day) "
+                         "DO UPDATE SET tokens = tokens + excluded.tokens RETURNING tokens"));
+    s.bind(1, user_id).bind(2, day).bind(3, tokens);
+    int64_t total = s.step() ? s.integer(0) : tokens;
+    s.reset();
+    return total;
+  });
+}
+
+core::Result<int64_t> SqliteStore::tokenUsage(const std::string& user_id, const std::string& day) {
+  return guarded<int64_t>("read token usage", false, [&] {
+    Stmt s(db_, prepared("SELECT tokens FROM token_usage WHERE user_id = ? AND day = ?"));
+    s.bind(1, user_id).bind(2, day);
+    int64_t total = s.step() ? s.integer(0) : 0;
+    s.reset();
+    return total;
   });
 }
 
