@@ -20,12 +20,13 @@ from fake_openai import FakeOpenAI  # noqa: E402
 from wsclient import Client  # noqa: E402
 
 TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 
 
-def config(dir_, openai_port, anthropic_port):
+def config(dir_, openai_port, anthropic_port, extra=""):
     path = os.path.join(dir_, "agents.toml")
     with open(path, "w") as f:
-        f.write(f"""
+        f.write(extra + f"""
 [[agents.defs]]
 name = "claude"
 kind = "llm"
@@ -52,6 +53,12 @@ max_steps = 3
 name = "greeter"
 kind = "echo"
 description = "Says it back"
+
+[[agents.defs]]
+name = "tooled"
+kind = "process"
+command = "/usr/bin/python3 {EXAMPLES}/process_agent_tools.py"
+tools = ["calculator", "word_count"]
 """)
     return path
 
@@ -91,7 +98,8 @@ class AgentDefsTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body["default"], "echo")
         agents = {a["name"]: a for a in body["agents"]}
-        self.assertEqual(sorted(agents), ["claude", "echo", "gpt", "greeter"])
+        self.assertEqual(sorted(agents), ["claude", "echo", "gpt", "greeter", "tooled"])
+        self.assertEqual((agents["tooled"]["kind"], agents["tooled"]["tools"]), ("process", ["calculator", "word_count"]))
         self.assertEqual((agents["claude"]["kind"], agents["claude"]["provider"], agents["claude"]["model"]),
                          ("llm", "anthropic", "claude-test"))
         self.assertEqual(agents["claude"]["description"], "Claude, through the Messages API")
@@ -110,7 +118,7 @@ class AgentDefsTest(unittest.IsolatedAsyncioTestCase):
         await c.close()
         self.assertEqual(reply["type"], "agents", reply)
         self.assertEqual(reply["id"], "a")
-        self.assertEqual({a["name"] for a in reply["data"]["agents"]}, {"claude", "echo", "gpt", "greeter"})
+        self.assertEqual({a["name"] for a in reply["data"]["agents"]}, {"claude", "echo", "gpt", "greeter", "tooled"})
 
     async def test_a_named_echo_agent_and_a_thread_bound_to_a_named_agent(self):
         events = await self.run_agent("greeter", "hello there")
@@ -214,6 +222,21 @@ class AgentDefsTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(events[-1]["type"], "agent_completed")
         self.assertIn("may not call", events[-1]["data"]["content"], "the model saw the refusal")
 
+    async def test_a_process_agent_calls_tools_over_json_lines(self):
+        events = await self.run_agent("tooled", "multiply 6 7")
+        types = [e["type"] for e in events]
+        self.assertEqual(types, ["agent_started", "agent_thinking", "tool_executing", "tool_completed",
+                                 "agent_response_chunk", "agent_completed"], types)
+        self.assertIn("calculator, word_count", events[1]["data"]["reasoning"], "the run line lists its tools")
+        self.assertEqual((events[2]["data"]["tool_call_id"], events[2]["data"]["tool_name"], events[2]["data"]["args"]),
+                         ("c1", "calculator", {"op": "mul", "a": 6.0, "b": 7.0}))
+        self.assertEqual(events[3]["data"]["result"], {"value": 42.0})
+        self.assertEqual(events[-1]["data"]["content"], "6 × 7 = 42")
+        # A tool outside its list: the program gets the error as its tool_result and goes on.
+        events = await self.run_agent("tooled", "clock")
+        self.assertEqual(events[-1]["type"], "agent_completed", events[-1])
+        self.assertEqual(events[-1]["data"]["content"], "failed: tool_not_allowed: this agent may not call 'clock'")
+
     async def test_tokens_are_counted_by_agent(self):
         await self.run_agent("gpt", "stream", user="counted")
         _, text = self.srv.get("/metrics")
@@ -221,6 +244,44 @@ class AgentDefsTest(unittest.IsolatedAsyncioTestCase):
         self.assertGreaterEqual(samples[frozenset({("agent", "gpt"), ("kind", "input")})], fake_openai.PROMPT_TOKENS)
         self.assertGreaterEqual(samples[frozenset({("agent", "gpt"), ("kind", "output")})],
                                 fake_openai.COMPLETION_TOKENS)
+
+
+class ProcessAgentApprovalTest(unittest.IsolatedAsyncioTestCase):
+    """A process agent's tool call that needs approval parks the run; the program runs again from its start
+    when the person answers, and gets the tool's result (or the denial) as its tool_result."""
+
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(harness.TMP_ROOT, exist_ok=True)
+        dir_ = tempfile.mkdtemp(prefix="aw-defs-appr-", dir=harness.TMP_ROOT)
+        path = os.path.join(dir_, "a.toml")
+        with open(path, "w") as f:
+            f.write(f'[[agents.defs]]\nname = "tooled"\nkind = "process"\n'
+                    f'command = "/usr/bin/python3 {EXAMPLES}/process_agent_tools.py"\n')
+        cls.srv = harness.Server("--config", path, "--set", "agents.approval_required_tools=calculator").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    async def test_approved_and_denied(self):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "asker"))
+        for decision, answer in (("approve", "6 × 7 = 42"), ("deny", "no product: the user denied this tool call")):
+            ack = await c.request("user_message", {"content": "multiply 6 7", "agent": "tooled"}, id_="m" + decision,
+                                  want="ack")
+            run_id = ack["data"]["run_id"]
+            asked = await c.recv_until(lambda f: f.get("run_id") == run_id and f["type"] == "tool_approval_requested")
+            self.assertEqual((asked["data"]["tool_name"], asked["data"]["args"]),
+                             ("calculator", {"op": "mul", "a": 6.0, "b": 7.0}))
+            reply = await c.request("approve_tool", {"approval_id": asked["data"]["approval_id"], "decision": decision},
+                                    id_="a" + decision, want="approval_recorded")
+            self.assertEqual(reply["type"], "approval_recorded", reply)
+            done = await c.recv_until(lambda f: f.get("run_id") == run_id and f["type"] in TERMINAL, timeout=20)
+            self.assertEqual((done["type"], done["data"]["content"]), ("agent_completed", answer), done)
+            events = [f["type"] for f in c.events() if f.get("run_id") == run_id]
+            self.assertEqual(events.count("agent_thinking"), 1, f"the replay's events are not sent again: {events}")
+            self.assertEqual(events.count("agent_started"), 1)
+        await c.close()
 
 
 class TokenBudgetTest(unittest.IsolatedAsyncioTestCase):

@@ -31,6 +31,25 @@ core::Result<std::optional<AgentLine>> parseAgentLine(std::string_view line, int
     out.message = msg != nullptr && msg->is_string() ? std::string(msg->as_string()) : "agent reported an error";
     return std::optional<AgentLine>(std::move(out));
   }
+  if (type == "tool_call") {
+    auto* name = o.if_contains("tool_name");
+    auto* args = o.if_contains("args");
+    auto* id = o.if_contains("tool_call_id");
+    if (name == nullptr || !name->is_string() || name->as_string().empty()) {
+      return core::Error{"agent_protocol", fmt::format("line {}: tool_call has no string 'tool_name'", line_no)};
+    }
+    if (args != nullptr && !args->is_object() && !args->is_null()) {
+      return core::Error{"agent_protocol", fmt::format("line {}: tool_call 'args' must be an object", line_no)};
+    }
+    if (id != nullptr && !id->is_string()) {
+      return core::Error{"agent_protocol", fmt::format("line {}: tool_call 'tool_call_id' must be a string", line_no)};
+    }
+    out.kind = AgentLine::Kind::ToolCall;
+    out.tool_name = std::string(name->as_string());
+    if (args != nullptr && args->is_object()) out.args = args->as_object();
+    if (id != nullptr) out.tool_call_id = std::string(id->as_string());
+    return std::optional<AgentLine>(std::move(out));
+  }
   if (type != "agent_thinking" && type != "tool_executing" && type != "tool_completed" &&
       type != "agent_response_chunk") {
     return core::Error{"agent_protocol", fmt::format("line {}: unknown event type '{}'", line_no, type)};

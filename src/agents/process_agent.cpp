@@ -1,6 +1,7 @@
 #include "agents/process_agent.hpp"
 
 #include "agents/agent_lines.hpp"
+#include "core/ids.hpp"
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -90,27 +91,35 @@ struct Fd {
 
 }  // namespace
 
-ProcessAgent::ProcessAgent(std::string name, std::string command)
-    : name_(std::move(name)), command_(std::move(command)) {
+ProcessAgent::ProcessAgent(std::string name, std::string command, std::vector<std::string> tools)
+    : name_(std::move(name)), command_(std::move(command)), tools_(std::move(tools)) {
   // Writing to a program that already exited must fail with EPIPE, not kill the gateway.
   signal(SIGPIPE, SIG_IGN);
 }
 
 std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
+  if (!tools_.empty()) ctx.allowed_tools = &tools_;
   Fd in, out;
   Child child(command_, in.fd, out.fd);
+  // Non-blocking: lines for the program wait in `to_program` until its stdin has room, so a program
+  // that does not read them never blocks this worker.
+  fcntl(in.fd, F_SETFL, fcntl(in.fd, F_GETFL) | O_NONBLOCK);
   const auto& uc = ctx.emitter.context();
+  json::array tools;
+  for (auto& t : ctx.tools.modelTools(tools_)) {
+    tools.emplace_back(json::object{{"name", ctx.tools.canonicalName(t.function_name)},
+                                    {"description", std::move(t.description)},
+                                    {"parameters", std::move(t.parameters)}});
+  }
   std::string hello = json::serialize(json::object{{"type", "run"},
                                                    {"run_id", uc.run_id},
                                                    {"thread_id", uc.thread_id},
                                                    {"user_id", uc.user_id},
-                                                   {"input", input.content}}) +
+                                                   {"input", input.content},
+                                                   {"tools", std::move(tools)}}) +
                       "\n";
-  // A program that does not read its stdin must not block us: the line fits the pipe buffer.
-  // (SIGPIPE is ignored process-wide, see the constructor, so a program that exited is an EPIPE.)
-  (void)!write(in.fd, hello.data(), hello.size());
-  close(in.fd);
-  in.fd = -1;
+  // stdin stays open: tool results are written to it.
+  std::string to_program = std::move(hello);
 
   const std::string message_id = uc.run_id + "_answer";
   std::string buffer;
@@ -118,10 +127,22 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
   char chunk[8192];
   for (;;) {
     if (ctx.cancel.cancelled()) return {};  // stop or deadline: the child is killed on return
-    pollfd p{out.fd, POLLIN, 0};
-    int ready = poll(&p, 1, 50);
+    pollfd p[2] = {{out.fd, POLLIN, 0}, {in.fd, POLLOUT, 0}};
+    int ready = poll(p, to_program.empty() || in.fd < 0 ? 1 : 2, 50);
     if (ready < 0 && errno != EINTR) throw AgentError("agent_exited", "poll failed");
     if (ready <= 0) continue;
+    if (!to_program.empty() && in.fd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+      ssize_t w = write(in.fd, to_program.data(), to_program.size());
+      if (w > 0) {
+        to_program.erase(0, static_cast<std::size_t>(w));
+      } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        // The program closed its stdin (EPIPE: SIGPIPE is ignored process-wide): it reads no more.
+        close(in.fd);
+        in.fd = -1;
+        to_program.clear();
+      }
+    }
+    if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
     ssize_t n = read(out.fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
@@ -140,6 +161,21 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
       auto& l = **parsed;
       if (l.kind == AgentLine::Kind::Final) return l.content;
       if (l.kind == AgentLine::Kind::Failed) throw AgentError(l.code, l.message);
+      if (l.kind == AgentLine::Kind::ToolCall) {
+        // Run by us, with approval and events, like an LLM agent's call. A call that needs approval
+        // parks the run (RunParked ends this process); when the person answers, the program runs
+        // again from its start and its calls up to this one get their recorded results.
+        std::string call_id = l.tool_call_id.empty() ? core::newId("call") : l.tool_call_id;
+        auto result = ctx.callTool(l.tool_name, l.args, call_id);
+        json::object reply{{"type", "tool_result"}, {"tool_call_id", call_id}};
+        if (result) {
+          reply["result"] = result.value();
+        } else {
+          reply["error"] = json::object{{"code", result.error().code}, {"message", result.error().message}};
+        }
+        if (in.fd >= 0) to_program += json::serialize(reply) + "\n";
+        continue;
+      }
       if (l.type == "agent_response_chunk") l.data["message_id"] = message_id;
       ctx.emitter.emit(l.type, std::move(l.data));
     }

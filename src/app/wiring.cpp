@@ -67,15 +67,15 @@ void addAgents(agents::AgentWebSocketBridge& bridge, const core::Config& cfg) {
   }
   if (!cfg.agents.process_command.empty()) {
     bridge.addAgent(std::make_unique<agents::ProcessAgent>("process", cfg.agents.process_command),
-                    agents::AgentInfo{"process", "", "", "", {}, false});
+                    agents::AgentInfo{"process", "The program at agents.process_command.", "", "", {}, true});
   }
   for (const auto& d : cfg.agents.defs) {
     if (d.kind == "echo") {
       bridge.addAgent(std::make_unique<agents::EchoAgent>(d.name),
                       agents::AgentInfo{"echo", d.description, "", "", {"word_count"}, false});
     } else if (d.kind == "process") {
-      bridge.addAgent(std::make_unique<agents::ProcessAgent>(d.name, d.command),
-                      agents::AgentInfo{"process", d.description, "", "", {}, false});
+      bridge.addAgent(std::make_unique<agents::ProcessAgent>(d.name, d.command, d.tools),
+                      agents::AgentInfo{"process", d.description, "", "", d.tools, true});
     } else {
       agents::LlmAgent::Options o;
       o.name = d.name;
