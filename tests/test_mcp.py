@@ -21,13 +21,31 @@ from wsclient import Client  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVERYTHING = os.path.join(HERE, "e2e", "node_modules", "@modelcontextprotocol", "server-everything", "dist",
                           "index.js")
+FILESYSTEM = os.path.join(HERE, "e2e", "node_modules", "@modelcontextprotocol", "server-filesystem", "dist",
+                          "index.js")
+DYNAMIC = os.path.join(HERE, "e2e", "mcp_dynamic_server.mjs")
 TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
 
 
 def config(dir_, call_timeout_ms=20000):
     path = os.path.join(dir_, "mcp.toml")
+    files = os.path.join(dir_, "files")
+    os.makedirs(files, exist_ok=True)
+    with open(os.path.join(files, "notes.txt"), "w") as f:
+        f.write("remember the milk\n")
     with open(path, "w") as f:
         f.write(f"""
+[[agents.mcp_servers]]
+name = "files"
+command = "node"
+args = [{json.dumps(FILESYSTEM)}, {json.dumps(files)}]
+approval_required = ["write_file"]
+
+[[agents.mcp_servers]]
+name = "dynamic"
+command = "node"
+args = [{json.dumps(DYNAMIC)}]
+
 [[agents.mcp_servers]]
 name = "everything"
 command = "node"
@@ -79,9 +97,12 @@ class McpTest(unittest.IsolatedAsyncioTestCase):
     def start_server(cls, call_timeout_ms):
         import tempfile
         dir_ = tempfile.mkdtemp(prefix="aw-mcp-", dir=harness.TMP_ROOT)
-        return harness.Server("--config", config(dir_, call_timeout_ms), "--set",
-                              f"agents.llm_base_url=http://127.0.0.1:{cls.fake.port}/v1",
-                              "--set", "agents.llm_idle_timeout_ms=20000", "--log-level", "debug").start()
+        path = config(dir_, call_timeout_ms)
+        srv = harness.Server("--config", path, "--set",
+                             f"agents.llm_base_url=http://127.0.0.1:{cls.fake.port}/v1",
+                             "--set", "agents.llm_idle_timeout_ms=20000", "--log-level", "debug").start()
+        srv.config_path = path
+        return srv
 
     @classmethod
     def tearDownClass(cls):
@@ -119,6 +140,81 @@ class McpTest(unittest.IsolatedAsyncioTestCase):
         structured = await self.run_llm(self.srv, 'call everything__get-structured-content {"location": "Chicago"}')
         result = next(e for e in structured if e["type"] == "tool_completed")["data"]["result"]
         self.assertIn("temperature", json.dumps(result["structured"]))
+
+    async def test_files_are_listed_and_read_through_the_filesystem_server_and_a_write_waits_for_approval(self):
+        events = await self.run_llm(self.srv, 'call files__list_directory {"path": ' +
+                                    json.dumps(self.files_dir()) + '}')
+        listed = next(e for e in events if e["type"] == "tool_completed")["data"]["result"]
+        self.assertIn("[FILE] notes.txt", listed["text"])
+        path = os.path.join(self.files_dir(), "notes.txt")
+        events = await self.run_llm(self.srv, 'call files__read_text_file {"path": ' + json.dumps(path) + '}')
+        self.assertEqual(next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["text"],
+                         "remember the milk\n")
+        # Outside its directory: the server's own error, given to the model, and the run completes.
+        events = await self.run_llm(self.srv, 'call files__read_text_file {"path": "/etc/passwd"}')
+        self.assertIn("error", next(e for e in events if e["type"] == "tool_completed")["data"]["result"])
+        self.assertEqual(events[-1]["type"], "agent_completed")
+
+        written = os.path.join(self.files_dir(), "new.txt")
+        asked = []
+
+        async def deny_then_nothing(c, f):
+            if f["type"] == "tool_approval_requested":
+                asked.append(f)
+                self.assertFalse(os.path.exists(written), "nothing is written before the answer")
+                await c.send("approve_tool", {"approval_id": f["data"]["approval_id"], "decision": "deny"}, "a")
+
+        events = await self.run_llm(self.srv, 'call files__write_file {"path": ' + json.dumps(written) +
+                                    ', "content": "x"}', on_event=deny_then_nothing)
+        self.assertEqual(asked[0]["data"]["tool_name"], "files.write_file")
+        self.assertFalse(os.path.exists(written), "denied: not written")
+
+        async def approve(c, f):
+            if f["type"] == "tool_approval_requested":
+                await c.send("approve_tool", {"approval_id": f["data"]["approval_id"], "decision": "approve"}, "a")
+
+        await self.run_llm(self.srv, 'call files__write_file {"path": ' + json.dumps(written) + ', "content": "x"}',
+                           on_event=approve)
+        with open(written) as f:
+            self.assertEqual(f.read(), "x")
+
+    def files_dir(self):
+        return os.path.join(os.path.dirname(self.srv.config_path), "files")
+
+    async def test_tools_that_the_server_adds_or_removes_while_running_follow(self):
+        def offered():
+            token = wsclient.dev_token(self.srv.port, "lister")
+            _, body, _ = self.srv.request("GET", "/api/agents", headers={"Authorization": f"Bearer {token}"})
+            return next(a for a in body["agents"] if a["name"] == "llm")["tools"]
+
+        self.assertNotIn("dynamic.weather", offered())
+        events = await self.run_llm(self.srv, 'call dynamic__add_tool {"name": "weather"}')
+        self.assertEqual(next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["text"],
+                         "added weather")
+        # notifications/tools/list_changed: the new tool joins without a restart.
+        wait_for(lambda: "dynamic.weather" in offered(), what="the added tool offered")
+        events = await self.run_llm(self.srv, "call dynamic__weather {}")
+        self.assertEqual(next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["text"],
+                         "I am weather")
+        await self.run_llm(self.srv, 'call dynamic__remove_tool {"name": "weather"}')
+        wait_for(lambda: component(self.srv, "mcp_dynamic")["details"]["tools"] == 2, what="the removal listed")
+        events = await self.run_llm(self.srv, "call dynamic__weather {}")
+        self.assertIn("no longer offers 'weather'",
+                      next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["error"])
+        self.assertEqual(component(self.srv, "mcp_dynamic")["state"], "healthy")
+
+    async def test_calls_are_measured_per_tool(self):
+        await self.run_llm(self.srv, 'call everything__echo {"message": "count me"}')
+        _, text = self.srv.get("/metrics")
+        calls = harness.metric_samples(text, "agentwire_mcp_tool_calls_total")
+        self.assertGreaterEqual(calls[frozenset({("server", "everything"), ("tool", "echo")})], 1)
+        up = harness.metric_samples(text, "agentwire_mcp_server_up")
+        self.assertEqual(up[frozenset({("server", "everything")})], 1)
+        self.assertEqual(up[frozenset({("server", "missing")})], 0)
+        durations = harness.metric_samples(text, "agentwire_mcp_tool_call_duration_seconds_count")
+        self.assertGreaterEqual(durations[frozenset({("server", "everything"), ("tool", "echo")})], 1)
+        self.assertIn(frozenset({("server", "everything"), ("tool", "echo")}),
+                      harness.metric_samples(text, "agentwire_mcp_tool_errors_total"))
 
     async def test_health_shows_each_server_and_a_missing_one_only_degrades(self):
         ok = component(self.srv, "mcp_everything")

@@ -1,5 +1,7 @@
 #include "app/metrics_wiring.hpp"
 
+#include "mcp/mcp_server.hpp"
+
 #include "app/startup_history.hpp"
 
 #include "agents/bridge.hpp"
@@ -173,6 +175,31 @@ void registerGatewayMetrics(monitoring::MetricsEndpoint& m, const Components& c,
         Family::Type::Counter);
     for (const auto& [key, n] : c.bridge.tokensUsed()) {
       out.back().add(static_cast<double>(n), {{"agent", key.first}, {"kind", key.second}});
+    }
+    if (!c.mcp_servers.empty()) {
+      out.emplace_back("agentwire_mcp_server_up", "1 while the MCP tool server runs and answered its handshake.",
+                       Family::Type::Gauge);
+      for (const auto* m : c.mcp_servers) out.back().add(m->up() ? 1 : 0, {{"server", m->serverName()}});
+      std::vector<std::pair<std::string, std::map<std::string, mcp::McpServer::ToolStats>>> stats;
+      for (const auto* m : c.mcp_servers) stats.emplace_back(m->serverName(), m->toolStats());
+      out.emplace_back("agentwire_mcp_tool_calls_total", "Calls of MCP tools, by server and tool.",
+                       Family::Type::Counter);
+      for (const auto& [server, tools] : stats) {
+        for (const auto& [tool, t] : tools)
+          out.back().add(static_cast<double>(t.calls), {{"server", server}, {"tool", tool}});
+      }
+      out.emplace_back("agentwire_mcp_tool_errors_total",
+                       "MCP tool calls that failed (a tool error, a timeout, the server gone), by server and tool.",
+                       Family::Type::Counter);
+      for (const auto& [server, tools] : stats) {
+        for (const auto& [tool, t] : tools)
+          out.back().add(static_cast<double>(t.errors), {{"server", server}, {"tool", tool}});
+      }
+      out.emplace_back("agentwire_mcp_tool_call_duration_seconds", "MCP tool call durations, by server and tool.",
+                       Family::Type::Histogram);
+      for (const auto& [server, tools] : stats) {
+        for (const auto& [tool, t] : tools) out.back().addHistogram(t.durations, {{"server", server}, {"tool", tool}});
+      }
     }
     out.emplace_back("agentwire_agent_run_duration_seconds", "Agent run durations by agent.", Family::Type::Histogram);
     for (const auto& [agent, h] : c.bridge.runDurations()) out.back().addHistogram(h, {{"agent", agent}});

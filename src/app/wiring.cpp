@@ -152,13 +152,15 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
       Deps{"delivery"}));
   auto& analytics = registry.add(std::move(analytics_owned));
   // Started before the bridge (its dependencies), so that their tools are there for the first run.
+  std::vector<mcp::McpServer*> mcp_servers;
   for (const auto& m : cfg.agents.mcp_servers) {
     mcp::McpServer::Options o;
     o.name = m.name;
     o.process = mcp::ProcessSpec{m.command, m.args, m.env, m.cwd};
     o.allow = std::set<std::string>(m.tools.begin(), m.tools.end());
     o.call_timeout = std::chrono::milliseconds(m.call_timeout_ms);
-    registry.add(std::make_unique<mcp::McpServer>(std::move(o), bridge_ptr->tools(), Deps{"config"}));
+    mcp_servers.push_back(
+        &registry.add(std::make_unique<mcp::McpServer>(std::move(o), bridge_ptr->tools(), Deps{"config"})));
   }
   auto& bridge = registry.add(std::move(bridge_owned));
   bridge.setRecorder(recorder);
@@ -192,7 +194,7 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
                                    [&delivery] { return static_cast<int64_t>(delivery.connectionCount()); },
                                    [&bridge] { return static_cast<int64_t>(bridge.activeRuns()); }},
       std::chrono::milliseconds(cfg.status.trend_step_ms), static_cast<std::size_t>(cfg.status.trend_points)));
-  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts, redis};
+  return Components{store, delivery, router, bridge, self_check, ws_gateway, analytics, alerts, redis, mcp_servers};
 }
 
 std::vector<monitoring::AlertRule> defaultAlertRules(lifecycle::Registry& registry, gateway::MessageRouter& router,

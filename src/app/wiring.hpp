@@ -31,6 +31,10 @@ namespace agentwire::bus {
 class RedisBus;
 }
 
+namespace agentwire::mcp {
+class McpServer;
+}
+
 namespace agentwire::app {
 
 // The components of a gateway, owned by the registry; references for wiring the HTTP routes.
@@ -43,7 +47,8 @@ struct Components {
   gateway::WsGateway& ws_gateway;
   analytics::AnalyticsComponent& analytics;
   monitoring::AlertMonitor& alerts;
-  bus::RedisBus* redis_bus = nullptr;  // the component named "bus" (bus.backend = redis), or none
+  bus::RedisBus* redis_bus = nullptr;             // the component named "bus" (bus.backend = redis), or none
+  std::vector<mcp::McpServer*> mcp_servers = {};  // the components named mcp_<name>
 };
 
 // Registers the default component graph, which realises the expected working state:

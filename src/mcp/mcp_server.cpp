@@ -19,6 +19,49 @@ McpServer::~McpServer() {
   stop();
 }
 
+std::size_t McpServer::offer(const std::vector<ToolInfo>& tools) {
+  std::size_t added = 0;
+  std::set<std::string> listed;
+  for (const auto& t : tools) {
+    if (!options_.allow.empty() && options_.allow.count(t.name) == 0) continue;
+    listed.insert(t.name);
+    {
+      std::lock_guard lock(mutex_);
+      if (!tools_.insert(t.name).second) continue;  // known from an earlier list
+      per_tool_[t.name].durations = std::make_unique<monitoring::Histogram>(monitoring::Histogram::durationBounds());
+    }
+    agents::Tool tool;
+    tool.name = options_.name + "." + t.name;
+    tool.function_name = options_.name + "__" + t.name;
+    tool.description = t.description;
+    tool.parameters = t.input_schema;
+    tool.run_cancellable = [this, name = t.name](const json::object& args, const agents::CancelToken* cancel) {
+      return call(name, args, cancel);
+    };
+    registry_.add(std::move(tool));
+    ++added;
+  }
+  std::lock_guard lock(mutex_);
+  listed_ = std::move(listed);
+  return added;
+}
+
+void McpServer::refreshTools() {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mutex_);
+    session = session_;
+  }
+  if (!session) return;  // a restart lists them anyway
+  auto tools = session->listTools(options_.start_timeout);
+  if (!tools) {
+    log_->warn("MCP server '{}' changed its tools, but listing them failed: {}", options_.name, tools.error().message);
+    return;
+  }
+  std::size_t added = offer(*tools);
+  log_->info("MCP server '{}' changed its tools: {} listed, {} new", options_.name, tools->size(), added);
+}
+
 bool McpServer::connect(std::string& error) {
   // The session writes through a weak reference: a call still sending when the process is
   // replaced finds it gone (false) instead of a destroyed object.
@@ -62,24 +105,18 @@ bool McpServer::connect(std::string& error) {
   if (!hello) return fail("initialize: " + hello.error().message);
   auto tools = session->listTools(options_.start_timeout);
   if (!tools) return fail("tools/list: " + tools.error().message);
-  std::size_t added = 0;
-  for (const auto& t : *tools) {
-    if (!options_.allow.empty() && options_.allow.count(t.name) == 0) continue;
+  // A server may change its tools while it runs (tools it registers once it knows the client, or
+  // plugins): it says so, and the supervisor lists them again (not this reading thread, which must
+  // stay free to read the answer).
+  session->setNotificationHandler([this](const std::string& method, const json::object&) {
+    if (method != "notifications/tools/list_changed") return;
     {
       std::lock_guard lock(mutex_);
-      if (!tools_.insert(t.name).second) continue;  // known from an earlier start
+      refresh_ = true;
     }
-    agents::Tool tool;
-    tool.name = options_.name + "." + t.name;
-    tool.function_name = options_.name + "__" + t.name;
-    tool.description = t.description;
-    tool.parameters = t.input_schema;
-    tool.run_cancellable = [this, name = t.name](const json::object& args, const agents::CancelToken* cancel) {
-      return call(name, args, cancel);
-    };
-    registry_.add(std::move(tool));
-    ++added;
-  }
+    cv_.notify_all();
+  });
+  std::size_t added = offer(*tools);
   std::string version = session->protocolVersion();
   {
     std::lock_guard lock(mutex_);
@@ -116,8 +153,16 @@ void McpServer::supervise() {
   auto backoff = options_.restart_initial;
   std::unique_lock lock(mutex_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || exited_; });
+    cv_.wait(lock, [this] { return stopping_ || exited_ || refresh_; });
     if (stopping_) return;
+    if (refresh_ && !exited_) {
+      refresh_ = false;
+      lock.unlock();
+      refreshTools();
+      lock.lock();
+      continue;
+    }
+    refresh_ = false;  // a restart lists them anyway
     setHealth(lifecycle::HealthState::Degraded, last_error_);
     auto gone = std::move(process_);
     session_.reset();
@@ -163,24 +208,51 @@ void McpServer::stop() {
 core::Result<json::value> McpServer::call(const std::string& tool, const json::object& args,
                                           const agents::CancelToken* cancel) {
   std::shared_ptr<Session> session;
+  bool listed = false;
   {
     std::lock_guard lock(mutex_);
     if (!exited_) session = session_;
+    listed = listed_.count(tool) > 0;
   }
   ++calls_;
+  auto t0 = std::chrono::steady_clock::now();
+  core::Result<json::value> r = json::value();
   if (!session) {
-    ++errors_;
-    return core::Error{"unavailable", fmt::format("the MCP server '{}' is not running (restarting)", options_.name)};
+    r = core::Error{"unavailable", fmt::format("the MCP server '{}' is not running (restarting)", options_.name)};
+  } else if (!listed) {
+    // Registered earlier, no longer in the server's list (tools, once registered, stay in the registry).
+    r = core::Error{"tool_gone", fmt::format("the MCP server '{}' no longer offers '{}'", options_.name, tool)};
+  } else {
+    r = session->callTool(tool, args, options_.call_timeout, cancel);
   }
-  auto r = session->callTool(tool, args, options_.call_timeout, cancel);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!r) ++errors_;
+  std::lock_guard lock(mutex_);
+  auto& stats = per_tool_[tool];
+  ++stats.calls;
+  if (!r) ++stats.errors;
+  if (stats.durations) stats.durations->observe(took);
   return r;
+}
+
+bool McpServer::up() const {
+  std::lock_guard lock(mutex_);
+  return session_ != nullptr && !exited_;
+}
+
+std::map<std::string, McpServer::ToolStats> McpServer::toolStats() const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, ToolStats> out;
+  for (const auto& [name, t] : per_tool_) {
+    out[name] = ToolStats{t.calls, t.errors, t.durations ? t.durations->snapshot() : monitoring::Histogram::Snapshot{}};
+  }
+  return out;
 }
 
 json::object McpServer::details() const {
   std::lock_guard lock(mutex_);
   json::object d{{"up", session_ != nullptr && !exited_},
-                 {"tools", tools_.size()},
+                 {"tools", listed_.size()},
                  {"calls", calls_.load()},
                  {"errors", errors_.load()},
                  {"restarts", restarts_.load()}};

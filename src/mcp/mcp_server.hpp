@@ -4,12 +4,14 @@
 #include "lifecycle/component.hpp"
 #include "mcp/session.hpp"
 #include "mcp/stdio_process.hpp"
+#include "monitoring/histogram.hpp"
 
 #include <spdlog/logger.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -46,9 +48,24 @@ class McpServer final : public lifecycle::Component {
   core::Result<boost::json::value> call(const std::string& tool, const boost::json::object& args,
                                         const agents::CancelToken* cancel);
 
+  const std::string& serverName() const { return options_.name; }
+  bool up() const;
+  // Per tool (the server's own name): calls, failed calls (a tool error, a timeout, the server
+  // gone), and call durations in seconds.
+  struct ToolStats {
+    uint64_t calls = 0;
+    uint64_t errors = 0;
+    monitoring::Histogram::Snapshot durations;
+  };
+  std::map<std::string, ToolStats> toolStats() const;
+
  private:
   bool connect(std::string& error);
   void supervise();
+  // Registers the listed tools that the allow-list lets through and makes them the ones offered
+  // (a tool the server stopped listing answers tool_gone). Returns how many were new.
+  std::size_t offer(const std::vector<ToolInfo>& tools);
+  void refreshTools();
 
   Options options_;
   agents::ToolRegistry& registry_;
@@ -61,7 +78,15 @@ class McpServer final : public lifecycle::Component {
   bool stopping_ = false;
   std::string last_error_;
   std::string protocol_version_;
-  std::set<std::string> tools_;  // registered, by the server's own names
+  std::set<std::string> tools_;   // registered, by the server's own names
+  std::set<std::string> listed_;  // in the server's latest tools/list
+  bool refresh_ = false;          // notifications/tools/list_changed came: list them again
+  struct PerTool {
+    uint64_t calls = 0;
+    uint64_t errors = 0;
+    std::unique_ptr<monitoring::Histogram> durations;
+  };
+  std::map<std::string, PerTool> per_tool_;  // under mutex_
   std::thread supervisor_;
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> errors_{0};
