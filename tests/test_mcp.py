@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import unittest
 
@@ -275,6 +277,80 @@ class McpTest(unittest.IsolatedAsyncioTestCase):
                              "Echo: still here")
         finally:
             srv.stop()
+
+
+class HttpEverything:
+    """server-everything in its Streamable HTTP mode on a free loopback port."""
+
+    def __init__(self, port=None):
+        self.port = port or harness.free_port()
+        self.proc = subprocess.Popen(["node", EVERYTHING, "streamableHttp"], env=dict(os.environ, PORT=str(self.port)),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                assert self.proc.poll() is None, "server-everything (HTTP) exited"
+                return False
+        try:
+            wait_for(listening, what="server-everything listening")
+        except BaseException:
+            self.kill()
+            raise
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@unittest.skipUnless(os.path.exists(EVERYTHING), "npm package @modelcontextprotocol/server-everything not installed")
+class McpHttpTest(unittest.IsolatedAsyncioTestCase):
+    """The Streamable HTTP transport against server-everything's own HTTP mode (JSON and SSE answers, a
+    session id, the server killed and started again)."""
+
+    async def test_calls_over_http_and_the_server_restarted_is_reconnected(self):
+        import tempfile
+        fake = FakeOpenAI()
+        self.addCleanup(fake.close)
+        http = HttpEverything()
+        self.addCleanup(lambda: http.kill())  # the one running at the end (it is replaced below)
+        dir_ = tempfile.mkdtemp(prefix="aw-mcp-http-", dir=harness.TMP_ROOT)
+        path = os.path.join(dir_, "http.toml")
+        with open(path, "w") as f:
+            f.write(f'[[agents.mcp_servers]]\nname = "web"\nurl = "{http.url}"\n'
+                    'headers = { "X-Test" = "yes" }\ncall_timeout_ms = 20000\n')
+        srv = harness.Server("--config", path, "--set", f"agents.llm_base_url=http://127.0.0.1:{fake.port}/v1",
+                             "--set", "agents.llm_idle_timeout_ms=20000", "--log-level", "debug")
+        self.addCleanup(srv.stop)
+        srv.start()
+        run_llm = McpTest.run_llm
+        self.assertEqual(component(srv, "mcp_web")["state"], "healthy")
+        events = await run_llm(self, srv, 'call web__echo {"message": "over http"}')
+        self.assertEqual(next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["text"],
+                         "Echo: over http")
+        # A call whose answer is an SSE stream (progress notifications, then the result).
+        events = await run_llm(self, srv, 'call web__trigger-long-running-operation {"duration": 1, "steps": 2}')
+        result = next(e for e in events if e["type"] == "tool_completed")["data"]["result"]
+        self.assertIn("completed", result["text"].lower(), result)
+
+        # The server killed: a call fails at once (not at its timeout), the component degrades, chat goes
+        # on; started again on the same port, a new session is made and calls work.
+        http.kill()
+        events = await run_llm(self, srv, 'call web__echo {"message": "anyone?"}')
+        self.assertIn("error", next(e for e in events if e["type"] == "tool_completed")["data"]["result"])
+        self.assertEqual(events[-1]["type"], "agent_completed")
+        wait_for(lambda: component(srv, "mcp_web")["state"] == "degraded", what="degraded")
+        http = HttpEverything(http.port)
+        wait_for(lambda: component(srv, "mcp_web")["state"] == "healthy", timeout=60, what="reconnected")
+        events = await run_llm(self, srv, 'call web__echo {"message": "back"}')
+        self.assertEqual(next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["text"],
+                         "Echo: back")
 
 
 if __name__ == "__main__":

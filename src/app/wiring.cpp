@@ -157,6 +157,10 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
     mcp::McpServer::Options o;
     o.name = m.name;
     o.process = mcp::ProcessSpec{m.command, m.args, m.env, m.cwd};
+    o.http.url = m.url;
+    o.http.headers = m.headers;
+    // A POST's answer may be a long call's SSE stream: the call's own timeout ends it first.
+    o.http.max_transfer = std::chrono::milliseconds(m.call_timeout_ms) + std::chrono::seconds(5);
     o.allow = std::set<std::string>(m.tools.begin(), m.tools.end());
     o.call_timeout = std::chrono::milliseconds(m.call_timeout_ms);
     mcp_servers.push_back(

@@ -296,11 +296,13 @@ void applyMcpServers(Config& c, const toml::node& node, const std::string& path)
         if (env == nullptr) throw ConfigError(fmt::format("configuration key '{}': expected a table", key));
         for (const auto& [ek, ev] : *env)
           s.env[std::string(ek.str())] = nodeToString(key + "." + std::string(ek.str()), ev, Kind::String);
-      } else if (k == "url" || k == "headers") {
-        throw ConfigError(
-            fmt::format("configuration key '{}': the Streamable HTTP transport is not supported yet; "
-                        "run the server on stdio (command, args)",
-                        key));
+      } else if (k == "url") {
+        s.url = str();
+      } else if (k == "headers") {
+        const auto* headers = v.as_table();
+        if (headers == nullptr) throw ConfigError(fmt::format("configuration key '{}': expected a table", key));
+        for (const auto& [hk, hv] : *headers)
+          s.headers[std::string(hk.str())] = nodeToString(key + "." + std::string(hk.str()), hv, Kind::String);
       } else {
         throw ConfigError(fmt::format("unknown configuration key '{}' in {}", key, path));
       }
@@ -312,8 +314,14 @@ void applyMcpServers(Config& c, const toml::node& node, const std::string& path)
       throw ConfigError(
           fmt::format("configuration key 'agents.mcp_servers.name': '{}' must be 1-32 of [a-z0-9-]", s.name));
     }
-    if (s.command.empty()) {
-      throw ConfigError(fmt::format("configuration key 'agents.mcp_servers.command': required (server '{}')", s.name));
+    if (s.command.empty() == s.url.empty()) {
+      throw ConfigError(fmt::format(
+          "configuration key 'agents.mcp_servers': server '{}' needs either command (stdio) or url (Streamable "
+          "HTTP), not both",
+          s.name));
+    }
+    if (!s.url.empty() && s.url.rfind("http://", 0) != 0 && s.url.rfind("https://", 0) != 0) {
+      throw ConfigError(fmt::format("configuration key 'agents.mcp_servers.url': '{}' is not an http(s) URL", s.url));
     }
     for (const auto& other : c.agents.mcp_servers) {
       if (other.name == s.name) throw ConfigError(fmt::format("two MCP servers are named '{}'", s.name));

@@ -99,10 +99,12 @@ struct Config {
     int retry_initial_ms = 500;    // backoff after a failed insert, doubled up to retry_max_ms, with jitter
     int retry_max_ms = 30000;
   } analytics;
-  // One MCP tool server ([[agents.mcp_servers]] in the file; stdio transport).
+  // One MCP tool server ([[agents.mcp_servers]] in the file): stdio (command) or Streamable HTTP (url).
   struct McpServer {
     std::string name;     // its tools are "<name>.<tool>"
     std::string command;  // run with `args`, looked up in PATH
+    std::string url;      // or: its Streamable HTTP endpoint, with `headers`
+    std::map<std::string, std::string> headers;
     std::vector<std::string> args;
     std::map<std::string, std::string> env;  // added to its environment
     std::string cwd;

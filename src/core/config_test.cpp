@@ -134,8 +134,15 @@ command = "/bin/true"
     }
   };
   refused("[[agents.mcp_servers]]\nname = \"Bad Name\"\ncommand = \"x\"\n", "[a-z0-9-]");
-  refused("[[agents.mcp_servers]]\nname = \"a\"\n", "command");
-  refused("[[agents.mcp_servers]]\nname = \"a\"\nurl = \"http://x/mcp\"\n", "Streamable HTTP");
+  refused("[[agents.mcp_servers]]\nname = \"a\"\n", "either command (stdio) or url");
+  refused("[[agents.mcp_servers]]\nname = \"a\"\nurl = \"http://x/mcp\"\ncommand = \"x\"\n", "not both");
+  refused("[[agents.mcp_servers]]\nname = \"a\"\nurl = \"ftp://x/mcp\"\n", "not an http(s) URL");
+  auto web = loadConfig(
+      writeToml(dir,
+                "[[agents.mcp_servers]]\nname = \"web\"\nurl = \"https://h/mcp\"\nheaders = { Authorization = "
+                "\"Bearer t\" }\n"),
+      {}, {});
+  EXPECT_EQ(web.agents.mcp_servers[0].headers.at("Authorization"), "Bearer t");
   refused("[[agents.mcp_servers]]\nname = \"a\"\ncommand = \"x\"\ncolour = 1\n", "agents.mcp_servers.colour");
   refused(
       "[[agents.mcp_servers]]\nname = \"a\"\ncommand = \"x\"\n[[agents.mcp_servers]]\nname = \"a\"\ncommand = \"y\"\n",

@@ -65,28 +65,32 @@ void McpServer::refreshTools() {
 bool McpServer::connect(std::string& error) {
   // The session writes through a weak reference: a call still sending when the process is
   // replaced finds it gone (false) instead of a destroyed object.
-  auto target = std::make_shared<std::weak_ptr<StdioProcess>>();
+  auto target = std::make_shared<std::weak_ptr<Transport>>();
   auto session = std::make_shared<Session>([target](const std::string& line) {
     auto p = target->lock();
     return p != nullptr && p->writeLine(line);
   });
   std::weak_ptr<Session> weak = session;
-  auto process = std::make_shared<StdioProcess>(
-      options_.process, StdioProcess::Callbacks{[weak](std::string line) {
-                                                  if (auto s = weak.lock()) s->onLine(line);
-                                                },
-                                                [this](const std::string& line) { log_->debug("{}", line); },
-                                                [this, weak](const std::string& how) {
-                                                  if (auto s = weak.lock()) s->onClosed(how);
-                                                  {
-                                                    std::lock_guard lock(mutex_);
-                                                    exited_ = true;
-                                                    last_error_ = "the server exited (" + how + ")";
-                                                  }
-                                                  log_->warn("MCP server '{}' exited ({}); restarting it",
-                                                             options_.name, how);
-                                                  cv_.notify_all();
-                                                }});
+  StdioProcess::Callbacks callbacks{[weak](std::string line) {
+                                      if (auto s = weak.lock()) s->onLine(line);
+                                    },
+                                    [this](const std::string& line) { log_->debug("{}", line); },
+                                    [this, weak](const std::string& how) {
+                                      if (auto s = weak.lock()) s->onClosed(how);
+                                      {
+                                        std::lock_guard lock(mutex_);
+                                        exited_ = true;
+                                        last_error_ = "the server exited (" + how + ")";
+                                      }
+                                      log_->warn("MCP server '{}' exited ({}); restarting it", options_.name, how);
+                                      cv_.notify_all();
+                                    }};
+  std::shared_ptr<Transport> process;
+  if (!options_.http.url.empty()) {
+    process = std::make_shared<HttpTransport>(options_.http, std::move(callbacks));
+  } else {
+    process = std::make_shared<StdioProcess>(options_.process, std::move(callbacks));
+  }
   *target = process;
   {
     std::lock_guard lock(mutex_);
@@ -196,7 +200,7 @@ void McpServer::stop() {
   }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
-  std::shared_ptr<StdioProcess> process;
+  std::shared_ptr<Transport> process;
   {
     std::lock_guard lock(mutex_);
     process = std::move(process_);

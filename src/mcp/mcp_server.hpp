@@ -2,6 +2,7 @@
 
 #include "agents/tools.hpp"
 #include "lifecycle/component.hpp"
+#include "mcp/http_transport.hpp"
 #include "mcp/session.hpp"
 #include "mcp/stdio_process.hpp"
 #include "monitoring/histogram.hpp"
@@ -21,7 +22,7 @@
 
 namespace agentwire::mcp {
 
-// One MCP tool server on the stdio transport, as an optional component started before the agent
+// One MCP tool server (stdio or Streamable HTTP transport), as an optional component started before the agent
 // bridge. start() runs the server, does the handshake and registers its tools as
 // `{name}.{tool}` (`{name}__{tool}` for a model, whose function names cannot hold dots); it never
 // fails the startup: a server that cannot start leaves the component degraded and is tried again
@@ -31,7 +32,8 @@ class McpServer final : public lifecycle::Component {
  public:
   struct Options {
     std::string name;
-    ProcessSpec process;
+    ProcessSpec process;  // the stdio transport, or, when http.url is set, Streamable HTTP
+    HttpSpec http;
     std::set<std::string> allow;  // the server's tools to offer; empty = all
     std::chrono::milliseconds call_timeout{30000};
     std::chrono::milliseconds start_timeout{10000};
@@ -73,7 +75,7 @@ class McpServer final : public lifecycle::Component {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::shared_ptr<Session> session_;
-  std::shared_ptr<StdioProcess> process_;
+  std::shared_ptr<Transport> process_;
   bool exited_ = true;
   bool stopping_ = false;
   std::string last_error_;

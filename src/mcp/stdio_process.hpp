@@ -27,7 +27,19 @@ struct ProcessSpec {
 // (the program exited or closed it), after the last line. The child gets nothing of the server's
 // but its three pipes (no sockets: a tool server outliving a killed gateway must not hold its
 // port), runs in its own process group, and is killed with that group by stop() or the destructor.
-class StdioProcess {
+// What a Session talks through: a process's stdin/stdout (StdioProcess) or HTTP (HttpTransport).
+// Messages the server sends go to the Callbacks given at construction, on the transport's threads.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual core::Result<bool> start() = 0;
+  // One message. False once the transport ended or was stopped.
+  virtual bool writeLine(const std::string& line) = 0;
+  // Ends it; joins its threads (never call it from a callback).
+  virtual void stop() = 0;
+};
+
+class StdioProcess final : public Transport {
  public:
   struct Callbacks {
     std::function<void(std::string line)> on_line;
@@ -39,11 +51,11 @@ class StdioProcess {
   StdioProcess(const StdioProcess&) = delete;
   StdioProcess& operator=(const StdioProcess&) = delete;
 
-  core::Result<bool> start();
+  core::Result<bool> start() override;
   // One line (a newline is added). False once the process is gone (EPIPE) or stopped.
   // The callbacks run on the reader thread: they must not call stop().
-  bool writeLine(const std::string& line);
-  void stop();
+  bool writeLine(const std::string& line) override;
+  void stop() override;
   pid_t pid() const { return pid_.load(); }
 
  private:
