@@ -88,6 +88,14 @@ class PostgresServerTest(unittest.IsolatedAsyncioTestCase):
         finally:
             srv2.stop()
 
+    def test_a_database_migrated_by_a_newer_agentwire_is_refused_with_a_clear_error(self):
+        srv = self.server().start()
+        srv.stop()
+        psql(self.db.url, "INSERT INTO agentwire_schema VALUES (99, 0)")
+        again = self.server(data_dir=srv.dir).start(wait_ready=False)
+        self.assertNotEqual(again.wait_exit(), 0)
+        self.assertIn("schema version 99, written by a newer agentwire", again.logs())
+
     async def test_sigkill_mid_run_ends_the_nodes_runs_with_interrupted(self):
         srv = self.server("--set", HANG_AGENT).start()
         token = wsclient.dev_token(srv.port, "kit")

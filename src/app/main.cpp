@@ -1,5 +1,6 @@
 // agentwire: the command line. `serve` runs the gateway; `check-config` validates and prints
 // the effective configuration with secrets masked.
+#include "app/backup_command.hpp"
 #include "app/probe.hpp"
 #include "app/server.hpp"
 #include "core/config.hpp"
@@ -42,6 +43,16 @@ int main(int argc, char** argv) {
   probe->add_option("--user", probe_opts.user, "user id of the probe (default agentwire-probe)");
   probe->add_option("--timeout-ms", probe_opts.timeout_ms, "per-step timeout");
 
+  std::string backup_to, restore_from;
+  auto* backup = app.add_subcommand("backup", "copy the SQLite store, consistently, while the server runs");
+  backup->add_option("--to", backup_to, "the backup file to write")->required();
+  auto* restore = app.add_subcommand("restore", "put a backup in place of the SQLite store (server stopped)");
+  restore->add_option("--from", restore_from, "the backup file to restore")->required()->check(CLI::ExistingFile);
+  for (auto* cmd : {backup, restore}) {
+    cmd->add_option("-c,--config", config_path, "TOML configuration file (for store.path)")->check(CLI::ExistingFile);
+    cmd->add_option("--set", sets, "override a key: --set store.path=/var/lib/agentwire/agentwire.db (repeatable)");
+  }
+
   CLI11_PARSE(app, argc, argv);
   if (probe->parsed()) return agentwire::app::runProbe(probe_opts);
 
@@ -71,6 +82,7 @@ int main(int argc, char** argv) {
     std::cout << agentwire::core::renderConfig(config);
     return 0;
   }
+  if (backup->parsed() || restore->parsed()) return agentwire::app::runBackupCommand(config, backup_to, restore_from);
   agentwire::core::setLogLevel(config.log.level);
   return agentwire::app::runServer(config);
 }

@@ -130,6 +130,14 @@ void PostgresStore::start() {
   }
   int64_t version = current->integer(0, 0);
   const auto& all = migrations();
+  if (version > static_cast<int64_t>(all.size())) {
+    unlock();
+    // A newer agentwire migrated this database: this binary could misread or drop what it added.
+    throw std::runtime_error(fmt::format(
+        "the PostgreSQL database has schema version {}, written by a newer agentwire; this one knows up to {}: run "
+        "the newer version on every node",
+        version, all.size()));
+  }
   for (std::size_t v = static_cast<std::size_t>(version); v < all.size(); ++v) {
     auto applied = c.script(
         fmt::format("BEGIN; {} INSERT INTO agentwire_schema VALUES ({}, {}); COMMIT;", all[v], v + 1, core::nowMs()));

@@ -51,13 +51,12 @@ CREATE TABLE IF NOT EXISTS token_usage (
   user_id TEXT NOT NULL, day TEXT NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (user_id, day)) WITHOUT ROWID;
 )sql";
 
-// Version of the schema above, in PRAGMA user_version: 1 had no threads.agent, 2 has no runs, 3 has
-// no threads.on_busy, 4 no approvals, 5 no token_usage.
+// SqliteStore::kSchemaVersion is the version of the schema above, in PRAGMA user_version: 1 had no
+// threads.agent, 2 has no runs, 3 has no threads.on_busy, 4 no approvals, 5 no token_usage.
 // `runs` holds the runs in flight only: a row is inserted with the run's message and deleted in the
 // commit that stores the run's terminal event, so the table stays as small as the work in progress
 // (no index to maintain, and the scan at startup reads only what a crash left). Finished runs are
 // in their users' streams (and in analytics).
-constexpr int kSchemaVersion = 6;
 
 const std::string kQueued = "queued";
 
@@ -154,9 +153,11 @@ Approval readApproval(const Stmt& s) {
                   s.integer(12), s.integer(13), s.integer(14), s.integer(15) != 0};
 }
 
+}  // namespace
+
 // An flock on "<path>-lock", held while the store is open (a separate file: closing any other
 // descriptor of the database itself would drop SQLite's own POSIX locks on it).
-int lockOwner(const std::string& path) {
+int lockSqliteOwner(const std::string& path) {
   std::string lock_path = path + "-lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error(fmt::format("cannot open '{}': {}", lock_path, std::strerror(errno)));
@@ -170,8 +171,6 @@ int lockOwner(const std::string& path) {
   }
   return fd;
 }
-
-}  // namespace
 
 SqliteStore::SqliteStore(std::string path, std::vector<std::string> dependencies)
     : Component("store", std::move(dependencies)), path_(std::move(path)), log_(core::logger("store")) {}
@@ -245,7 +244,7 @@ void SqliteStore::start() {
   try {
     // One process owns the file (unfinishedRuns relies on it): a second server on the same path
     // stops here with a clear error instead of sharing it.
-    owner_lock_ = lockOwner(path_);
+    owner_lock_ = lockSqliteOwner(path_);
     exec("PRAGMA journal_mode=WAL;");
     exec(sync_full_ ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
     // Checkpoints run beside the writer, on their own connection (WalCheckpointer), so that no
@@ -256,6 +255,20 @@ void SqliteStore::start() {
     checkpointer_ = std::make_unique<WalCheckpointer>(
         path_, WalCheckpointer::Options{.frames = 10000, .restart_frames = 40000, .sync_full = sync_full_}, log_);
     checkpointer_->start(db_);
+    // A database written by a newer agentwire may hold what this binary would misread or lose.
+    int64_t found = 0;
+    {
+      sqlite3_stmt* v = nullptr;
+      sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &v, nullptr);
+      if (v != nullptr && sqlite3_step(v) == SQLITE_ROW) found = sqlite3_column_int64(v, 0);
+      sqlite3_finalize(v);
+    }
+    if (found > kSchemaVersion) {
+      throw std::runtime_error(fmt::format(
+          "the SQLite database '{}' has schema version {}, written by a newer agentwire; this one knows up to {}: "
+          "run the newer version, or restore a backup made by this one",
+          path_, found, kSchemaVersion));
+    }
     // One transaction: one sync for the whole schema instead of one per statement.
     exec("BEGIN");
     exec(kSchema);

@@ -28,6 +28,9 @@ namespace agentwire::store {
 // checkpoints run on their own thread and connection (WalCheckpointer), never inside a commit.
 class SqliteStore final : public Store, public lifecycle::Component {
  public:
+  // The schema this binary writes (PRAGMA user_version); a database with a higher one is refused.
+  static constexpr int kSchemaVersion = 6;
+
   SqliteStore(std::string path, std::vector<std::string> dependencies);
   ~SqliteStore() override;
 
@@ -103,5 +106,10 @@ class SqliteStore final : public Store, public lifecycle::Component {
   std::unordered_map<const char*, sqlite3_stmt*> statements_;
   bool write_failing_ = false;  // guarded by mutex_: one log line per episode
 };
+
+// Takes the flock on "<path>-lock" that a running store holds (a separate file: closing any other
+// descriptor of the database itself would drop SQLite's own POSIX locks on it). Returns the
+// descriptor (closing it releases the lock); throws when another process holds it.
+int lockSqliteOwner(const std::string& path);
 
 }  // namespace agentwire::store
