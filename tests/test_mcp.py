@@ -353,5 +353,31 @@ class McpHttpTest(unittest.IsolatedAsyncioTestCase):
                          "Echo: back")
 
 
+    async def test_a_call_past_its_timeout_over_http_fails_alone_and_the_session_stays(self):
+        import tempfile
+        fake = FakeOpenAI()
+        self.addCleanup(fake.close)
+        http = HttpEverything()
+        self.addCleanup(http.kill)
+        dir_ = tempfile.mkdtemp(prefix="aw-mcp-http-", dir=harness.TMP_ROOT)
+        path = os.path.join(dir_, "http.toml")
+        with open(path, "w") as f:
+            f.write(f'[[agents.mcp_servers]]\nname = "web"\nurl = "{http.url}"\ncall_timeout_ms = 500\n')
+        srv = harness.Server("--config", path, "--set", f"agents.llm_base_url=http://127.0.0.1:{fake.port}/v1",
+                             "--set", "agents.llm_idle_timeout_ms=20000")
+        self.addCleanup(srv.stop)
+        srv.start()
+        events = await McpTest.run_llm(self, srv,
+                                       'call web__trigger-long-running-operation {"duration": 20, "steps": 2}')
+        self.assertIn("no answer within 500 ms",
+                      next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["error"])
+        # The cancellation was POSTed before the next request, and the same session answers it.
+        events = await McpTest.run_llm(self, srv, 'call web__echo {"message": "still here"}')
+        self.assertEqual(next(e for e in events if e["type"] == "tool_completed")["data"]["result"]["text"],
+                         "Echo: still here")
+        details = component(srv, "mcp_web")
+        self.assertEqual((details["state"], details["details"]["restarts"]), ("healthy", 0), details)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -87,7 +87,10 @@ size_t onBody(char* ptr, size_t size, size_t n, void* user) {
   auto& a = *static_cast<HttpTransport::Answer*>(user);
   std::string_view chunk(ptr, size * n);
   if (!a.sse || a.status < 200 || a.status >= 300) {
-    if (a.body.size() < (1 << 20)) a.body.append(chunk);
+    // An answer as large as the stdio transport allows (16 MiB); an error's body is only for the message.
+    const std::size_t cap = a.status >= 200 && a.status < 300 ? (16u << 20) : (1u << 16);
+    if (a.body.size() + chunk.size() > cap) return 0;  // aborts: the call fails rather than parse half an answer
+    a.body.append(chunk);
     return size * n;
   }
   a.pending.append(chunk);
@@ -133,6 +136,18 @@ void HttpTransport::spawn(std::function<void()> fn) {
 }
 
 bool HttpTransport::writeLine(const std::string& line) {
+  // Notifications and responses are POSTed here, in the caller's order, before it goes on: the server
+  // must get notifications/initialized before the requests that follow it (stateful servers refuse
+  // them otherwise) and a notifications/cancelled before the next call. Only requests, which may wait
+  // long for their answer, get a thread of their own.
+  boost::system::error_code ec;
+  auto v = json::parse(line, ec);
+  bool request = !ec && v.is_object() && v.as_object().contains("id") && v.as_object().contains("method");
+  if (!request) {
+    if (stopping_.load() || ended_.load()) return false;
+    post(line);
+    return !ended_.load();
+  }
   std::lock_guard lock(mutex_);
   // Checked under the lock: stop() swaps the workers out under it, so nothing starts after.
   if (stopping_.load() || ended_.load()) return false;
@@ -220,11 +235,21 @@ void HttpTransport::post(const std::string& body) {
   int rc = transfer("POST", body, a);
   if (stopping_.load()) return;
   if (rc != CURLE_OK && a.status == 0) {
-    std::string why = fmt::format("cannot reach {}: {}", spec_.url, curl_easy_strerror(static_cast<CURLcode>(rc)));
+    std::string why = fmt::format("{}: {}", spec_.url, curl_easy_strerror(static_cast<CURLcode>(rc)));
     answerWithError(why);
-    return ended(why);
+    // The server gone or unreachable ends the session (a new one is made with backoff); a transfer that
+    // only took too long (a call the server never answers, a cancelled one) fails that call alone.
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+        rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING) {
+      ended("cannot reach " + why);
+    }
+    return;
   }
-  if (a.status == 404 || (a.status == 400 && a.sent_with_session)) {
+  // The spec answers 404 for a session the server does not know; the TypeScript SDK answers 400 and says
+  // so in the error. Any other 400 is about this request only.
+  bool session_lost =
+      a.status == 404 || (a.status == 400 && a.sent_with_session && lower(a.body).find("session") != std::string::npos);
+  if (session_lost) {
     // The server no longer knows our session (it restarted): start again, as after an exit.
     std::string why = fmt::format("the server forgot the session (HTTP {})", a.status);
     answerWithError(why);

@@ -105,13 +105,10 @@ bool McpServer::connect(std::string& error) {
     process->stop();
     return false;
   };
-  auto hello = session->initialize(options_.start_timeout);
-  if (!hello) return fail("initialize: " + hello.error().message);
-  auto tools = session->listTools(options_.start_timeout);
-  if (!tools) return fail("tools/list: " + tools.error().message);
   // A server may change its tools while it runs (tools it registers once it knows the client, or
   // plugins): it says so, and the supervisor lists them again (not this reading thread, which must
-  // stay free to read the answer).
+  // stay free to read the answer). Set before the handshake: a server may add tools, and notify, as
+  // soon as it gets notifications/initialized.
   session->setNotificationHandler([this](const std::string& method, const json::object&) {
     if (method != "notifications/tools/list_changed") return;
     {
@@ -120,6 +117,10 @@ bool McpServer::connect(std::string& error) {
     }
     cv_.notify_all();
   });
+  auto hello = session->initialize(options_.start_timeout);
+  if (!hello) return fail("initialize: " + hello.error().message);
+  auto tools = session->listTools(options_.start_timeout);
+  if (!tools) return fail("tools/list: " + tools.error().message);
   std::size_t added = offer(*tools);
   std::string version = session->protocolVersion();
   {
