@@ -10,8 +10,9 @@ calculator tool_use streamed as input_json_delta pieces, then an answer using th
 Usage: every call reports input_tokens 10 (+ 5 read from the cache) and output_tokens 7.
 """
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from fake_openai import FakeServer
 
 INPUT_TOKENS, CACHE_READ, OUTPUT_TOKENS = 10, 5, 7
 
@@ -114,19 +115,6 @@ class Handler(BaseHTTPRequestHandler):
             self.sse([start()] + text_block(0, ["ok"]) + end("end_turn"))
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
     def __init__(self):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.requests = []
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def requests(self):
-        return self.server.requests
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

@@ -108,9 +108,12 @@ class Handler(BaseHTTPRequestHandler):
             self.sse([chunk({"content": "ok"}), "[DONE]"])
 
 
-class FakeOpenAI:
-    def __init__(self):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class FakeServer:
+    """A ThreadingHTTPServer on a free loopback port serving `handler` on a thread of its own; every request
+    is recorded in `requests` (the handler appends it)."""
+
+    def __init__(self, handler):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.server.requests = []
         self.port = self.server.server_address[1]
@@ -124,6 +127,11 @@ class FakeOpenAI:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeOpenAI(FakeServer):
+    def __init__(self):
+        super().__init__(Handler)
 
 
 if __name__ == "__main__":

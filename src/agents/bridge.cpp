@@ -235,7 +235,9 @@ core::Result<Agent*> AgentWebSocketBridge::admit(const std::string& user_id, con
   if (q != queued_per_user_.end() && q->second >= options_.max_queued_per_user) {
     return core::Error{"rate_limited", fmt::format("{} runs of this user are already waiting", q->second)};
   }
-  if (auto over = overBudgetLocked(user_id, core::utcDate(core::nowMs()))) return *over;
+  if (options_.daily_token_budget > 0) {  // the date is not formatted for every message when there is no budget
+    if (auto over = overBudgetLocked(user_id, core::utcDate(core::nowMs()))) return *over;
+  }
   return it->second.get();
 }
 

@@ -12,21 +12,6 @@ namespace {
 constexpr const char* kApiVersion = "2023-06-01";
 constexpr int kDefaultMaxTokens = 4096;  // the API requires max_tokens
 
-const json::object* objectAt(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
-}
-
-std::string stringAt(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-int64_t intAt(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_int64() ? v->as_int64() : 0;
-}
-
 // Anthropic's stop reasons in the words agent_completed uses for every provider.
 std::string finishReason(const std::string& stop_reason) {
   if (stop_reason == "end_turn" || stop_reason == "stop_sequence") return "stop";

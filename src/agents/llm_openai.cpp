@@ -9,21 +9,6 @@ namespace json = boost::json;
 
 namespace {
 
-const json::object* objectAt(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const json::string* stringAt(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? &v->as_string() : nullptr;
-}
-
-int64_t intAt(const json::object& o, const char* key) {
-  auto* v = o.if_contains(key);
-  return v != nullptr && v->is_int64() ? v->as_int64() : 0;
-}
-
 class OpenAiParser final : public StreamParser {
  public:
   using StreamParser::StreamParser;
@@ -40,8 +25,8 @@ class OpenAiParser final : public StreamParser {
     }
     const auto& o = v.as_object();
     if (const auto* err = objectAt(o, "error")) {  // some servers report a failure inside the stream
-      const auto* m = stringAt(*err, "message");
-      return fail("upstream_error", fmt::format("upstream error: {}", m != nullptr ? std::string(*m) : "unknown"));
+      std::string m = stringAt(*err, "message");
+      return fail("upstream_error", fmt::format("upstream error: {}", m.empty() ? "unknown" : m));
     }
     // With stream_options.include_usage the last chunk carries the usage and no choice.
     if (const auto* usage = objectAt(o, "usage")) {
@@ -53,20 +38,20 @@ class OpenAiParser final : public StreamParser {
     if (choices == nullptr || !choices->is_array() || choices->as_array().empty()) return;
     if (!choices->as_array()[0].is_object()) return;
     const auto& choice = choices->as_array()[0].as_object();
-    if (const auto* f = stringAt(choice, "finish_reason")) c_.finish_reason = std::string(*f);
+    if (auto f = stringAt(choice, "finish_reason"); !f.empty()) c_.finish_reason = std::move(f);
     const auto* d = objectAt(choice, "delta");
     if (d == nullptr) return;
-    if (const auto* c = stringAt(*d, "content"); c != nullptr && !c->empty()) text(std::string(*c));
+    if (auto c = stringAt(*d, "content"); !c.empty()) text(c);
     auto* tc = d->if_contains("tool_calls");
     if (tc == nullptr || !tc->is_array()) return;
     for (const auto& item : tc->as_array()) {
       if (!item.is_object()) continue;
       const auto& call_o = item.as_object();
       auto& call = calls_[intAt(call_o, "index")];
-      if (const auto* id = stringAt(call_o, "id")) call.id = std::string(*id);
+      if (auto id = stringAt(call_o, "id"); !id.empty()) call.id = std::move(id);
       if (const auto* fn = objectAt(call_o, "function")) {
-        if (const auto* n = stringAt(*fn, "name")) call.name += std::string(*n);
-        if (const auto* a = stringAt(*fn, "arguments")) call.arguments += std::string(*a);
+        call.name += stringAt(*fn, "name");
+        call.arguments += stringAt(*fn, "arguments");
       }
     }
   }

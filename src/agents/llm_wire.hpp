@@ -18,6 +18,22 @@
 // builds its requests and reads its event stream.
 namespace agentwire::agents::llm {
 
+// Fields of a streamed JSON object, read leniently: absent or of another type is nullptr, "" or 0.
+inline const boost::json::object* objectAt(const boost::json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && v->is_object() ? &v->as_object() : nullptr;
+}
+
+inline std::string stringAt(const boost::json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+inline int64_t intAt(const boost::json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && v->is_int64() ? v->as_int64() : 0;
+}
+
 struct ToolCall {
   std::string id;
   std::string name;       // the function name the model used

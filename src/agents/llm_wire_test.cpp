@@ -125,7 +125,7 @@ TEST(AnthropicWire, ATurnWithToolsBecomesToolUseAndToolResultBlocks) {
   ASSERT_EQ(messages.size(), 3u);
   EXPECT_EQ(messages[1].at("content").as_array()[1].at("input"), json::parse(R"({"a":6})"));
   EXPECT_EQ(messages[2].at("content").as_array()[0].at("tool_use_id").as_string(), "toolu_1");
-  auto r = w->request(s, messages, {ToolRegistry::ModelTool{"calculator", "math", json::object{}}});
+  auto r = w->request(s, messages, {ToolRegistry::ModelTool{"calculator", "calculator", "math", json::object{}}});
   EXPECT_EQ(r.at("system").as_string(), "Be brief.");
   EXPECT_EQ(r.at("max_tokens").as_int64(), 4096) << "the API requires one";
   EXPECT_EQ(r.at("tools").as_array()[0].at("input_schema").at("type").as_string(), "object");

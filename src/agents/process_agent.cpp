@@ -107,7 +107,7 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
   const auto& uc = ctx.emitter.context();
   json::array tools;
   for (auto& t : ctx.tools.modelTools(tools_)) {
-    tools.emplace_back(json::object{{"name", ctx.tools.canonicalName(t.function_name)},
+    tools.emplace_back(json::object{{"name", std::move(t.name)},
                                     {"description", std::move(t.description)},
                                     {"parameters", std::move(t.parameters)}});
   }

@@ -61,18 +61,7 @@ std::vector<ToolRegistry::ModelTool> ToolRegistry::modelTools(const std::vector<
   std::vector<ModelTool> out;
   for (const auto& [name, t] : tools_) {
     if (!permits(allow, name)) continue;
-    out.push_back(ModelTool{t.function_name.empty() ? name : t.function_name, t.description, t.parameters});
-  }
-  return out;
-}
-
-json::array ToolRegistry::openAiTools(const std::vector<std::string>& allow) const {
-  json::array out;
-  for (auto& t : modelTools(allow)) {
-    out.emplace_back(json::object{{"type", "function"},
-                                  {"function", json::object{{"name", std::move(t.function_name)},
-                                                            {"description", std::move(t.description)},
-                                                            {"parameters", std::move(t.parameters)}}}});
+    out.push_back(ModelTool{name, t.function_name.empty() ? name : t.function_name, t.description, t.parameters});
   }
   return out;
 }

@@ -54,8 +54,10 @@ class ToolRegistry {
   core::Result<boost::json::value> call(const UserEmitter& emitter, const std::string& name,
                                         const boost::json::object& args, std::string call_id = {},
                                         const CancelToken* cancel = nullptr) const;
-  // A tool as a model sees it: the name it calls it by, what it does, its arguments' schema.
+  // A tool as an agent is offered it: its name (as in events), the name a model calls it by, what it
+  // does, its arguments' schema.
   struct ModelTool {
+    std::string name;
     std::string function_name;
     std::string description;
     boost::json::object parameters;
@@ -64,8 +66,6 @@ class ToolRegistry {
   // "server.*" for every tool of an MCP server).
   std::vector<ModelTool> modelTools(const std::vector<std::string>& allow = {}) const;
   static bool permits(const std::vector<std::string>& allow, const std::string& name);
-  // The tools in OpenAI's Chat Completions `tools` format.
-  boost::json::array openAiTools(const std::vector<std::string>& allow = {}) const;
 
  private:
   mutable std::shared_mutex mutex_;

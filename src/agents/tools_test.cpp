@@ -24,9 +24,10 @@ TEST(ToolRegistry, AToolIsFoundByItsNameOrItsFunctionNameAndNeverReplaced) {
   EXPECT_EQ(r.canonicalName("files__read"), "files.read");
   EXPECT_EQ(r.canonicalName("unknown"), "unknown");
   EXPECT_EQ(r.find("files.read")->run({}).value(), json::value("first"));
-  auto tools = r.openAiTools();
+  auto tools = r.modelTools();
   ASSERT_EQ(tools.size(), 1u);
-  EXPECT_EQ(tools[0].at("function").at("name").as_string(), "files__read") << "the model sees the function name";
+  EXPECT_EQ(tools[0].function_name, "files__read") << "the model sees the function name";
+  EXPECT_EQ(tools[0].name, "files.read");
 }
 
 TEST(ToolRegistry, AnAgentsAllowListNamesToolsOrWholeServers) {

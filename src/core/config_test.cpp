@@ -15,6 +15,16 @@ std::string writeToml(const testing::TempDir& dir, const std::string& text) {
   return p;
 }
 
+// A configuration file that must not load, and a word its error must contain.
+void expectRefused(const testing::TempDir& dir, const std::string& text, const std::string& needle) {
+  try {
+    loadConfig(writeToml(dir, text), {}, {});
+    ADD_FAILURE() << "accepted: " << text;
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 TEST(ConfigTest, DefaultsAreEmbeddedAndLoopback) {
   auto c = loadConfig("", {}, {});
   EXPECT_EQ(c.server.host, "127.0.0.1");
@@ -83,14 +93,7 @@ command = "python3 agent.py"
   EXPECT_EQ(d.max_tokens, 1024);
   EXPECT_EQ(d.max_steps, 8);
   EXPECT_EQ(c.agents.defs[1].command, "python3 agent.py");
-  auto refused = [&](const std::string& text, const std::string& needle) {
-    try {
-      loadConfig(writeToml(dir, text), {}, {});
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
+  auto refused = [&](const std::string& text, const std::string& needle) { expectRefused(dir, text, needle); };
   refused("[[agents.defs]]\nname = \"a\"\nkind = \"llm\"\nbase_url = \"u\"\ntemperature = 3\n", "0 to 2");
   refused("[[agents.defs]]\nname = \"a\"\nkind = \"process\"\n", "command is required");
   refused("[[agents.defs]]\nname = \"A b\"\nkind = \"echo\"\n", "[a-z0-9_-]");
@@ -125,14 +128,7 @@ command = "/bin/true"
   EXPECT_EQ(m.approval_required, (std::vector<std::string>{"*"}));
   EXPECT_EQ(m.call_timeout_ms, 500);
   EXPECT_EQ(c.agents.mcp_servers[1].call_timeout_ms, 30000);
-  auto refused = [&](const std::string& text, const std::string& needle) {
-    try {
-      loadConfig(writeToml(dir, text), {}, {});
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
+  auto refused = [&](const std::string& text, const std::string& needle) { expectRefused(dir, text, needle); };
   refused("[[agents.mcp_servers]]\nname = \"Bad Name\"\ncommand = \"x\"\n", "[a-z0-9-]");
   refused("[[agents.mcp_servers]]\nname = \"a\"\n", "either command (stdio) or url");
   refused("[[agents.mcp_servers]]\nname = \"a\"\nurl = \"http://x/mcp\"\ncommand = \"x\"\n", "not both");

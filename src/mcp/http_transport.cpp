@@ -142,16 +142,17 @@ bool HttpTransport::writeLine(const std::string& line) {
   // long for their answer, get a thread of their own.
   boost::system::error_code ec;
   auto v = json::parse(line, ec);
-  bool request = !ec && v.is_object() && v.as_object().contains("id") && v.as_object().contains("method");
+  if (ec) v = nullptr;  // sent as it is; post() finds no id or method in it
+  bool request = v.is_object() && v.as_object().contains("id") && v.as_object().contains("method");
   if (!request) {
     if (stopping_.load() || ended_.load()) return false;
-    post(line);
+    post(line, v);
     return !ended_.load();
   }
   std::lock_guard lock(mutex_);
   // Checked under the lock: stop() swaps the workers out under it, so nothing starts after.
   if (stopping_.load() || ended_.load()) return false;
-  spawn([this, line] { post(line); });
+  spawn([this, line, v = std::move(v)] { post(line, v); });
   return true;
 }
 
@@ -219,10 +220,8 @@ int HttpTransport::transfer(const char* method, const std::string& body, Answer&
   return rc;
 }
 
-void HttpTransport::post(const std::string& body) {
-  boost::system::error_code ec;
-  auto sent = json::parse(body, ec);
-  const json::object* msg = !ec && sent.is_object() ? &sent.as_object() : nullptr;
+void HttpTransport::post(const std::string& body, const json::value& sent) {
+  const json::object* msg = sent.is_object() ? &sent.as_object() : nullptr;
   const json::value* id = msg != nullptr ? msg->if_contains("id") : nullptr;
   const bool is_request = id != nullptr && msg->contains("method");
   // Every answer must reach its request: a failure of the transfer itself is its answer too.
@@ -266,6 +265,7 @@ void HttpTransport::post(const std::string& body) {
     return;
   }
   if (!a.sse && !a.body.empty()) {
+    boost::system::error_code ec;
     auto v = json::parse(a.body, ec);
     if (ec) return answerWithError("the answer is not JSON: " + a.body.substr(0, 200));
     if (v.is_array()) {

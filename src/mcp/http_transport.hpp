@@ -3,6 +3,8 @@
 #include "core/result.hpp"
 #include "mcp/stdio_process.hpp"
 
+#include <boost/json/value.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -51,7 +53,8 @@ class HttpTransport final : public Transport {
  private:
   void deliver(std::string line);
   void spawn(std::function<void()> fn);  // under mutex_
-  void post(const std::string& body);
+  // `sent`: `body` parsed (null when it is not JSON), for its id and method.
+  void post(const std::string& body, const boost::json::value& sent);
   void listen();
   void ended(const std::string& how);
   // One transfer; returns the curl result and fills `answer`. Aborts when the transport stops.
