@@ -11,6 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import wsclient  # noqa: E402
+import fake_openai  # noqa: E402
 from fake_openai import FakeOpenAI  # noqa: E402
 from wsclient import Client  # noqa: E402
 
@@ -118,23 +119,50 @@ class LlmAgentTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(events[-1]["data"]["code"], "upstream_protocol")
 
 class LlmApprovalTest(unittest.IsolatedAsyncioTestCase):
+    # Each call of the fake model costs PROMPT + COMPLETION tokens; the "tool" prompt makes two calls,
+    # one before the approval and one after. The budget lets one such run through and not a second.
+    BUDGET = 30
+
     def setUp(self):
         self.fake = FakeOpenAI()
-        self.srv = harness.Server("--set", f"agents.llm_base_url=http://127.0.0.1:{self.fake.port}/v1",
-                                  "--set", "agents.default=llm",
-                                  "--set", "agents.approval_required_tools=calculator").start()
+        self.args = ("--set", f"agents.llm_base_url=http://127.0.0.1:{self.fake.port}/v1",
+                     "--set", "agents.default=llm", "--set", "agents.approval_required_tools=calculator",
+                     "--set", f"agents.user_daily_token_budget={self.BUDGET}")
+        self.srv = harness.Server(*self.args).start()
 
     def tearDown(self):
         self.srv.stop()
         self.fake.close()
 
-    async def run_with(self, decision):
-        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "ll"))
+    def tokens(self, calls):
+        """The tokens counted by this process, once it has counted `calls` model calls' worth (a run's are
+        counted just after its last event is sent). More than that, a call counted twice, fails the check
+        that follows."""
+        def read():
+            _, text = self.srv.get("/metrics")
+            samples = harness.metric_samples(text, "agentwire_agent_tokens_total")
+            return (samples.get(frozenset({("agent", "llm"), ("kind", "input")}), 0),
+                    samples.get(frozenset({("agent", "llm"), ("kind", "output")}), 0))
+        harness.wait_for(lambda: read()[0] >= calls * fake_openai.PROMPT_TOKENS, timeout=10,
+                         what=f"{calls} model calls counted")
+        return read()
+
+    async def park(self, c):
         ack = await c.request("user_message", {"content": "tool"}, id_="m", want="ack")
         run = ack["data"]["run_id"]
         req = await c.recv_until(lambda f: f.get("run_id") == run and f["type"] in ("tool_approval_requested",
                                                                                      *TERMINAL))
         self.assertEqual(req["type"], "tool_approval_requested", req)
+        return run, req
+
+    async def assert_budget_spent_with(self, c, used):
+        refused = await c.request("user_message", {"content": "stream"}, id_="over")
+        self.assertEqual((refused["type"], refused["data"]["code"]), ("error", "quota_exceeded"), refused)
+        self.assertIn(f"({used} used", refused["data"]["message"])
+
+    async def run_with(self, decision):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "ll"))
+        run, req = await self.park(c)
         self.assertEqual((req["data"]["tool_call_id"], req["data"]["tool_name"]), ("call_1", "calculator"))
         self.assertEqual(req["data"]["args"], {"op": "mul", "a": 6, "b": 7})
         self.assertEqual(len(self.fake.requests), 1)
@@ -143,11 +171,17 @@ class LlmApprovalTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(ok["type"], "approval_recorded", ok)
         # The run may end before the answer's reply is read.
         done = await c.first(lambda f: f.get("run_id") == run and f["type"] in TERMINAL)
-        await c.close()
         # The first completion was recorded: taking up again asks the model only for the next step.
         self.assertEqual(len(self.fake.requests), 2, [r["body"]["messages"] for r in self.fake.requests])
         events = [f for f in c.events() if f.get("run_id") == run]
         self.assertEqual([e["type"] for e in events].count("agent_thinking"), 1)
+        # Both calls counted once: the first when the run parked, the second (not the replayed first) at its end.
+        per_call = fake_openai.PROMPT_TOKENS + fake_openai.COMPLETION_TOKENS
+        self.assertEqual(done["data"]["usage"], {"input_tokens": 2 * fake_openai.PROMPT_TOKENS,
+                                                 "output_tokens": 2 * fake_openai.COMPLETION_TOKENS})
+        self.assertEqual(self.tokens(2), (2 * fake_openai.PROMPT_TOKENS, 2 * fake_openai.COMPLETION_TOKENS))
+        await self.assert_budget_spent_with(c, 2 * per_call)
+        await c.close()
         return done, self.fake.requests[1]["body"]["messages"], events
 
     async def test_approved_the_tool_runs_and_the_model_answers_with_its_result(self):
@@ -162,6 +196,41 @@ class LlmApprovalTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("denied", done["data"]["content"])
         self.assertIn("no maths today", json.loads(messages[-1]["content"])["error"])
         self.assertFalse(any(e["type"] == "tool_executing" for e in events))
+
+    async def test_a_parked_run_that_is_stopped_has_its_tokens_counted(self):
+        # Counted when it parked: it never asks the model again, and the budget sees what it spent.
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "ll"))
+        run, _ = await self.park(c)
+        stop = await c.request("stop_agent", {"run_id": run}, id_="s", want="stop_requested")
+        self.assertEqual(stop["type"], "stop_requested", stop)
+        done = await c.first(lambda f: f.get("run_id") == run and f["type"] in TERMINAL)
+        self.assertEqual(done["type"], "agent_stopped", done)
+        self.assertEqual(self.tokens(1), (fake_openai.PROMPT_TOKENS, fake_openai.COMPLETION_TOKENS))
+        # 24 of 30 spent: the next run is admitted (and spends 24 more), the one after is refused.
+        ack = await c.request("user_message", {"content": "stream"}, id_="m2", want="ack")
+        run2 = ack["data"]["run_id"]
+        await c.first(lambda f: f.get("run_id") == run2 and f["type"] in TERMINAL)
+        self.tokens(2)
+        await self.assert_budget_spent_with(c, 2 * (fake_openai.PROMPT_TOKENS + fake_openai.COMPLETION_TOKENS))
+        await c.close()
+
+    async def test_a_run_taken_up_after_a_restart_counts_only_its_new_calls(self):
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "ll"))
+        run, req = await self.park(c)
+        await c.close()
+        self.srv.stop()
+        self.srv = harness.Server(*self.args, data_dir=self.srv.dir).start()
+        c = await Client.connect(self.srv.port, wsclient.dev_token(self.srv.port, "ll"))
+        ok = await c.request("approve_tool", {"approval_id": req["data"]["approval_id"], "decision": "approve"},
+                             id_="a", want="approval_recorded")
+        self.assertEqual(ok["type"], "approval_recorded", ok)
+        done = await c.first(lambda f: f.get("run_id") == run and f["type"] in TERMINAL)
+        self.assertEqual((done["type"], done["data"]["content"]), ("agent_completed", "The answer is 42"), done)
+        self.assertEqual(done["data"]["usage"]["input_tokens"], 2 * fake_openai.PROMPT_TOKENS)
+        # This process made one call of the two; the store has both, once each.
+        self.assertEqual(self.tokens(1), (fake_openai.PROMPT_TOKENS, fake_openai.COMPLETION_TOKENS))
+        await self.assert_budget_spent_with(c, 2 * (fake_openai.PROMPT_TOKENS + fake_openai.COMPLETION_TOKENS))
+        await c.close()
 
 
 if __name__ == "__main__":

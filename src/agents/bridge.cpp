@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace agentwire::agents {
@@ -552,7 +553,7 @@ void AgentWebSocketBridge::execute(Run& run) {
   try {
     if (!run.cancel->cancelled()) answer = run.agent->run(RunInput{run.input}, ctx);
   } catch (RunParked& p) {
-    if (!run.cancel->cancelled()) return park(run, *emitter, t0, std::move(p));
+    if (!run.cancel->cancelled()) return park(run, *emitter, t0, std::move(p), ctx.usage);
   } catch (const AgentError& e) {
     error = e.what();
     error_code = e.code();
@@ -563,7 +564,7 @@ void AgentWebSocketBridge::execute(Run& run) {
   }
   double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const std::string timeout_message = fmt::format("run exceeded {} ms", options_.run_timeout_ms);
-  if (run.cancel->abandoned()) return finish(run, *emitter, t0, "abandoned", "lease lost");
+  if (run.cancel->abandoned()) return finish(run, *emitter, t0, "abandoned", "lease lost", &ctx.usage);
   // A stop or a deadline that made the agent give up is reported as such, not as its error.
   if (run.cancel->stopRequested()) {
     std::string reason = "requested";  // stop_agent
@@ -636,42 +637,49 @@ analytics::Record AgentWebSocketBridge::runRecord(const Run& run, const char* ki
   return r;
 }
 
-void AgentWebSocketBridge::finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
+void AgentWebSocketBridge::finish(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
                                   const std::string& outcome, const std::string& reason, const RunUsage* usage) {
   auto took = std::chrono::steady_clock::now() - t0;
   if (!core::isSystemUser(run.ctx.user_id)) {
     durations_.at(run.agent->name())->observe(std::chrono::duration<double>(took).count());
     std::lock_guard lock(mutex_);
     ++outcomes_[{run.agent->name(), outcome}];
-    if (usage != nullptr && usage->known) {
-      tokens_[{run.agent->name(), "input"}] += static_cast<uint64_t>(usage->input_tokens);
-      tokens_[{run.agent->name(), "output"}] += static_cast<uint64_t>(usage->output_tokens);
-    }
   }
-  if (usage != nullptr && usage->known && usage->input_tokens + usage->output_tokens > 0 &&
-      !core::isSystemUser(run.ctx.user_id)) {
-    // Counted on the day the run ends, in the store (every node's runs add up there).
-    const std::string day = core::utcDate(core::nowMs());
-    auto total = store_.addTokenUsage(run.ctx.user_id, day, usage->input_tokens + usage->output_tokens);
-    if (total) {
-      std::lock_guard lock(mutex_);
-      usage_[run.ctx.user_id] = {day, *total};
-    } else {
-      log_->warn("cannot count the tokens of run '{}' for user '{}': {}", run.ctx.run_id, run.ctx.user_id,
-                 total.error().message);
-    }
-  }
+  if (usage != nullptr) countTokens(run, *usage);
+  const RunUsage& total = run.counted;  // the whole run's, also when it ended without taking up again
   if (!recorder_->enabled()) return;
   analytics::Record r = runRecord(run, "run_finished");
   r.outcome = outcome;
   r.reason = reason;
   r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
   r.count = emitter.toolCalls();
-  if (usage != nullptr && usage->known) {
-    r.input_tokens = usage->input_tokens;
-    r.output_tokens = usage->output_tokens;
+  if (total.known) {
+    r.input_tokens = total.input_tokens;
+    r.output_tokens = total.output_tokens;
   }
   recorder_->record(std::move(r));
+}
+
+void AgentWebSocketBridge::countTokens(Run& run, const RunUsage& total) {
+  if (!total.known || core::isSystemUser(run.ctx.user_id)) return;
+  // A run stopped while it replayed has less than was counted: nothing is taken back.
+  const int64_t input = std::max<int64_t>(0, total.input_tokens - run.counted.input_tokens);
+  const int64_t output = std::max<int64_t>(0, total.output_tokens - run.counted.output_tokens);
+  run.counted.known = true;
+  run.counted.input_tokens += input;
+  run.counted.output_tokens += output;
+  if (input + output == 0) return;
+  // Counted on the day the run ends or parks, in the store (every node's runs add up there).
+  const std::string day = core::utcDate(core::nowMs());
+  auto sum = store_.addTokenUsage(run.ctx.user_id, day, input + output);
+  if (!sum) {
+    log_->warn("cannot count the tokens of run '{}' for user '{}': {}", run.ctx.run_id, run.ctx.user_id,
+               sum.error().message);
+  }
+  std::lock_guard lock(mutex_);  // the metric and admission's view change together
+  tokens_[{run.agent->name(), "input"}] += static_cast<uint64_t>(input);
+  tokens_[{run.agent->name(), "output"}] += static_cast<uint64_t>(output);
+  if (sum) usage_[run.ctx.user_id] = {day, *sum};
 }
 
 std::map<std::string, monitoring::Histogram::Snapshot> AgentWebSocketBridge::runDurations() const {

@@ -180,6 +180,9 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     bool resumed = false;                   // it parked before: agent_started was sent
     std::string approval_id{};              // resumed: the approval it waited for
     bool parked = false;                    // execute() parked it: the worker leaves its place alone
+    // The tokens counted for it so far (in the store, the metric): a run that parked was counted then,
+    // and taken up again it replays its recorded completions, whose usage is not counted twice.
+    RunUsage counted{};
   };
   // A run waiting for a person's answer: it holds its thread's place, not a worker.
   struct Parked {
@@ -225,11 +228,15 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   static analytics::Record runRecord(const Run& run, const char* kind);
   // quota_exceeded when the user's tokens of `day` reached the budget. Under mutex_.
   std::optional<core::Error> overBudgetLocked(const std::string& user_id, const std::string& day) const;
-  void finish(const Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
+  // `usage` is the run's whole usage so far (recorded steps included): what was not counted yet is.
+  void finish(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
               const std::string& outcome, const std::string& reason, const RunUsage* usage = nullptr);
   // The run asked for a tool that needs approval: stores the approval, parks the run (its worker
   // goes on to the next), emits tool_approval_requested.
-  void park(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0, RunParked parked);
+  void park(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0, RunParked parked,
+            const RunUsage& usage);
+  // Adds what `total` has beyond run.counted to the metric and the user's day in the store.
+  void countTokens(Run& run, const RunUsage& total);
   // Resolves a pending approval (first answer wins), announces it in the user's stream, and takes
   // its run up again. Errors as answerApproval.
   core::Result<store::Approval> resolve(const std::string& approval_id, const std::string& status,

@@ -17,9 +17,27 @@ namespace {
 
 // What a parked run needs to take up again, stored with its approval.
 std::string runState(const std::string& input, const std::string& request_id, const std::string& agent,
-                     const RunJournal& journal) {
-  return json::serialize(
-      json::object{{"input", input}, {"request_id", request_id}, {"agent", agent}, {"journal", journal.entries()}});
+                     const RunJournal& journal, const RunUsage& counted) {
+  json::object st{{"input", input}, {"request_id", request_id}, {"agent", agent}, {"journal", journal.entries()}};
+  if (counted.known) {
+    st["counted"] = json::object{{"input_tokens", counted.input_tokens}, {"output_tokens", counted.output_tokens}};
+  }
+  return json::serialize(st);
+}
+
+// The tokens a parked run had counted when its process stopped (older states have none).
+RunUsage countedOf(const json::object& st) {
+  RunUsage u;
+  const auto* c = st.if_contains("counted");
+  const auto* o = c != nullptr ? c->if_object() : nullptr;
+  const auto* in = o != nullptr ? o->if_contains("input_tokens") : nullptr;
+  const auto* out = o != nullptr ? o->if_contains("output_tokens") : nullptr;
+  if (in != nullptr && in->is_int64() && out != nullptr && out->is_int64()) {
+    u.known = true;
+    u.input_tokens = in->as_int64();
+    u.output_tokens = out->as_int64();
+  }
+  return u;
 }
 
 ApprovalDecision decisionOf(const store::Approval& a) {
@@ -34,7 +52,9 @@ std::size_t AgentWebSocketBridge::parkedRuns() const {
 }
 
 void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chrono::steady_clock::time_point t0,
-                                RunParked parked) {
+                                RunParked parked, const RunUsage& usage) {
+  // Counted now: a parked run may never take up again (stopped, expired, its agent gone after a restart).
+  countTokens(run, usage);
   store::Approval a;
   a.id = core::newId("apr");
   a.user_id = run.ctx.user_id;
@@ -43,7 +63,7 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
   a.tool_call_id = parked.tool_call_id;
   a.tool_name = parked.tool_name;
   a.args_json = json::serialize(parked.args);
-  a.run_state_json = runState(run.input, run.ctx.request_id, run.agent->name(), *run.journal);
+  a.run_state_json = runState(run.input, run.ctx.request_id, run.agent->name(), *run.journal, run.counted);
   a.node_id = options_.node_id;
   a.status = "pending";
   a.created_ms = core::nowMs();
@@ -90,7 +110,7 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
         "agent_error",
         {{"code", "unavailable"}, {"message", "cannot store the tool approval: " + added.error().message}}, "error");
     release(run);
-    return finish(run, emitter, t0, "error", "unavailable");
+    return finish(run, emitter, t0, "error", "unavailable", &usage);
   }
   std::optional<store::Approval> answered;
   {
@@ -241,6 +261,7 @@ core::Result<std::set<std::string>> AgentWebSocketBridge::loadParkedRuns() {
     run.agent = agent->second.get();
     run.cancel = std::make_shared<CancelToken>();
     run.journal = std::make_shared<RunJournal>(st->at("journal").as_array(), std::nullopt);
+    run.counted = countedOf(*st);
     run.resumed = true;
     run.approval_id = a.id;
     parked.insert(a.run_id);
