@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -284,8 +285,12 @@ class HttpEverything:
 
     def __init__(self, port=None):
         self.port = port or harness.free_port()
-        self.proc = subprocess.Popen(["node", EVERYTHING, "streamableHttp"], env=dict(os.environ, PORT=str(self.port)),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = tempfile.NamedTemporaryFile(prefix="aw-everything-", suffix=".log", dir=harness.TMP_ROOT,
+                                               delete=False).name
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(["node", EVERYTHING, "streamableHttp"],
+                                         env=dict(os.environ, PORT=str(self.port)), stdout=out,
+                                         stderr=subprocess.STDOUT)
 
         def listening():
             try:
@@ -377,6 +382,14 @@ class McpHttpTest(unittest.IsolatedAsyncioTestCase):
                          "Echo: still here")
         details = component(srv, "mcp_web")
         self.assertEqual((details["state"], details["details"]["restarts"]), ("healthy", 0), details)
+        # Stopping, agentwire ends its session with a DELETE, as MCP asks of a client done with one.
+        srv.stop()
+
+        def log():
+            with open(http.log, errors="replace") as f:
+                return f.read()
+        wait_for(lambda: "Received session termination request" in log(), timeout=10,
+                 what="the session's DELETE")
 
 
 if __name__ == "__main__":

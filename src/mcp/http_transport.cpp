@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -188,15 +189,18 @@ int HttpTransport::transfer(const char* method, const std::string& body, Answer&
     version = protocol_version_;
   }
   headers = curl_slist_append(headers, "Accept: application/json, text/event-stream");
-  if (std::string(method) == "POST") headers = curl_slist_append(headers, "Content-Type: application/json");
+  if (std::string_view(method) == "POST") headers = curl_slist_append(headers, "Content-Type: application/json");
   if (!session.empty()) headers = curl_slist_append(headers, ("Mcp-Session-Id: " + session).c_str());
   if (!version.empty()) headers = curl_slist_append(headers, ("MCP-Protocol-Version: " + version).c_str());
   for (const auto& [k, v] : spec_.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, spec_.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  if (std::string(method) == "POST") {
+  const std::string_view m(method);
+  if (m == "POST") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  } else if (m == "DELETE") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
   } else {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   }
@@ -206,11 +210,15 @@ int HttpTransport::transfer(const char* method, const std::string& body, Answer&
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, onProgress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &stopping_);
+  // The DELETE that ends the session is sent while stopping: only its own short timeout ends it.
+  static std::atomic<bool> never{false};
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, m == "DELETE" ? &never : &stopping_);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(spec_.connect_timeout.count()));
-  if (std::string(method) == "POST") {
+  if (m == "POST") {
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(spec_.max_transfer.count()));
+  } else if (m == "DELETE") {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, std::min<long>(2000, static_cast<long>(spec_.connect_timeout.count())));
   }
   CURLcode rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
@@ -321,6 +329,15 @@ void HttpTransport::stop() {
   for (auto& w : workers) {
     if (w.thread.joinable()) w.thread.join();
   }
+  // MCP asks a client that is done with a session to DELETE it, so the server frees it now rather
+  // than when it times out. A server that does not allow it (405) or is gone changes nothing here.
+  {
+    std::lock_guard lock(mutex_);
+    if (session_id_.empty() || session_deleted_ || ended_.load()) return;
+    session_deleted_ = true;  // once, also when stop() is called again
+  }
+  Answer a;
+  transfer("DELETE", {}, a);
 }
 
 }  // namespace agentwire::mcp

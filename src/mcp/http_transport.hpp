@@ -67,6 +67,7 @@ class HttpTransport final : public Transport {
   std::string session_id_;
   std::string protocol_version_;
   bool listening_ = false;
+  bool session_deleted_ = false;  // stop() sent its DELETE
   struct Worker {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
