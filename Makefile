@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: run test test-repeat build deps sanitize tsan fuzz fuzz-build fuzz-smoke format format-check bench tidy clean ci-all
+.PHONY: deb run test test-repeat build deps sanitize tsan fuzz fuzz-build fuzz-smoke format format-check bench tidy clean ci-all
 
 deps:
 	@scripts/install-deps build
@@ -13,6 +13,14 @@ deps:
 build: deps
 	@cmake --preset default >/dev/null
 	@cmake --build --preset default
+
+# The Debian package from the release build: build/packages/agentwire_<version>_amd64.deb.
+deb:
+	@scripts/install-deps deb
+	@cmake --preset default >/dev/null
+	@cmake --build --preset default
+	@cd build && cpack -B packages
+	@ls build/packages/*.deb
 
 run: build
 	@mkdir -p var

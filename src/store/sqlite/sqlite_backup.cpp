@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_backup.hpp"
 
+#include "store/sqlite/sqlite_schema.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <fmt/format.h>
@@ -134,9 +135,9 @@ core::Result<BackupSummary> restoreSqlite(const std::string& from, const std::st
                                                        check.empty() ? "unreadable" : check)};
     }
     int64_t version = std::stoll("0" + scalar(d.db, "PRAGMA user_version"));
-    if (version < 1 || version > SqliteStore::kSchemaVersion) {
+    if (version < 1 || version > sqlite_schema::latestVersion()) {
       return core::Error{"invalid_backup", fmt::format("'{}' has schema version {}; this agentwire reads 1 to {}", from,
-                                                       version, SqliteStore::kSchemaVersion)};
+                                                       version, sqlite_schema::latestVersion())};
     }
   }
   if (auto s = summarize(from); !s) return s.error();

@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 
+#include "store/sqlite/sqlite_schema.hpp"
+
 #include "core/ids.hpp"
 #include "core/logging.hpp"
 
@@ -20,39 +22,6 @@
 namespace agentwire::store {
 namespace {
 
-const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS threads (
-  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT NOT NULL,
-  created_ms INTEGER NOT NULL, system INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS threads_by_user ON threads(user_id, created_ms);
-CREATE TABLE IF NOT EXISTS messages (
-  id TEXT PRIMARY KEY, thread_id TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,
-  content TEXT NOT NULL, run_id TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS messages_by_thread ON messages(thread_id, created_ms);
-CREATE TABLE IF NOT EXISTS streams (
-  user_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL,
-  first_seq INTEGER NOT NULL, acked_seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-  user_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, thread_id TEXT NOT NULL,
-  run_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, agent TEXT NOT NULL,
-  node_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS approvals (
-  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, thread_id TEXT NOT NULL, run_id TEXT NOT NULL,
-  tool_call_id TEXT NOT NULL, tool_name TEXT NOT NULL, args TEXT NOT NULL, run_state TEXT NOT NULL,
-  node_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL,
-  created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, resolved_ms INTEGER NOT NULL,
-  resumed INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS approvals_by_user ON approvals(user_id, status);
-CREATE INDEX IF NOT EXISTS approvals_waiting ON approvals(node_id, resumed);
-CREATE TABLE IF NOT EXISTS token_usage (
-  user_id TEXT NOT NULL, day TEXT NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (user_id, day)) WITHOUT ROWID;
-)sql";
-
-// SqliteStore::kSchemaVersion is the version of the schema above, in PRAGMA user_version: 1 had no
-// threads.agent, 2 has no runs, 3 has no threads.on_busy, 4 no approvals, 5 no token_usage.
 // `runs` holds the runs in flight only: a row is inserted with the run's message and deleted in the
 // commit that stores the run's terminal event, so the table stays as small as the work in progress
 // (no index to maintain, and the scan at startup reads only what a crash left). Finished runs are
@@ -255,32 +224,16 @@ void SqliteStore::start() {
     checkpointer_ = std::make_unique<WalCheckpointer>(
         path_, WalCheckpointer::Options{.frames = 10000, .restart_frames = 40000, .sync_full = sync_full_}, log_);
     checkpointer_->start(db_);
-    // A database written by a newer agentwire may hold what this binary would misread or lose.
-    int64_t found = 0;
-    {
-      sqlite3_stmt* v = nullptr;
-      sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &v, nullptr);
-      if (v != nullptr && sqlite3_step(v) == SQLITE_ROW) found = sqlite3_column_int64(v, 0);
-      sqlite3_finalize(v);
+    // Numbered migrations, all in one transaction; a database written by a newer agentwire (which
+    // this binary could misread or lose data of) is refused.
+    auto migrated = sqlite_schema::migrate(db_);
+    if (!migrated) {
+      throw std::runtime_error(fmt::format("the SQLite database '{}': {}", path_, migrated.error().message));
     }
-    if (found > kSchemaVersion) {
-      throw std::runtime_error(fmt::format(
-          "the SQLite database '{}' has schema version {}, written by a newer agentwire; this one knows up to {}: "
-          "run the newer version, or restore a backup made by this one",
-          path_, found, kSchemaVersion));
+    if (*migrated != sqlite_schema::latestVersion()) {
+      log_->info("{} the SQLite schema: version {} to {}", *migrated == 0 ? "created" : "migrated", *migrated,
+                 sqlite_schema::latestVersion());
     }
-    // One transaction: one sync for the whole schema instead of one per statement.
-    exec("BEGIN");
-    exec(kSchema);
-    // Added after the first release of the schema: databases created before lack the column.
-    if (sqlite3_exec(db_, "SELECT agent FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      exec("ALTER TABLE threads ADD COLUMN agent TEXT NOT NULL DEFAULT ''");
-    }
-    if (sqlite3_exec(db_, "SELECT on_busy FROM threads LIMIT 0", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      exec("ALTER TABLE threads ADD COLUMN on_busy TEXT NOT NULL DEFAULT ''");
-    }
-    exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
-    exec("COMMIT");
   } catch (const SqliteFailure& f) {
     closeLocked();
     throw std::runtime_error(fmt::format("cannot set up SQLite database '{}': {}", path_, f.what()));

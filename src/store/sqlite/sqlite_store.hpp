@@ -28,9 +28,6 @@ namespace agentwire::store {
 // checkpoints run on their own thread and connection (WalCheckpointer), never inside a commit.
 class SqliteStore final : public Store, public lifecycle::Component {
  public:
-  // The schema this binary writes (PRAGMA user_version); a database with a higher one is refused.
-  static constexpr int kSchemaVersion = 6;
-
   SqliteStore(std::string path, std::vector<std::string> dependencies);
   ~SqliteStore() override;
 
