@@ -143,6 +143,23 @@ class AguiTest(AguiRules, unittest.TestCase):
         self.assertEqual(status, 400)
         self.assertIn("missing_field", raw)
 
+    def test_a_new_thread_counts_against_the_users_cap(self):
+        srv = harness.Server("--set", "limits.max_threads_per_user=2").start()
+        self.addCleanup(srv.stop)
+        token = wsclient.dev_token(srv.port, "capped")
+        body = {"messages": [{"role": "user", "content": "hello"}]}
+        for _ in range(2):
+            status, _, events, raw = agui(srv.port, token, body)
+            self.assertEqual((status, events[-1]["type"]), (200, "RUN_FINISHED"), raw)
+        status, _, _, raw = agui(srv.port, token, body)
+        self.assertEqual(status, 409, raw)
+        self.assertEqual(json.loads(raw)["error"]["code"], "thread_limit")
+        # A run on a thread the user has is not a new thread: still allowed.
+        _, threads = srv.get("/api/threads", headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(len(threads["threads"]), 2)
+        status, _, events, raw = agui(srv.port, token, {**body, "threadId": threads["threads"][0]["thread_id"]})
+        self.assertEqual((status, events[-1]["type"]), (200, "RUN_FINISHED"), raw)
+
 
 class AguiApprovalTest(AguiRules, unittest.TestCase):
     @classmethod

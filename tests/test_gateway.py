@@ -457,6 +457,11 @@ class SlowConsumerTest(unittest.IsolatedAsyncioTestCase):
                     # 4001, or None when the close itself could not be delivered in time
                     self.assertIn(closed.rcvd.code if closed.rcvd else None, (4001, None), closed)
                     seqs += [e["seq"] for e in c.events()]
+                except TimeoutError:
+                    # The same cut seen from a reader starved long enough that the close handshake is
+                    # still under way when its wait ends: drop the connection, keep what arrived, resume.
+                    c.ws.transport.abort()
+                    seqs += [e["seq"] for e in c.events()]
             self.assertEqual(seqs, list(range(1, r["data"]["to_seq"] + 1)), "every event once, in order")
             await fast.close()
         finally:

@@ -253,6 +253,13 @@ class GatewayHostileTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(len(ids), 5)
         self.assertEqual(len(set(ids)), 5)
         self.assertNotIn("next_before", page3)
+        # A query number that is not one is refused, never read as 0 (a different, valid request).
+        thread = page1["threads"][0]["thread_id"]
+        for path in ("/api/threads?limit=x", "/api/threads?limit=", "/api/threads?limit=2x",
+                     f"/api/threads/{thread}/messages?limit=ten", f"/api/threads/{thread}/messages?before=yesterday"):
+            status, body = self.srv.get(path, headers=a)
+            self.assertEqual((status, body["error"]["code"]), (400, "invalid_field"), path)
+            self.assertIn("must be an integer", body["error"]["message"])
         # The per-user rate: a burst past ws.max_messages_per_second (50) is refused with 429.
         codes = [self.srv.get("/api/threads?limit=1", headers=a)[0] for _ in range(120)]
         self.assertIn(429, codes)

@@ -174,7 +174,7 @@ int runServer(const core::Config& cfg) {
                                                  std::chrono::milliseconds(cfg.ws.sse_keepalive_ms),
                                                  std::chrono::milliseconds(cfg.ws.send_timeout_ms)};
   gateway::registerAgui(server, c.store, c.delivery, c.bridge, c.ws_gateway, stream_limits,
-                        [&probes] { return probes.isReady(); });
+                        cfg.limits.max_threads_per_user, [&probes] { return probes.isReady(); });
   gateway::registerEventStream(server, c.delivery, c.ws_gateway, stream_limits, [&probes] { return probes.isReady(); });
 
   try {

@@ -9,6 +9,7 @@
 #include "gateway/ws_gateway.hpp"
 #include "store/store.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -192,22 +193,37 @@ class AguiConnection final : public delivery::Connection, public std::enable_sha
   std::shared_ptr<AguiConnection> self_;
 };
 
+// The store could not answer (`unavailable`: it may later): 503, with when to try again.
+net::HttpReply unavailable(const core::Error& e) {
+  auto r = net::jsonError(503, e.code, e.message);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 // The run of one POST /agui: the client's thread if it is one of this user's, else a new one; then
 // the event stream. Called on the store pool (it may read and write the store).
 net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
-                        WsGateway& gateway, const EventStreamLimits& limits, const std::string& user_id,
-                        const std::string& content, const std::string& client_thread, const std::string& client_run) {
+                        WsGateway& gateway, const EventStreamLimits& limits, int64_t max_threads_per_user,
+                        const std::string& user_id, const std::string& content, const std::string& client_thread,
+                        const std::string& client_run) {
   // The thread: the client's, if it is one of this user's; otherwise a new one.
   std::string thread_id;
   auto known = client_thread.empty() ? core::Result<std::optional<delivery::ThreadInfo>>(std::nullopt)
                                      : delivery.threadInfo(client_thread);
-  if (!known) return net::jsonError(503, known.error().code, known.error().message);
+  if (!known) return unavailable(known.error());
   if (*known) {
     if ((*known)->user_id != user_id) return net::jsonError(403, "forbidden", "the thread belongs to another user");
     thread_id = client_thread;
   } else {
+    // A new thread counts against the user's cap, as one made over the WebSocket or the HTTP API.
+    auto n = store.countThreads(user_id);
+    if (!n) return unavailable(n.error());
+    if (*n >= max_threads_per_user) {
+      return net::jsonError(409, "thread_limit",
+                            fmt::format("this user has {} threads, the most allowed", max_threads_per_user));
+    }
     auto t2 = store.createThread(user_id, core::titleFrom(content, 60), false);
-    if (!t2) return net::jsonError(503, t2.error().code, t2.error().message);
+    if (!t2) return unavailable(t2.error());
     delivery.rememberThread(*t2);
     thread_id = t2->id;
   }
@@ -245,7 +261,7 @@ net::HttpReply rejoinRun(store::Store& store, delivery::Delivery& delivery, WsGa
                          const EventStreamLimits& limits, const std::string& user_id, const std::string& run_id,
                          int64_t seq, int k) {
   auto events = store.runEvents(user_id, run_id);
-  if (!events) return net::jsonError(503, events.error().code, events.error().message);
+  if (!events) return unavailable(events.error());
   if (events->empty()) return net::jsonError(404, "run_not_found", "no run '" + run_id + "' of this user");
   std::string thread_id = events->front().thread_id;
   std::string client_run = run_id;  // the client's runId, when the run said it
@@ -302,8 +318,9 @@ bool parseAguiId(const std::string& id, const std::string& run_id, int64_t& seq,
 
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
                   agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
-                  const std::function<bool()>& ready) {
-  server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, limits, ready](const net::HttpRequest& req) {
+                  int64_t max_threads_per_user, const std::function<bool()>& ready) {
+  server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user,
+                                 ready](const net::HttpRequest& req) {
     auto caller = authenticateApiRequest(req, gateway, ready);
     if (caller.refusal) return std::move(*caller.refusal);
     const std::string& user_id = caller.user_id;
@@ -329,8 +346,10 @@ void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delive
 
     // Finding or creating the thread may wait on the store: on the store pool.
     return answerOnStorePool(
-        gateway, [&store, &delivery, &bridge, &gateway, limits, user_id, content, client_thread, client_run] {
-          return startRun(store, delivery, bridge, gateway, limits, user_id, content, client_thread, client_run);
+        gateway, [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user, user_id, content, client_thread,
+                  client_run] {
+          return startRun(store, delivery, bridge, gateway, limits, max_threads_per_user, user_id, content,
+                          client_thread, client_run);
         });
   });
 

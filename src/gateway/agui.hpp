@@ -26,9 +26,10 @@ class WsGateway;
 // (table in docs/protocol.md). Same JWT auth as the API. The run is an ordinary run of the
 // user: stored, in the user's stream, visible to their WebSocket connections too. A tool approval
 // is a CUSTOM event (name tool_approval_requested / tool_approval_resolved); the stream stays open
-// while the run waits, with a comment line every limits.keepalive.
+// while the run waits, with a comment line every limits.keepalive. A new thread counts against
+// max_threads_per_user (409 thread_limit), as over the WebSocket.
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
                   agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
-                  const std::function<bool()>& ready);
+                  int64_t max_threads_per_user, const std::function<bool()>& ready);
 
 }  // namespace agentwire::gateway

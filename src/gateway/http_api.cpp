@@ -6,9 +6,12 @@
 #include "gateway/message_router.hpp"
 #include "gateway/ws_gateway.hpp"
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <charconv>
+#include <optional>
 
 namespace agentwire::gateway {
 namespace {
@@ -24,6 +27,21 @@ int statusFor(const std::string& code) {
   if (code == "thread_limit" || code == "thread_busy" || code == "approval_resolved") return 409;
   if (code == "internal") return 500;
   return 400;
+}
+
+// A query parameter that must be an integer goes into `data`; anything else is refused with 400
+// invalid_field, never read as 0 (which would be a valid, different request).
+std::optional<net::HttpReply> intQuery(const net::HttpRequest& req, const char* name, json::object& data) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) return std::nullopt;
+  const std::string& text = it->second;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) {
+    return net::jsonError(400, "invalid_field", fmt::format("{} must be an integer", name));
+  }
+  data[name] = value;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -159,7 +177,7 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
   });
   server.route("GET", "/api/threads", [call](const net::HttpRequest& req) {
     json::object data;
-    if (auto it = req.query.find("limit"); it != req.query.end()) data["limit"] = std::atoll(it->second.c_str());
+    if (auto bad = intQuery(req, "limit", data)) return std::move(*bad);
     if (auto it = req.query.find("before"); it != req.query.end()) data["before"] = it->second;
     return call(req, Frame{"list_threads", "", std::move(data)}, "threads", 200);
   });
@@ -181,8 +199,8 @@ void registerHttpApi(net::HttpServer& server, MessageRouter& router, WsGateway& 
     if (runs) return call(req, Frame{"list_runs", "", {{"thread_id", thread_id}}}, "runs", 200);
     if (req.method == "GET" || req.method == "HEAD") {
       json::object data{{"thread_id", thread_id}};
-      if (auto it = req.query.find("limit"); it != req.query.end()) data["limit"] = std::atoll(it->second.c_str());
-      if (auto it = req.query.find("before"); it != req.query.end()) data["before"] = std::atoll(it->second.c_str());
+      if (auto bad = intQuery(req, "limit", data)) return std::move(*bad);
+      if (auto bad = intQuery(req, "before", data)) return std::move(*bad);
       return call(req, Frame{"get_thread_history", "", std::move(data)}, "thread_history", 200);
     }
     auto body = bodyObject(req);
