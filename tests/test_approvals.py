@@ -19,8 +19,9 @@ def of_run(run, *types):
     return lambda f: f.get("run_id") == run and f["type"] in types
 
 
-class ApprovalTest(unittest.IsolatedAsyncioTestCase):
-    ARGS = (*APPROVAL, "--set", "agents.workers=1")
+class ApprovalServer:
+    """A server started with ARGS, and the helpers of these tests."""
+    ARGS = ()
 
     def setUp(self):
         self.srv = harness.Server(*self.ARGS).start()
@@ -44,6 +45,10 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         req = await c.first(of_run(run, "tool_approval_requested", *TERMINAL))
         self.assertEqual(req["type"], "tool_approval_requested", req)
         return ack["data"], req["data"]
+
+
+class ApprovalTest(ApprovalServer, unittest.IsolatedAsyncioTestCase):
+    ARGS = (*APPROVAL, "--set", "agents.workers=1")
 
     async def test_approved_from_a_second_connection(self):
         c = await self.connect("ann")
@@ -243,6 +248,29 @@ class ApprovalTest(unittest.IsolatedAsyncioTestCase):
         types = [f["type"] for f in c.events() if f.get("run_id") == ack["run_id"]]
         self.assertNotIn("tool_executing", types)
         self.assertIn("agent_response_chunk", types, "events after the answer are sent")
+        await c.close()
+
+
+class ParkedLimitTest(ApprovalServer, unittest.IsolatedAsyncioTestCase):
+    """agents.max_parked_per_user: a user cannot pile up runs waiting for approvals; other users can."""
+    ARGS = (*APPROVAL, "--set", "agents.max_parked_per_user=2")
+
+    async def test_a_run_past_the_users_limit_ends_with_approval_limit(self):
+        c = await self.connect("piler")
+        first = [await self.parked_run(c, f"run {i}", id_=f"m{i}") for i in range(2)]
+        ack = await c.request("user_message", {"content": "one too many"}, id_="m2", want="ack")
+        done = await c.first(of_run(ack["data"]["run_id"], "tool_approval_requested", *TERMINAL))
+        self.assertEqual((done["type"], done["data"]["code"]), ("agent_error", "approval_limit"), done)
+        self.assertIn("2 runs of this user are waiting", done["data"]["message"])
+        other = await self.connect("calm")
+        await self.parked_run(other, "someone else")  # another user's runs are not counted
+        await other.close()
+        # One answered and done: the user may have a run wait again.
+        ack0, req0 = first[0]
+        await c.request("approve_tool", {"approval_id": req0["approval_id"], "decision": "approve"}, id_="a",
+                        want="approval_recorded")
+        self.assertEqual((await c.first(of_run(ack0["run_id"], *TERMINAL)))["type"], "agent_completed")
+        await self.parked_run(c, "room again", id_="m3")
         await c.close()
 
 

@@ -77,12 +77,17 @@ class AgentWebSocketBridge final : public lifecycle::Component {
     // run parks meanwhile, holding no worker, for at most approval_timeout_ms.
     std::set<std::string> approval_required_tools{};
     int approval_timeout_ms = 600000;
+    // Runs of one user parked at once: each holds a thread's place and its state in memory.
+    int max_parked_per_user = 20;
     // A run's text deltas wait while a connection of its user is behind, up to this long each time
     // (0 = never): the agent is paced by its reader.
     int pace_max_ms = 30000;
     // Tokens a user's runs may use per UTC day, over every node (0 = no budget): past it new runs
     // are refused with quota_exceeded until the day ends.
     int64_t daily_token_budget = 0;
+    // Resolved approvals no run needs anymore, and token counts of days, are deleted once older than
+    // this (0 = kept for ever); checked soon after start, then hourly.
+    int64_t history_retention_ms = int64_t{7} * 86400 * 1000;
   };
 
   AgentWebSocketBridge(delivery::Delivery& delivery, store::Store& store, Options options,
@@ -249,6 +254,8 @@ class AgentWebSocketBridge final : public lifecycle::Component {
   // A parked run ends without an answer: its approval is resolved "expired" on the approvals thread.
   // Caller holds mutex_.
   void endParkedLocked(const std::string& run_id, const std::string& by, const std::string& reason);
+  // Deletes the history no run needs (Options::history_retention_ms). On the approvals thread.
+  void pruneHistory(int64_t now_ms);
   // At start: the runs this node parked before it stopped wait again (or take up again when answered meanwhile).
   core::Result<std::set<std::string>> loadParkedRuns();
   // Expires the pending approvals of a node that stopped (its runs are ended next).

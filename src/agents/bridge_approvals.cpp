@@ -10,6 +10,9 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
+
 namespace agentwire::agents {
 namespace json = boost::json;
 
@@ -55,6 +58,25 @@ void AgentWebSocketBridge::park(Run& run, const UserEmitter& emitter, std::chron
                                 RunParked parked, const RunUsage& usage) {
   // Counted now: a parked run may never take up again (stopped, expired, its agent gone after a restart).
   countTokens(run, usage);
+  std::size_t waiting = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, p] : parked_) waiting += p.run.ctx.user_id == run.ctx.user_id ? 1 : 0;
+  }
+  if (waiting >= static_cast<std::size_t>(options_.max_parked_per_user)) {
+    // Each parked run holds a thread's place and its state: one user cannot pile them up.
+    log_->warn("run '{}' of user '{}' cannot wait for approval of tool '{}': {} runs of the user wait already",
+               run.ctx.run_id, run.ctx.user_id, parked.tool_name, waiting);
+    releaseThreadOf(run);
+    emitter.emitLifecycle("agent_error",
+                          {{"code", "approval_limit"},
+                           {"message", fmt::format("{} runs of this user are waiting for an approval "
+                                                   "(agents.max_parked_per_user); answer one and send again",
+                                                   waiting)}},
+                          "error");
+    release(run);
+    return finish(run, emitter, t0, "error", "approval_limit", &usage);
+  }
   store::Approval a;
   a.id = core::newId("apr");
   a.user_id = run.ctx.user_id;
@@ -313,11 +335,28 @@ void AgentWebSocketBridge::dropParked(const std::string& approval_id) {
   cv_.notify_all();
 }
 
+void AgentWebSocketBridge::pruneHistory(int64_t now_ms) {
+  const int64_t before = now_ms - options_.history_retention_ms;
+  // The budget reads today's count: at least yesterday's is kept whatever the retention.
+  const std::string before_day = core::utcDate(std::min(before, now_ms - int64_t{86400} * 1000));
+  auto deleted = store_.pruneHistory(before, before_day);
+  if (!deleted) {
+    log_->warn("cannot prune resolved approvals and old token counts: {}; tried again in an hour",
+               deleted.error().message);
+  } else if (*deleted > 0) {
+    log_->info("pruned {} resolved approvals and token counts older than {} s", *deleted,
+               options_.history_retention_ms / 1000);
+  }
+}
+
 void AgentWebSocketBridge::approvalsLoop() {
   // Several nodes: an answer given on another node reaches this one through the bus; should that
   // message be lost (the bus was down), the store says it, read every few seconds while runs wait.
   constexpr int64_t kSweepMs = 5000;
   int64_t next_sweep = core::nowMs() + kSweepMs;
+  // History no run needs: soon after start (not in it: startup stays fast), then hourly.
+  constexpr int64_t kPruneEveryMs = 3600 * 1000;
+  int64_t next_prune = options_.history_retention_ms > 0 ? core::nowMs() + 10000 : INT64_MAX;
   std::unique_lock lock(mutex_);
   while (!approvals_stopping_) {
     // Due: approvals past their time, runs ended without an answer, answers from other nodes.
@@ -351,11 +390,15 @@ void AgentWebSocketBridge::approvalsLoop() {
       if (sweep) next_sweep = now + kSweepMs;
       next = std::min(next, next_sweep);
     }
-    if (due.empty() && resumes.empty() && !sweep) {
+    const bool prune = now >= next_prune;
+    if (prune) next_prune = now + kPruneEveryMs;
+    next = std::min(next, next_prune);
+    if (due.empty() && resumes.empty() && !sweep && !prune) {
       approvals_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next - now)));
       continue;
     }
     lock.unlock();
+    if (prune) pruneHistory(now);
     if (sweep) {
       auto waiting = store_.parkedApprovals(options_.node_id);
       if (waiting) {

@@ -179,6 +179,7 @@ const std::vector<KeySpec>& specs() {
               [](Config& c, const std::string& v) { c.agents.approval_required_tools = splitList(v); },
               [](const Config& c) { return fmt::format("{}", fmt::join(c.agents.approval_required_tools, ",")); }},
       AW_INT("agents.approval_timeout_ms", agents.approval_timeout_ms, 100, 7 * 24 * 3600 * 1000),
+      AW_INT("agents.max_parked_per_user", agents.max_parked_per_user, 1, 100000),
       AW_INT("agents.pace_max_ms", agents.pace_max_ms, 0, 3600000),
       AW_INT("agents.user_daily_token_budget", agents.user_daily_token_budget, 0, 2000000000),
       AW_STR("agents.process_command", agents.process_command, false),

@@ -143,6 +143,7 @@ struct Config {
     int chunk_max_bytes = 4096;                          // ... up to this size
     std::vector<std::string> approval_required_tools{};  // tool calls that wait for a person's approval
     int approval_timeout_ms = 600000;                    // ... at most this long, then they expire
+    int max_parked_per_user = 20;                        // runs of one user waiting for approvals
     int pace_max_ms = 30000;              // text deltas wait for a reader that is behind, at most this long each time
     int64_t user_daily_token_budget = 0;  // tokens per user per UTC day, all nodes; 0 = none
     std::vector<McpServer> mcp_servers;

@@ -96,6 +96,7 @@ class FlakyStore final : public store::Store {
   core::Result<bool> markApprovalResumed(const std::string&) override { return false; }
   core::Result<int64_t> addTokenUsage(const std::string&, const std::string&, int64_t t) override { return t; }
   core::Result<int64_t> tokenUsage(const std::string&, const std::string&) override { return int64_t{0}; }
+  core::Result<int64_t> pruneHistory(int64_t, const std::string&) override { return int64_t{0}; }
 };
 
 struct Outcome {

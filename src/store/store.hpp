@@ -220,6 +220,10 @@ class Store {
   // ends (returns the day's new total), read to enforce agents.user_daily_token_budget.
   virtual core::Result<int64_t> addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) = 0;
   virtual core::Result<int64_t> tokenUsage(const std::string& user_id, const std::string& day) = 0;
+  // Housekeeping: deletes the approvals resolved before `before_ms` whose run no longer needs them
+  // (taken up again, or ended), and the token counts of days before `before_day`. Returns the rows
+  // deleted. Nothing else keeps these from growing for as long as the store lives.
+  virtual core::Result<int64_t> pruneHistory(int64_t before_ms, const std::string& before_day) = 0;
 
   // Node leases, for several nodes on one database (the store's clock decides, so nodes' clocks
   // need not agree). A node holds a lease while it runs; when one expires, another node claims it

@@ -404,6 +404,44 @@ TEST_P(StoreContractTest, TokenUsageIsSummedPerUserAndDay) {
   EXPECT_EQ(store_->tokenUsage("tok_u", "2026-11-30").value(), 150);
 }
 
+TEST_P(StoreContractTest, HistoryNoRunNeedsIsPrunedAndTheRestKept) {
+  auto t = thread("hist");
+  WriteBatch b;
+  for (const char* run : {"run_h1", "run_h2", "run_h4"}) {
+    b.runs.push_back(RunRecord{run, "hist", t, "echo", "node-a", "queued", core::nowMs()});
+  }
+  ASSERT_TRUE(store_->commit(b).ok());
+  auto add = [&](const std::string& id, const std::string& run) {
+    Approval a{id, "hist", t, run, "call_" + id, "word_count", "{}", "{}", "node-a", "pending", "", "",
+               core::nowMs(), core::nowMs() + 60000, 0, false};
+    ASSERT_TRUE(store_->addApproval(a).ok());
+  };
+  add("apr_taken_up", "run_h1");   // resolved, its run took up again: not needed
+  add("apr_waits", "run_h2");      // resolved, its run not yet taken up: needed after a restart
+  add("apr_run_ended", "run_gone");  // resolved, its run is over: not needed
+  add("apr_pending", "run_h4");    // nobody answered yet
+  const int64_t before_answers = core::nowMs() - 1;
+  for (const char* id : {"apr_taken_up", "apr_waits", "apr_run_ended"}) {
+    ASSERT_TRUE(store_->resolveApproval(id, "approved", "", "test").ok());
+  }
+  ASSERT_TRUE(store_->markApprovalResumed("apr_taken_up").ok());
+  ASSERT_TRUE(store_->addTokenUsage("hist", "2026-01-01", 10).ok());
+  ASSERT_TRUE(store_->addTokenUsage("hist", "2026-11-30", 20).ok());
+
+  // Answered after the cutoff: only the old day's count goes.
+  EXPECT_EQ(store_->pruneHistory(before_answers, "2026-11-29").value(), 1);
+  EXPECT_EQ(store_->tokenUsage("hist", "2026-01-01").value(), 0);
+  EXPECT_EQ(store_->tokenUsage("hist", "2026-11-30").value(), 20);
+  EXPECT_TRUE(store_->findApproval("apr_taken_up")->has_value());
+
+  EXPECT_EQ(store_->pruneHistory(core::nowMs() + 60000, "2026-11-29").value(), 2);
+  EXPECT_FALSE(store_->findApproval("apr_taken_up")->has_value());
+  EXPECT_FALSE(store_->findApproval("apr_run_ended")->has_value());
+  EXPECT_TRUE(store_->findApproval("apr_waits")->has_value()) << "its run still needs it";
+  EXPECT_TRUE(store_->findApproval("apr_pending")->has_value());
+  EXPECT_EQ(store_->parkedApprovals("node-a")->size(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

@@ -750,6 +750,21 @@ core::Result<int64_t> PostgresStore::addTokenUsage(const std::string& user_id, c
   });
 }
 
+core::Result<int64_t> PostgresStore::pruneHistory(int64_t before_ms, const std::string& before_day) {
+  return withConnection<int64_t>(
+      "prune resolved approvals and old token counts", true, [&](pg::Connection& c) -> core::Result<int64_t> {
+        // One statement, so one transaction: `runs` holds the runs in flight (any node's).
+        auto r = c.exec(
+            "WITH a AS (DELETE FROM approvals WHERE status <> 'pending' AND resolved_ms < $1::bigint AND "
+            "(resumed OR NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = approvals.run_id)) RETURNING 1), "
+            "t AS (DELETE FROM token_usage WHERE day < $2 RETURNING 1) "
+            "SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM t)",
+            Params{str(before_ms), before_day});
+        if (!r) return r.error();
+        return r->integer(0, 0);
+      });
+}
+
 core::Result<int64_t> PostgresStore::tokenUsage(const std::string& user_id, const std::string& day) {
   return withConnection<int64_t>("read token usage", false, [&](pg::Connection& c) -> core::Result<int64_t> {
     auto r = c.exec("SELECT tokens FROM token_usage WHERE user_id = $1 AND day = $2", Params{user_id, day});

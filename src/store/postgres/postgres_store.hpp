@@ -69,6 +69,7 @@ class PostgresStore final : public Store, public lifecycle::Component {
   core::Result<bool> markApprovalResumed(const std::string& approval_id) override;
   core::Result<int64_t> addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) override;
   core::Result<int64_t> tokenUsage(const std::string& user_id, const std::string& day) override;
+  core::Result<int64_t> pruneHistory(int64_t before_ms, const std::string& before_day) override;
   boost::json::object details() const override { return {{"backend", "postgres"}, {"pool_size", pool_size_}}; }
   core::Result<bool> acquireLease(const std::string& node_id, int64_t lease_ms) override;
   core::Result<bool> renewLease(const std::string& node_id, int64_t lease_ms) override;

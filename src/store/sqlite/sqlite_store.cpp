@@ -703,6 +703,28 @@ core::Result<int64_t> SqliteStore::addTokenUsage(const std::string& user_id, con
   });
 }
 
+core::Result<int64_t> SqliteStore::pruneHistory(int64_t before_ms, const std::string& before_day) {
+  return guarded<int64_t>("prune resolved approvals and old token counts", true, [&] {
+    int64_t deleted = 0;
+    exec("BEGIN IMMEDIATE");
+    try {
+      // `runs` holds the runs in flight: an approval whose run is not there is not waited for.
+      Stmt a(db_, prepared("DELETE FROM approvals WHERE status <> 'pending' AND resolved_ms < ? "
+                           "AND (resumed = 1 OR run_id NOT IN (SELECT id FROM runs))"));
+      a.bind(1, before_ms).step();
+      deleted += sqlite3_changes(db_);
+      Stmt t(db_, prepared("DELETE FROM token_usage WHERE day < ?"));
+      t.bind(1, before_day).step();
+      deleted += sqlite3_changes(db_);
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+    return deleted;
+  });
+}
+
 core::Result<int64_t> SqliteStore::tokenUsage(const std::string& user_id, const std::string& day) {
   return guarded<int64_t>("read token usage", false, [&] {
     Stmt s(db_, prepared("SELECT tokens FROM token_usage WHERE user_id = ? AND day = ?"));

@@ -74,6 +74,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   core::Result<bool> markApprovalResumed(const std::string& approval_id) override;
   core::Result<int64_t> addTokenUsage(const std::string& user_id, const std::string& day, int64_t tokens) override;
   core::Result<int64_t> tokenUsage(const std::string& user_id, const std::string& day) override;
+  core::Result<int64_t> pruneHistory(int64_t before_ms, const std::string& before_day) override;
   boost::json::object details() const override { return {{"backend", "sqlite"}, {"path", path_}}; }
 
   // Tests: caps the database at `pages` pages (SQLite's max_page_count), so writes fail with
