@@ -5,9 +5,11 @@ by itself."""
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -85,6 +87,28 @@ class InterruptedRunsTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(done["type"], "agent_completed", done)
             self.assertEqual(json.loads(done["data"]["content"]), [], "descriptors beyond 0-2 the agent was given")
             await c.close()
+        finally:
+            srv.stop()
+
+    async def test_a_process_agents_stderr_goes_to_the_log_with_its_run(self):
+        # Its last words before it dies are what an operator needs: in the log, attributed, not lost.
+        os.makedirs(harness.TMP_ROOT, exist_ok=True)
+        script = os.path.join(tempfile.mkdtemp(prefix="aw-stderr-", dir=harness.TMP_ROOT), "dies.py")
+        with open(script, "w") as f:
+            f.write("import sys\nsys.stdin.readline()\nprint('thinking hard', file=sys.stderr, flush=True)\n"
+                    "raise SystemExit('boom: the model key is missing')\n")
+        srv = harness.Server("--set", f"agents.process_command=/usr/bin/python3 {script}").start()
+        try:
+            c = await Client.connect(srv.port, wsclient.dev_token(srv.port, "mo"))
+            ack = await c.request("user_message", {"content": "hi", "agent": "process"}, id_="m", want="ack")
+            run = ack["data"]["run_id"]
+            done = await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == run)
+            self.assertEqual((done["type"], done["data"]["code"]), ("agent_error", "agent_exited"), done)
+            await c.close()
+            # Logged before the run's end was sent; the log reaches its file through a pipe: waited for.
+            for words in ("thinking hard", "boom: the model key is missing"):
+                line = rf"\[agent\.process\] run '{run}' stderr: {words}"
+                await wait_for_async(lambda: re.search(line, srv.logs()), timeout=10, what=line)
         finally:
             srv.stop()
 

@@ -2,6 +2,7 @@
 
 #include "agents/agent_lines.hpp"
 #include "core/ids.hpp"
+#include "core/logging.hpp"
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -29,13 +30,16 @@ constexpr std::size_t kMaxLine = 1 << 20;
 // Owns a child process: killed and reaped on scope exit, whatever happened.
 class Child {
  public:
-  Child(const std::string& command, int& stdin_fd, int& stdout_fd) {
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw AgentError("agent_exited", "pipe failed");
+  Child(const std::string& command, int& stdin_fd, int& stdout_fd, int& stderr_fd) {
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+      throw AgentError("agent_exited", "pipe failed");
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     // Nothing else of the server's: its sockets are not close-on-exec, and an agent that outlived a
     // killed server would otherwise keep its listening port and its users' connections open (the
     // clients would never notice the crash, and the restarted server could not bind).
@@ -51,15 +55,18 @@ class Child {
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(out[1]);
+    close(err[1]);
     if (rc != 0) {
       close(in[1]);
       close(out[0]);
+      close(err[0]);
       pid_ = -1;
       throw AgentError("agent_exited", fmt::format("cannot start '{}': {}", command,
                                                    std::error_code(rc, std::generic_category()).message()));
     }
     stdin_fd = in[1];
     stdout_fd = out[0];
+    stderr_fd = err[0];
   }
   ~Child() {
     if (pid_ > 0) {
@@ -89,18 +96,64 @@ struct Fd {
   }
 };
 
+// What the program writes to stderr goes to agentwire's log, a line at a time under the agent's
+// logger with the run's id: not into the server's own stderr, unattributed and interleaved with
+// its log lines. At most kMaxStderr per run (a chatty program cannot fill the disk).
+class StderrLog {
+ public:
+  StderrLog(std::shared_ptr<spdlog::logger> log, std::string run_id) : log_(std::move(log)), run_id_(std::move(run_id)) {}
+  ~StderrLog() { flush(); }
+  StderrLog(const StderrLog&) = delete;
+  StderrLog& operator=(const StderrLog&) = delete;
+
+  void add(const char* data, std::size_t n) {
+    pending_.append(data, n);
+    std::size_t nl;
+    while ((nl = pending_.find('\n')) != std::string::npos) {
+      line(pending_.substr(0, nl));
+      pending_.erase(0, nl + 1);
+    }
+    if (pending_.size() > 4096) flush();  // a long line without its end: logged in pieces
+  }
+  void flush() {
+    if (!pending_.empty()) line(pending_);
+    pending_.clear();
+  }
+
+ private:
+  static constexpr std::size_t kMaxStderr = 64 * 1024;
+  void line(const std::string& l) {
+    if (logged_ > kMaxStderr) return;
+    logged_ += l.size();
+    if (logged_ > kMaxStderr) {
+      log_->warn("run '{}' stderr: more than {} bytes; the rest of this run's is left out", run_id_, kMaxStderr);
+      return;
+    }
+    log_->warn("run '{}' stderr: {}", run_id_, l);
+  }
+  std::shared_ptr<spdlog::logger> log_;
+  std::string run_id_;
+  std::string pending_;
+  std::size_t logged_ = 0;
+};
+
 }  // namespace
 
 ProcessAgent::ProcessAgent(std::string name, std::string command, std::vector<std::string> tools)
-    : name_(std::move(name)), command_(std::move(command)), tools_(std::move(tools)) {
+    : name_(std::move(name)),
+      command_(std::move(command)),
+      tools_(std::move(tools)),
+      log_(core::logger("agent." + name_)) {
   // Writing to a program that already exited must fail with EPIPE, not kill the gateway.
   signal(SIGPIPE, SIG_IGN);
 }
 
 std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
   if (!tools_.empty()) ctx.allowed_tools = &tools_;
-  Fd in, out;
-  Child child(command_, in.fd, out.fd);
+  Fd in, out, err;
+  Child child(command_, in.fd, out.fd, err.fd);
+  fcntl(err.fd, F_SETFL, fcntl(err.fd, F_GETFL) | O_NONBLOCK);
+  StderrLog stderr_log(log_, ctx.emitter.context().run_id);
   // Non-blocking: lines for the program wait in `to_program` until its stdin has room, so a program
   // that does not read them never blocks this worker.
   fcntl(in.fd, F_SETFL, fcntl(in.fd, F_GETFL) | O_NONBLOCK);
@@ -125,13 +178,32 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
   std::string buffer;
   int line_no = 0;
   char chunk[8192];
+  // What is in the stderr pipe now (a crashing program's last words come with its exit).
+  auto drainStderr = [&] {
+    while (err.fd >= 0) {
+      ssize_t n = read(err.fd, chunk, sizeof chunk);
+      if (n <= 0) break;
+      stderr_log.add(chunk, static_cast<std::size_t>(n));
+    }
+  };
   for (;;) {
     if (ctx.cancel.cancelled()) return {};  // stop or deadline: the child is killed on return
-    pollfd p[2] = {{out.fd, POLLIN, 0}, {in.fd, POLLOUT, 0}};
-    int ready = poll(p, to_program.empty() || in.fd < 0 ? 1 : 2, 50);
+    pollfd p[3] = {{out.fd, POLLIN, 0},
+                   {err.fd, POLLIN, 0},  // -1 once the program closed it: ignored by poll
+                   {to_program.empty() ? -1 : in.fd, POLLOUT, 0}};
+    int ready = poll(p, 3, 50);
     if (ready < 0 && errno != EINTR) throw AgentError("agent_exited", "poll failed");
     if (ready <= 0) continue;
-    if (!to_program.empty() && in.fd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+    if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      ssize_t n = read(err.fd, chunk, sizeof chunk);
+      if (n > 0) {
+        stderr_log.add(chunk, static_cast<std::size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        close(err.fd);
+        err.fd = -1;
+      }
+    }
+    if (!to_program.empty() && in.fd >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
       ssize_t w = write(in.fd, to_program.data(), to_program.size());
       if (w > 0) {
         to_program.erase(0, static_cast<std::size_t>(w));
@@ -147,6 +219,7 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       std::string how = child.reap();
+      drainStderr();
       throw AgentError("agent_exited", fmt::format("agent program ended ({}) without a final answer", how));
     }
     buffer.append(chunk, static_cast<std::size_t>(n));
@@ -159,6 +232,7 @@ std::string ProcessAgent::run(const RunInput& input, RunContext& ctx) {
       if (!parsed) throw AgentError(parsed.error().code, parsed.error().message);
       if (!*parsed) continue;  // blank line
       auto& l = **parsed;
+      if (l.kind == AgentLine::Kind::Final || l.kind == AgentLine::Kind::Failed) drainStderr();
       if (l.kind == AgentLine::Kind::Final) return l.content;
       if (l.kind == AgentLine::Kind::Failed) throw AgentError(l.code, l.message);
       if (l.kind == AgentLine::Kind::ToolCall) {

@@ -2,6 +2,9 @@
 
 #include "agents/agent.hpp"
 
+#include <spdlog/logger.h>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,7 +33,8 @@ namespace agentwire::agents {
 // Anything else (a line that is not a JSON object, an unknown type, a line over 1 MiB) kills the
 // program and ends the run with agent_error{agent_protocol}. Exiting without a final line ends it
 // with agent_error{agent_exited}. A program still running at the run's deadline or on stop_agent
-// is killed (SIGKILL). stderr is passed through to agentwire's stderr.
+// is killed (SIGKILL). What it writes to stderr goes to agentwire's log (logger `agent.<name>`,
+// warning level, with the run's id), at most 64 KiB per run.
 class ProcessAgent final : public Agent {
  public:
   // `command` runs under /bin/sh -c. `tools`: the tools it may call ("server.*" for all of an MCP
@@ -44,6 +48,7 @@ class ProcessAgent final : public Agent {
   std::string name_;
   std::string command_;
   std::vector<std::string> tools_;
+  std::shared_ptr<spdlog::logger> log_;
 };
 
 }  // namespace agentwire::agents
