@@ -194,11 +194,16 @@ void McpServer::supervise() {
 }
 
 void McpServer::stop() {
+  std::shared_ptr<Session> session;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    session = session_;
   }
+  // Whatever waits for the server's answer ends now (a tools/list after list_changed on the
+  // supervisor, a call of a run): shutdown does not wait out their timeouts.
+  if (session) session->onClosed("agentwire is stopping");
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   std::shared_ptr<Transport> process;
