@@ -51,7 +51,7 @@ tsan:
 	@scripts/install-deps test
 	@cmake --preset tsan >/dev/null
 	@cmake --build --preset tsan --target agentwire_unit_tests
-	@TSAN_OPTIONS=halt_on_error=1 ./build-tsan/agentwire_unit_tests
+	@TSAN_OPTIONS=halt_on_error=1 scripts/with-test-services "$$(pwd)/build-tsan/test-services" ./build-tsan/agentwire_unit_tests
 
 # libFuzzer targets (clang, ASan + UBSan): frame parsing, dispatch through the real handlers, JWT,
 # HTTP requests, configuration, process agent lines. `make fuzz` runs each for FUZZ_RUNS inputs.
