@@ -101,7 +101,8 @@ struct Fd {
 // its log lines. At most kMaxStderr per run (a chatty program cannot fill the disk).
 class StderrLog {
  public:
-  StderrLog(std::shared_ptr<spdlog::logger> log, std::string run_id) : log_(std::move(log)), run_id_(std::move(run_id)) {}
+  StderrLog(std::shared_ptr<spdlog::logger> log, std::string run_id)
+      : log_(std::move(log)), run_id_(std::move(run_id)) {}
   ~StderrLog() { flush(); }
   StderrLog(const StderrLog&) = delete;
   StderrLog& operator=(const StderrLog&) = delete;

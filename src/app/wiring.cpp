@@ -140,9 +140,8 @@ Components buildDefaultGraph(lifecycle::Registry& registry, const core::Config& 
           node_id, cfg.agents.workers, static_cast<std::size_t>(cfg.agents.max_queue), cfg.agents.default_agent,
           cfg.agents.max_running_per_user, cfg.agents.max_queued_per_user, cfg.agents.run_timeout_ms,
           cfg.store.backend == "postgres" ? cfg.node.lease_ms : 0, cfg.node.lease_renew_ms, cfg.agents.chunk_window_ms,
-          cfg.agents.chunk_max_bytes, approval_required, cfg.agents.approval_timeout_ms,
-          cfg.agents.max_parked_per_user, cfg.agents.pace_max_ms,
-          cfg.agents.user_daily_token_budget, int64_t{cfg.store.retention_age_s} * 1000},
+          cfg.agents.chunk_max_bytes, approval_required, cfg.agents.approval_timeout_ms, cfg.agents.max_parked_per_user,
+          cfg.agents.pace_max_ms, cfg.agents.user_daily_token_budget, int64_t{cfg.store.retention_age_s} * 1000},
       bridge_deps);
   auto* bridge_ptr = bridge_owned.get();
   auto& router = registry.add(std::make_unique<gateway::MessageRouter>(

@@ -319,39 +319,39 @@ bool parseAguiId(const std::string& id, const std::string& run_id, int64_t& seq,
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
                   agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
                   int64_t max_threads_per_user, const std::function<bool()>& ready) {
-  server.route("POST", "/agui", [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user,
-                                 ready](const net::HttpRequest& req) {
-    auto caller = authenticateApiRequest(req, gateway, ready);
-    if (caller.refusal) return std::move(*caller.refusal);
-    const std::string& user_id = caller.user_id;
-    boost::system::error_code ec;
-    auto body = json::parse(req.body, ec);
-    if (ec || !body.is_object()) return net::jsonError(400, "invalid_json", "body must be a RunAgentInput object");
-    auto& in = body.as_object();
-    std::string content;
-    if (auto* msgs = in.if_contains("messages"); msgs != nullptr && msgs->is_array()) {
-      for (const auto& m : msgs->as_array()) {
-        if (m.is_object() && m.as_object().contains("role") && m.at("role") == "user" &&
-            m.as_object().contains("content") && m.at("content").is_string()) {
-          content = std::string(m.at("content").as_string());
+  server.route(
+      "POST", "/agui",
+      [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user, ready](const net::HttpRequest& req) {
+        auto caller = authenticateApiRequest(req, gateway, ready);
+        if (caller.refusal) return std::move(*caller.refusal);
+        const std::string& user_id = caller.user_id;
+        boost::system::error_code ec;
+        auto body = json::parse(req.body, ec);
+        if (ec || !body.is_object()) return net::jsonError(400, "invalid_json", "body must be a RunAgentInput object");
+        auto& in = body.as_object();
+        std::string content;
+        if (auto* msgs = in.if_contains("messages"); msgs != nullptr && msgs->is_array()) {
+          for (const auto& m : msgs->as_array()) {
+            if (m.is_object() && m.as_object().contains("role") && m.at("role") == "user" &&
+                m.as_object().contains("content") && m.at("content").is_string()) {
+              content = std::string(m.at("content").as_string());
+            }
+          }
         }
-      }
-    }
-    if (content.empty()) return net::jsonError(400, "missing_field", "messages must contain a user message");
-    if (content.find('\0') != std::string::npos) {
-      return net::jsonError(400, "invalid_field", "the user message must not contain NUL characters");
-    }
-    std::string client_thread = stringField(in, "threadId");  // none: the new thread's id is the one shown
-    std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
+        if (content.empty()) return net::jsonError(400, "missing_field", "messages must contain a user message");
+        if (content.find('\0') != std::string::npos) {
+          return net::jsonError(400, "invalid_field", "the user message must not contain NUL characters");
+        }
+        std::string client_thread = stringField(in, "threadId");  // none: the new thread's id is the one shown
+        std::string client_run = stringField(in, "runId").empty() ? core::newId("run") : stringField(in, "runId");
 
-    // Finding or creating the thread may wait on the store: on the store pool.
-    return answerOnStorePool(
-        gateway, [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user, user_id, content, client_thread,
-                  client_run] {
+        // Finding or creating the thread may wait on the store: on the store pool.
+        return answerOnStorePool(gateway, [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user, user_id,
+                                           content, client_thread, client_run] {
           return startRun(store, delivery, bridge, gateway, limits, max_threads_per_user, user_id, content,
                           client_thread, client_run);
         });
-  });
+      });
 
   server.route(
       "GET", "/agui/runs/",

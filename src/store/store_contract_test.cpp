@@ -412,14 +412,14 @@ TEST_P(StoreContractTest, HistoryNoRunNeedsIsPrunedAndTheRestKept) {
   }
   ASSERT_TRUE(store_->commit(b).ok());
   auto add = [&](const std::string& id, const std::string& run) {
-    Approval a{id, "hist", t, run, "call_" + id, "word_count", "{}", "{}", "node-a", "pending", "", "",
-               core::nowMs(), core::nowMs() + 60000, 0, false};
+    Approval a{id,       "hist",    t,  run, "call_" + id,  "word_count",          "{}", "{}",
+               "node-a", "pending", "", "",  core::nowMs(), core::nowMs() + 60000, 0,    false};
     ASSERT_TRUE(store_->addApproval(a).ok());
   };
-  add("apr_taken_up", "run_h1");   // resolved, its run took up again: not needed
-  add("apr_waits", "run_h2");      // resolved, its run not yet taken up: needed after a restart
+  add("apr_taken_up", "run_h1");     // resolved, its run took up again: not needed
+  add("apr_waits", "run_h2");        // resolved, its run not yet taken up: needed after a restart
   add("apr_run_ended", "run_gone");  // resolved, its run is over: not needed
-  add("apr_pending", "run_h4");    // nobody answered yet
+  add("apr_pending", "run_h4");      // nobody answered yet
   const int64_t before_answers = core::nowMs() - 1;
   for (const char* id : {"apr_taken_up", "apr_waits", "apr_run_ended"}) {
     ASSERT_TRUE(store_->resolveApproval(id, "approved", "", "test").ok());
