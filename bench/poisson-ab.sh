@@ -12,10 +12,12 @@ T=$(mktemp -d)
 SECRET=0123456789abcdef0123456789abcdef
 printf %s "$SECRET" > "$T/secret"
 [ "$SP" = file ] && SP=$T/a.db
-taskset -c 0 "${AWBIN:-$B/agentwire}" serve --port 0 --port-file "$T/port" --set "store.path=$SP" --log-level warn \
+# From $T: with :memory:, the files that go beside the store (its lock, the startup history) land there.
+AW="$(realpath "${AWBIN:-$B/agentwire}")"
+(cd "$T" && exec taskset -c 0 "$AW" serve --port 0 --port-file "$T/port" --set "store.path=$SP" --log-level warn \
   --set auth.secret=$SECRET --set ws.max_connections_per_user=100000 --set ws.max_messages_per_second=100000 \
   --set server.max_http_connections_per_ip=100000 --set server.max_http_connections=100000 \
-  --set agents.max_queue=100000 "$@" > "$T/log" 2>&1 &
+  --set agents.max_queue=100000 "$@" > "$T/log" 2>&1) &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$T"' EXIT
 for _ in $(seq 200); do [ -s "$T/port" ] && break; sleep 0.05; done
