@@ -4,12 +4,12 @@
 #include "core/ids.hpp"
 #include "core/text.hpp"
 #include "delivery/delivery.hpp"
+#include "gateway/chat_handlers.hpp"
 #include "gateway/frame.hpp"
 #include "gateway/http_api.hpp"
 #include "gateway/ws_gateway.hpp"
 #include "store/store.hpp"
 
-#include <fmt/format.h>
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -203,7 +203,7 @@ net::HttpReply unavailable(const core::Error& e) {
 // The run of one POST /agui: the client's thread if it is one of this user's, else a new one; then
 // the event stream. Called on the store pool (it may read and write the store).
 net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agents::AgentWebSocketBridge& bridge,
-                        WsGateway& gateway, const EventStreamLimits& limits, int64_t max_threads_per_user,
+                        WsGateway& gateway, const EventStreamLimits& limits, int max_threads_per_user,
                         const std::string& user_id, const std::string& content, const std::string& client_thread,
                         const std::string& client_run) {
   // The thread: the client's, if it is one of this user's; otherwise a new one.
@@ -216,15 +216,9 @@ net::HttpReply startRun(store::Store& store, delivery::Delivery& delivery, agent
     thread_id = client_thread;
   } else {
     // A new thread counts against the user's cap, as one made over the WebSocket or the HTTP API.
-    auto n = store.countThreads(user_id);
-    if (!n) return unavailable(n.error());
-    if (*n >= max_threads_per_user) {
-      return net::jsonError(409, "thread_limit",
-                            fmt::format("this user has {} threads, the most allowed", max_threads_per_user));
-    }
-    auto t2 = store.createThread(user_id, core::titleFrom(content, 60), false);
+    auto t2 = createUserThread(store, delivery, max_threads_per_user, user_id, core::titleFrom(content, 60));
+    if (!t2 && t2.error().code == "thread_limit") return net::jsonError(409, t2.error().code, t2.error().message);
     if (!t2) return unavailable(t2.error());
-    delivery.rememberThread(*t2);
     thread_id = t2->id;
   }
 
@@ -318,7 +312,7 @@ bool parseAguiId(const std::string& id, const std::string& run_id, int64_t& seq,
 
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
                   agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
-                  int64_t max_threads_per_user, const std::function<bool()>& ready) {
+                  int max_threads_per_user, const std::function<bool()>& ready) {
   server.route(
       "POST", "/agui",
       [&store, &delivery, &bridge, &gateway, limits, max_threads_per_user, ready](const net::HttpRequest& req) {

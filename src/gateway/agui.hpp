@@ -30,6 +30,6 @@ class WsGateway;
 // max_threads_per_user (409 thread_limit), as over the WebSocket.
 void registerAgui(net::HttpServer& server, store::Store& store, delivery::Delivery& delivery,
                   agents::AgentWebSocketBridge& bridge, WsGateway& gateway, EventStreamLimits limits,
-                  int64_t max_threads_per_user, const std::function<bool()>& ready);
+                  int max_threads_per_user, const std::function<bool()>& ready);
 
 }  // namespace agentwire::gateway

@@ -14,6 +14,24 @@
 #include <charconv>
 
 namespace agentwire::gateway {
+
+core::Result<store::Thread> createUserThread(store::Store& store, delivery::Delivery& delivery, int max_threads,
+                                             const std::string& user_id, const std::string& title,
+                                             const std::string& agent, const std::string& on_busy) {
+  bool system = core::isSystemUser(user_id);
+  if (!system) {
+    auto n = store.countThreads(user_id);
+    if (!n) return n.error();
+    if (*n >= max_threads) {
+      return core::Error{"thread_limit", fmt::format("this user has {} threads, the most allowed", max_threads)};
+    }
+  }
+  // "enqueue" is the default: stored as such (empty), so that changing the default changes it.
+  auto t = store.createThread(user_id, title, system, agent, on_busy == "enqueue" ? std::string{} : on_busy);
+  if (t) delivery.rememberThread(*t);
+  return t;
+}
+
 namespace {
 
 namespace json = boost::json;
@@ -102,22 +120,9 @@ bool readOnBusy(const ClientContext& ctx, const Frame& f, std::optional<std::str
   return true;
 }
 
-// Creates a thread for the user if they are under the cap. Errors: thread_limit, store errors.
 core::Result<store::Thread> createThread(const ChatServices& s, const ClientContext& ctx, const std::string& title,
                                          const std::string& agent, const std::string& on_busy = {}) {
-  bool system = core::isSystemUser(ctx.user_id);
-  if (!system) {
-    auto n = s.store.countThreads(ctx.user_id);
-    if (!n) return n.error();
-    if (*n >= s.limits.max_threads_per_user) {
-      return core::Error{"thread_limit",
-                         fmt::format("this user has {} threads, the most allowed", s.limits.max_threads_per_user)};
-    }
-  }
-  // "enqueue" is the default: stored as such (empty), so that changing the default changes it.
-  auto t = s.store.createThread(ctx.user_id, title, system, agent, on_busy == "enqueue" ? std::string{} : on_busy);
-  if (t) s.delivery.rememberThread(*t);
-  return t;
+  return createUserThread(s.store, s.delivery, s.limits.max_threads_per_user, ctx.user_id, title, agent, on_busy);
 }
 
 // A title a thread may have; sends invalid_field and returns false otherwise.
