@@ -209,7 +209,7 @@ void SqliteStore::start() {
     db_ = nullptr;
     throw std::runtime_error(fmt::format("cannot open SQLite database '{}': {}", path_, msg));
   }
-  sqlite3_busy_timeout(db_, 5000);
+  setBusyWait(db_, 5000);
   try {
     // One process owns the file (unfinishedRuns relies on it): a second server on the same path
     // stops here with a clear error instead of sharing it.

@@ -1,21 +1,41 @@
 #include "store/sqlite/wal_checkpointer.hpp"
 
+#include "core/thread_name.hpp"
+
 #include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
+#include <thread>
 
 namespace agentwire::store {
 namespace {
 
-// A restart waits for the writer's current transaction; the passive rounds before it leave at
-// most this many frames for it to copy while the writer waits.
-constexpr int kSmallTail = 256;
+// A restart waits for the writer's current transaction; the passive rounds before it go on until
+// one finds at most this many new frames (about as many come in during the next), which the
+// restart then copies while the writer waits.
+constexpr int kSmallTail = 64;
 constexpr int kMaxChaseRounds = 8;
 
+int busyWait(void* timeout_ms, int tries) {
+  using namespace std::chrono_literals;
+  constexpr int kFineTries = 500;  // 50 ms in steps of 100 µs
+  const auto limit = static_cast<int>(reinterpret_cast<intptr_t>(timeout_ms));
+  const int waited_ms = tries < kFineTries ? tries / 10 : 50 + (tries - kFineTries);
+  if (waited_ms >= limit) return 0;
+  std::this_thread::sleep_for(tries < kFineTries ? std::chrono::microseconds(100) : std::chrono::microseconds(1ms));
+  return 1;
+}
+
 }  // namespace
+
+void setBusyWait(sqlite3* db, int timeout_ms) {
+  sqlite3_busy_handler(db, &busyWait, reinterpret_cast<void*>(static_cast<intptr_t>(timeout_ms)));
+}
 
 WalCheckpointer::WalCheckpointer(std::string path, Options options, std::shared_ptr<spdlog::logger> log)
     : path_(std::move(path)), options_(options), log_(std::move(log)) {}
@@ -35,7 +55,7 @@ void WalCheckpointer::start(sqlite3* writer) {
   sqlite3_exec(db_, options_.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", nullptr, nullptr,
                nullptr);
   // A restarting checkpoint waits (busy handler) for the writer's transaction to end.
-  sqlite3_busy_timeout(db_, 5000);
+  setBusyWait(db_, 5000);
   writer_ = writer;
   {
     std::lock_guard lock(mutex_);
@@ -81,7 +101,19 @@ int WalCheckpointer::onCommit(void* self, sqlite3* /*db*/, const char* /*schema*
   return SQLITE_OK;
 }
 
+void WalCheckpointer::sync(int which) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db_, "main", which, &file) != SQLITE_OK || file == nullptr || file->pMethods == nullptr) {
+    return;  // the WAL is not open on this connection yet: the restart's own syncs do it
+  }
+  if (file->pMethods->xSync(file, options_.sync_full ? SQLITE_SYNC_FULL : SQLITE_SYNC_NORMAL) == SQLITE_OK) {
+    std::lock_guard lock(mutex_);
+    ++counts_.synced;
+  }
+}
+
 void WalCheckpointer::loop() {
+  core::setThreadName("aw-checkpoint");
   // Copying pages competes with the threads that serve users (the server may have one core):
   // lower this thread's priority, a hint that costs nothing when the core is idle.
   setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
@@ -113,17 +145,33 @@ void WalCheckpointer::loop() {
     int log = 0;
     int copied = 0;
     checkpoint(SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    // A passive round that could not copy the whole WAL (the writer went on) leaves the database
+    // file unsynced; the restart's sync would then flush every round's pages with the writer waiting.
+    sync(SQLITE_FCNTL_FILE_POINTER);
     int64_t passive = 1;
     bool restarted = false;
     if (log >= options_.restart_frames) {
-      // Chase the writer until little is left, then make it wait for that little.
-      for (int i = 0; i < kMaxChaseRounds && log - copied > kSmallTail; ++i, ++passive) {
+      // Chase the writer: each round copies (and syncs) what came in during the one before, which
+      // is shorter, until a round finds little; then the restart makes the writer wait for that
+      // little, synced twice.
+      for (int i = 0, before = copied; i < kMaxChaseRounds; ++i) {
         checkpoint(SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        ++passive;
+        sync(SQLITE_FCNTL_FILE_POINTER);
+        bool little = copied - before <= kSmallTail;
+        before = copied;
+        if (little) break;
       }
+      auto t0 = std::chrono::steady_clock::now();
       restarted = checkpoint(SQLITE_CHECKPOINT_RESTART, &log, &copied) == SQLITE_OK;
+      log_->debug("WAL restart: {} frames, {} µs (the writer waits for part of it)", log,
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
     }
     {
       std::lock_guard lock(mutex_);
+      // Reports made during this round describe a WAL this round has dealt with (after a restart,
+      // one that no longer exists): the next round waits for a commit after it.
+      seen = reports_;
       counts_.passive += passive;
       counts_.restart += restarted ? 1 : 0;
       // After a restart, the writer's next commit starts the WAL again; else the next round comes
