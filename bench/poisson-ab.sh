@@ -4,6 +4,7 @@
 # and the server's CPU per event. For A/B runs alternated in one session (docs/performance.md).
 #   bench/poisson-ab.sh BUILD_DIR STORE LABEL [extra --set args]   STORE: "file" (SQLite in a temp dir) or ":memory:"
 #   e.g. AWBIN=/tmp/agentwire-b bench/poisson-ab.sh build file B
+#   LOAD="-c 100 --think-ms 0" replaces the load (here the closed loop of run-figures.sh's CPU figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=$1; SP=$2; LABEL=$3; shift 3
@@ -23,6 +24,6 @@ trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$T"'
 for _ in $(seq 200); do [ -s "$T/port" ] && break; sleep 0.05; done
 PORT=$(cat "$T/port")
 until curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null; do sleep 0.05; done
-taskset -c 1 "$B/loadgen" --mode chat --url "ws://127.0.0.1:$PORT" --secret-file "$T/secret" -c 1000 -d 15 --warmup 3 \
-  --think-ms 1000 --arrivals poisson --server-pid "$PID" 2>&1 | grep -E "^agent_completed|server CPU" | tr '\n' ' '
+taskset -c 1 "$B/loadgen" --mode chat --url "ws://127.0.0.1:$PORT" --secret-file "$T/secret" -d 15 --warmup 3 \
+  ${LOAD:--c 1000 --think-ms 1000 --arrivals poisson} --server-pid "$PID" 2>&1 | grep -E "^agent_completed|server CPU" | tr '\n' ' '
 echo " [$LABEL]"
