@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("AW_BIN", os.path.join(os.path.dirname(__file__), "..", "build", "agentwire"))
+BIN = os.path.abspath(os.environ.get("AW_BIN", os.path.join(os.path.dirname(__file__), "..", "build", "agentwire")))
 TMP_ROOT = os.environ.get("AW_TEST_TMP", tempfile.gettempdir())
 
 
@@ -61,7 +61,7 @@ class _LogCopier:
 class Server:
     """One agentwire process with its own data directory."""
 
-    def __init__(self, *args, data_dir=None, env=None):
+    def __init__(self, *args, data_dir=None, env=None, cwd=None):
         os.makedirs(TMP_ROOT, exist_ok=True)
         self.dir = data_dir or tempfile.mkdtemp(prefix="aw-", dir=TMP_ROOT)
         self.port_file = os.path.join(self.dir, "port")
@@ -71,6 +71,7 @@ class Server:
         self.args = [BIN, "serve", "--port", "0", "--port-file", self.port_file,
                      "--set", "store.path=" + os.path.join(self.dir, "agentwire.db"), *args]
         self.env = dict(os.environ, **(env or {}))
+        self.cwd = cwd
         self.proc = None
         self.port = None
 
@@ -82,7 +83,8 @@ class Server:
         # Through a pipe, copied to the log file by a thread of ours: the server's own file limits
         # (a test may cap its file size to cause write errors) never cost us its log.
         self.log = _LogCopier(self.log_path)
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+                                     cwd=self.cwd)
         self.log.follow(self.proc.stdout)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -14,6 +14,10 @@ ConfigComponent::ConfigComponent(const core::Config& config) : Component("config
 
 void ConfigComponent::start() {
   std::filesystem::path dir = config_.dataDir();
+  if (dir.empty()) {  // the store is in memory: no local files
+    core::logger("config")->debug("effective configuration:\n{}", core::renderConfig(config_));
+    return;
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot create data directory '{}': {}", dir.string(), ec.message()));

@@ -77,8 +77,10 @@ int runServer(const core::Config& cfg) {
   std::signal(SIGXFSZ, SIG_IGN);
 
   std::error_code dir_ec;
-  std::filesystem::create_directories(cfg.dataDir(), dir_ec);  // the config component reports failures
-  StartupHistory history((std::filesystem::path(cfg.dataDir()) / "startups").string());
+  if (!cfg.dataDir().empty()) std::filesystem::create_directories(cfg.dataDir(), dir_ec);  // reported by config
+  // Not kept when the store is in memory (an empty path: counted in this process only).
+  StartupHistory history(cfg.dataDir().empty() ? std::string()
+                                               : (std::filesystem::path(cfg.dataDir()) / "startups").string());
   history.begin();
 
   lifecycle::StartupTrace trace;

@@ -10,7 +10,7 @@ namespace agentwire::app {
 
 void StartupHistory::begin() {
   std::lock_guard lock(mutex_);
-  std::ifstream in(path_);
+  std::ifstream in(path_);  // an empty path (store in memory) opens nothing
   std::string key;
   int64_t value = 0;
   while (in >> key >> value) {
@@ -35,6 +35,7 @@ StartupHistory::Counts StartupHistory::counts() const {
 }
 
 void StartupHistory::write(const Counts& c) const {
+  if (path_.empty()) return;
   // Not fatal: the history is for the success-rate metric, not worth refusing to start over.
   std::string tmp = path_ + ".tmp";
   {

@@ -527,7 +527,12 @@ bool Config::devModeEnabled() const {
   return boundToLoopback();
 }
 
+bool Config::storeInMemory() const {
+  return store.backend == "sqlite" && store.path == ":memory:";
+}
+
 std::string Config::dataDir() const {
+  if (storeInMemory()) return {};
   auto dir = std::filesystem::path(store.path).parent_path();
   return dir.empty() ? std::string(".") : dir.string();
 }

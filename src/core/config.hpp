@@ -167,8 +167,11 @@ struct Config {
   bool boundToLoopback() const;
   // Dev mode after resolving "auto".
   bool devModeEnabled() const;
-  // Where agentwire keeps its local files (dev secret, spool, startup history): the store's
-  // directory, "." when the store path has none.
+  // SQLite at ":memory:" (tests, benchmarks): nothing of the store outlives the process.
+  bool storeInMemory() const;
+  // Where agentwire keeps its local files (dev secret, startup history): the store's directory,
+  // "." when the store path has none, "" when the store is in memory (then nothing is written:
+  // the dev secret lives in memory, the startup history is not kept).
   std::string dataDir() const;
 };
 

@@ -109,15 +109,20 @@ std::optional<BearerToken> extractToken(const net::HttpRequest& req) {
   return std::nullopt;
 }
 
+std::string newDevSecret() {
+  std::random_device rd;
+  std::string s;
+  for (int i = 0; i < 32; ++i) s += fmt::format("{:02x}", rd() & 0xff);
+  return s;
+}
+
 std::string loadOrCreateDevSecret(const std::string& path) {
   {
     std::ifstream in(path);
     std::string s;
     if (in && std::getline(in, s) && s.size() >= 32) return s;
   }
-  std::random_device rd;
-  std::string s;
-  for (int i = 0; i < 32; ++i) s += fmt::format("{:02x}", rd() & 0xff);
+  std::string s = newDevSecret();
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);

@@ -36,6 +36,8 @@ std::optional<BearerToken> extractToken(const net::HttpRequest& req);
 // Reads the secret from `path`, or creates it there (0600) with 32 random bytes, hex-encoded.
 // For dev mode without a configured secret: tokens survive a restart of the server.
 std::string loadOrCreateDevSecret(const std::string& path);
+// A new random development secret (64 hex digits), not written anywhere.
+std::string newDevSecret();
 
 // True for a Host header naming a loopback address: localhost, 127.0.0.0/8 or [::1], with or
 // without a port. Dev mode answers only such hosts (a DNS-rebound name is refused).

@@ -94,8 +94,15 @@ void WsGateway::start() {
   std::string secret = config_.auth.secret;
   if (secret.empty()) {
     // Config validation guarantees we are on loopback here.
-    secret = loadOrCreateDevSecret((std::filesystem::path(config_.dataDir()) / "dev-secret").string());
-    log_->warn("auth.secret is not set: using a development secret kept beside the store (loopback only)");
+    if (config_.dataDir().empty()) {
+      secret = newDevSecret();
+      log_->warn(
+          "auth.secret is not set: using a development secret kept in memory (loopback only; the store is "
+          "in memory too)");
+    } else {
+      secret = loadOrCreateDevSecret((std::filesystem::path(config_.dataDir()) / "dev-secret").string());
+      log_->warn("auth.secret is not set: using a development secret kept beside the store (loopback only)");
+    }
   }
   authority_ = std::make_unique<TokenAuthority>(secret);
   store_work_.start();

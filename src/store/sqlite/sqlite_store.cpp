@@ -213,7 +213,8 @@ void SqliteStore::start() {
   try {
     // One process owns the file (unfinishedRuns relies on it): a second server on the same path
     // stops here with a clear error instead of sharing it.
-    owner_lock_ = lockSqliteOwner(path_);
+    // An in-memory database is this connection's alone: no file to own.
+    if (path_ != ":memory:") owner_lock_ = lockSqliteOwner(path_);
     exec("PRAGMA journal_mode=WAL;");
     exec(sync_full_ ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
     // Checkpoints run beside the writer, on their own connection (WalCheckpointer), so that no
