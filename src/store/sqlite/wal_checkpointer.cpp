@@ -101,10 +101,11 @@ int WalCheckpointer::onCommit(void* self, sqlite3* /*db*/, const char* /*schema*
   return SQLITE_OK;
 }
 
-void WalCheckpointer::sync(int which) {
+void WalCheckpointer::syncDatabase() {
   sqlite3_file* file = nullptr;
-  if (sqlite3_file_control(db_, "main", which, &file) != SQLITE_OK || file == nullptr || file->pMethods == nullptr) {
-    return;  // the WAL is not open on this connection yet: the restart's own syncs do it
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || file == nullptr ||
+      file->pMethods == nullptr) {
+    return;  // not open (cannot happen once a checkpoint ran): the restart's own sync does it
   }
   if (file->pMethods->xSync(file, options_.sync_full ? SQLITE_SYNC_FULL : SQLITE_SYNC_NORMAL) == SQLITE_OK) {
     std::lock_guard lock(mutex_);
@@ -147,17 +148,17 @@ void WalCheckpointer::loop() {
     checkpoint(SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     // A passive round that could not copy the whole WAL (the writer went on) leaves the database
     // file unsynced; the restart's sync would then flush every round's pages with the writer waiting.
-    sync(SQLITE_FCNTL_FILE_POINTER);
+    syncDatabase();
     int64_t passive = 1;
     bool restarted = false;
     if (log >= options_.restart_frames) {
       // Chase the writer: each round copies (and syncs) what came in during the one before, which
       // is shorter, until a round finds little; then the restart makes the writer wait for that
-      // little, synced twice.
+      // little and its two syncs.
       for (int i = 0, before = copied; i < kMaxChaseRounds; ++i) {
         checkpoint(SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         ++passive;
-        sync(SQLITE_FCNTL_FILE_POINTER);
+        syncDatabase();
         bool little = copied - before <= kSmallTail;
         before = copied;
         if (little) break;

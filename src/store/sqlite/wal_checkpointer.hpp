@@ -23,10 +23,11 @@ namespace agentwire::store {
 // at the start of a write), so past `restart_frames` a RESTART checkpoint makes the writer wait for
 // the copy of what is left and for two syncs (the WAL before the copy, the database after it). The
 // writer's wait is kept to milliseconds by doing the bulk of that work before, beside it: the
-// passive rounds copy all but the last frames, and the database and the WAL are synced after each
-// round and just before the restart, so the syncs inside it flush only what came in the last
-// moments (measured: the database's sync inside the restart took 15 ms when it flushed everything
-// the passive rounds had copied; performance.md).
+// passive rounds copy all but the last frames (each syncs the WAL first), and the database is
+// synced after each round (SQLite does it only after a round that copied the whole WAL), so the
+// syncs inside the restart flush only what came in the last moments (measured: the database's
+// sync inside the restart took 15 ms when it flushed everything the passive rounds had copied;
+// performance.md).
 // Installs on `db` a busy handler that tries again every 100 µs for the first 50 ms, then every
 // millisecond, and gives up after `timeout_ms`. SQLite's own (sqlite3_busy_timeout) sleeps 1, 2, 5,
 // 10, 15… ms between tries, so a writer that met a lock held for 4 ms slept 8, one held 12 ms slept
@@ -56,16 +57,15 @@ class WalCheckpointer {
   struct Counts {
     int64_t passive = 0;
     int64_t restart = 0;
-    int64_t synced = 0;  // syncs of the database or the WAL done beside the writer
+    int64_t synced = 0;  // syncs of the database file done beside the writer
   };
   Counts counts() const;
 
  private:
   static int onCommit(void* self, sqlite3* db, const char* schema, int frames);
   void loop();
-  // Flushes the database file (SQLITE_FCNTL_FILE_POINTER) or the WAL (SQLITE_FCNTL_JOURNAL_POINTER)
-  // through the checkpointer's own connection; counted in counts().synced.
-  void sync(int which);
+  // Flushes the database file through the checkpointer's own connection; counted in counts().synced.
+  void syncDatabase();
 
   std::string path_;
   Options options_;
