@@ -491,6 +491,7 @@ void AgentWebSocketBridge::releaseThreadOf(Run& run) {
 void AgentWebSocketBridge::release(Run& run) {
   if (run.parked) return;  // its place is the parked run's now
   releaseThreadOf(run);
+  bool queued = false;
   {
     std::lock_guard lock(mutex_);
     if (executing_.erase(run.ctx.run_id) == 0) return;  // already released
@@ -498,8 +499,12 @@ void AgentWebSocketBridge::release(Run& run) {
     run_threads_.erase(run.ctx.run_id);
     if (--running_per_user_[run.ctx.user_id] == 0) running_per_user_.erase(run.ctx.user_id);
     running_threads_.erase(run.ctx.thread_id);
+    queued = !queue_.empty();
   }
-  cv_.notify_all();  // a run of this user or of this thread may be eligible now
+  // A queued run of this user or of this thread may be eligible now. With nothing queued there is
+  // nothing to wake the idle workers for (each would wake, find nothing and sleep again: three
+  // wasted context switches per run with four workers).
+  if (queued) cv_.notify_all();
 }
 
 void AgentWebSocketBridge::execute(Run& run) {
