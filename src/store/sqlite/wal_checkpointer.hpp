@@ -13,6 +13,14 @@ struct sqlite3;
 
 namespace agentwire::store {
 
+// Installs on `db` a busy handler that tries again every 100 µs for the first 50 ms, then every
+// millisecond, and gives up after `timeout_ms` (counted in requested sleeps, as SQLite's own does:
+// a loaded machine oversleeps, so the real wait is longer). SQLite's own (sqlite3_busy_timeout)
+// sleeps 1, 2, 5, 10, 15… ms between tries, so a writer that met a lock held for 4 ms slept 8, one
+// held 12 ms slept 18: the checkpointer's restart holds the write lock for a few milliseconds, and
+// users' events wait for the writer.
+void setBusyWait(sqlite3* db, int timeout_ms);
+
 // Copies the WAL of one SQLite database back into the database file on its own thread and its own
 // connection. SQLite's automatic checkpoint runs inside the commit that crosses the threshold: the
 // writer (and so every user's events) then waits while thousands of pages are read from the WAL,
@@ -28,13 +36,6 @@ namespace agentwire::store {
 // syncs inside the restart flush only what came in the last moments (measured: the database's
 // sync inside the restart took 15 ms when it flushed everything the passive rounds had copied;
 // performance.md).
-// Installs on `db` a busy handler that tries again every 100 µs for the first 50 ms, then every
-// millisecond, and gives up after `timeout_ms`. SQLite's own (sqlite3_busy_timeout) sleeps 1, 2, 5,
-// 10, 15… ms between tries, so a writer that met a lock held for 4 ms slept 8, one held 12 ms slept
-// 18: the checkpointer's restart holds the write lock for a few milliseconds, and users' events wait
-// for the writer.
-void setBusyWait(sqlite3* db, int timeout_ms);
-
 class WalCheckpointer {
  public:
   struct Options {
