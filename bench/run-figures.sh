@@ -23,8 +23,8 @@ ulimit -n "$(ulimit -Hn)"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%F)," \
   "server on core $SERVER_CPU, load on core $LOAD_CPU"
-echo "== startup to ready (embedded defaults) vs exec of agentwire --version"
-taskset -c "$SERVER_CPU" "$B/startup_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+echo "== startup to ready (embedded defaults, its READY=1) vs exec of agentwire --version"
+AW_SERVER_CPU="$SERVER_CPU" taskset -c "$LOAD_CPU" "$B/startup_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_format=json 2>/dev/null > "$TMP/startup.json"
 python3 - "$TMP/startup.json" "$OUT" <<'EOF'
 import json, sys

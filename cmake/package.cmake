@@ -73,6 +73,9 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://agentwire.dev")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+# Opened on first use, not linked (src/core/shared_library.hpp), so dpkg-shlibdeps cannot see them:
+# libcurl for ClickHouse analytics, LLM agents and MCP over HTTP; libpq for the PostgreSQL store.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libcurl4, libpq5")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/deploy/debian/postinst ${CMAKE_SOURCE_DIR}/deploy/debian/prerm
   ${CMAKE_SOURCE_DIR}/deploy/debian/postrm ${CMAKE_SOURCE_DIR}/deploy/debian/conffiles)

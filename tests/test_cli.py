@@ -1,5 +1,6 @@
 """The command line: check-config, configuration errors, refusing unsafe binds."""
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -62,6 +63,62 @@ class CliTest(unittest.TestCase):
             # The harness's directory holds only what the harness put there (port file, log).
             self.assertEqual(sorted(os.listdir(srv.dir)), ["port", "server.log"])
             self.assertIn("development secret kept in memory", srv.logs())
+
+    def test_libcurl_and_libpq_are_loaded_only_by_the_features_that_use_them(self):
+        # Opened on first use (src/core/shared_library.hpp): on the embedded defaults neither is in
+        # the process, nor the 30 libraries they pull in; ClickHouse analytics loads libcurl.
+        def mapped(*args):
+            srv = harness.Server(*args).start()
+            try:
+                with open(f"/proc/{srv.proc.pid}/maps") as f:
+                    return f.read()
+            finally:
+                srv.stop()
+
+        maps = mapped()
+        self.assertIn("libsqlite3", maps)
+        self.assertNotIn("libcurl", maps)
+        self.assertNotIn("libpq", maps)
+        self.assertNotIn("libgssapi", maps)
+        # The analytics sink makes its curl handle when built, reachable ClickHouse or not.
+        maps = mapped("--set", "analytics.enabled=true", "--set", "analytics.url=http://127.0.0.1:1")
+        self.assertIn("libcurl.so.4", maps)
+        self.assertNotIn("libpq", maps)
+
+    def without_library(self, srv, soname):
+        """Runs `srv` in a mount namespace where `soname` is an empty file, as on a machine without
+        the package: dlopen fails there and nowhere else."""
+        if os.geteuid() != 0 or shutil.which("unshare") is None:
+            self.skipTest("needs root and unshare to hide a library")
+        path = os.path.realpath(os.path.join("/usr/lib/x86_64-linux-gnu", soname))
+        self.assertTrue(os.path.exists(path), path)
+        srv.args = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    f'mount --bind /dev/null "{path}" && exec "$@"', "sh", *srv.args]
+        return srv
+
+    def test_without_libcurl_analytics_is_degraded_and_says_why(self):
+        srv = self.without_library(harness.Server("--set", "analytics.enabled=true",
+                                                  "--set", "analytics.url=http://127.0.0.1:1"), "libcurl.so.4")
+        srv.start()
+        try:
+            status, ready = srv.get("/health/ready")
+            self.assertEqual(status, 200, ready)
+            degraded = {d["name"]: d for d in ready["degraded"]}
+            self.assertIn("analytics", degraded, ready)
+            self.assertIn("libcurl.so.4 cannot be loaded", degraded["analytics"]["reason"])
+            # Chat does not need it.
+            auth = {"Authorization": f"Bearer {wsclient.dev_token(srv.port, 'nocurl')}"}
+            status, t, _ = srv.request("POST", "/api/threads", {}, headers=auth)
+            self.assertEqual(status, 201, t)
+        finally:
+            srv.stop()
+
+    def test_without_libpq_the_postgres_store_does_not_start_and_says_why(self):
+        srv = self.without_library(harness.Server("--set", "store.backend=postgres",
+                                                  "--set", "store.url=postgresql://127.0.0.1:1/none"), "libpq.so.5")
+        srv.start(wait_ready=False)
+        self.assertNotEqual(srv.wait_exit(), 0)
+        self.assertIn("the PostgreSQL store needs libpq: libpq.so.5 cannot be loaded", srv.logs())
 
     def test_version(self):
         r = harness.run_cli("--version")

@@ -136,6 +136,10 @@ class PackageTest(unittest.IsolatedAsyncioTestCase):
         info = subprocess.run(["dpkg-deb", "--field", deb, "Depends"], capture_output=True, text=True).stdout
         self.assertIn("libsqlite3-0", info, "dependencies come from the linked libraries (dpkg-shlibdeps)")
         self.assertIn("adduser", info)
+        recommends = subprocess.run(["dpkg-deb", "--field", deb, "Recommends"], capture_output=True, text=True).stdout
+        self.assertIn("libcurl4", recommends, "opened at need, not linked: named by hand")
+        self.assertIn("libpq5", recommends)
+        self.assertNotIn("libcurl", info)
         lint = subprocess.run(["lintian", "--fail-on", "error", deb], capture_output=True, text=True, timeout=300)
         self.assertEqual(lint.returncode, 0, f"lintian found errors:\n{lint.stdout}{lint.stderr}")
         self.assertNotRegex(lint.stdout, r"(?m)^E: ", lint.stdout)

@@ -1,6 +1,7 @@
 #include "agents/llm_agent.hpp"
 
 #include "agents/llm_wire.hpp"
+#include "net/libcurl.hpp"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -146,7 +147,7 @@ std::string LlmAgent::run(const RunInput& input, RunContext& ctx) {
       t.cancel = &ctx.cancel;
       t.idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms);
       CURL* curl = curl_easy_init();
-      if (curl == nullptr) throw AgentError("internal", "cannot initialise libcurl");
+      if (curl == nullptr) throw AgentError("internal", "cannot initialise libcurl: " + net::libcurlError());
       curl_slist* headers = nullptr;
       const auto header_lines = wire_->headers(options_.api_key);
       for (const auto& h : header_lines) headers = curl_slist_append(headers, h.c_str());

@@ -1,5 +1,7 @@
 #include "analytics/clickhouse/clickhouse_sink.hpp"
 
+#include "net/libcurl.hpp"
+
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <zlib.h>
@@ -104,8 +106,9 @@ ClickHouseSink::ClickHouseSink(Options options) : options_(std::move(options)) {
     throw std::runtime_error(
         fmt::format("analytics.database '{}' must be letters, digits, '-' or '_'", options_.database));
   }
+  // Without libcurl (not installed: it is opened at need) every send fails as an outage would, so
+  // analytics is degraded, spooled and says why, and chat goes on.
   curl_ = curl_easy_init();
-  if (curl_ == nullptr) throw std::runtime_error("cannot initialise libcurl");
 }
 
 ClickHouseSink::~ClickHouseSink() {
@@ -118,6 +121,9 @@ std::string ClickHouseSink::describe() const {
 
 SendResult ClickHouseSink::post(const std::string& query, const std::string& body, bool gzip, std::string* response,
                                 std::chrono::milliseconds timeout) {
+  if (curl_ == nullptr) {
+    return SendResult{SendStatus::Transient, "cannot initialise libcurl: " + net::libcurlError()};
+  }
   // The database is named in every statement: the URL must work before it exists.
   std::string url = options_.url + "/?";
   if (!query.empty()) {

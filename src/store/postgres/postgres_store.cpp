@@ -2,6 +2,7 @@
 
 #include "core/ids.hpp"
 #include "core/logging.hpp"
+#include "store/postgres/libpq.hpp"
 
 #include <fmt/format.h>
 
@@ -108,6 +109,9 @@ PostgresStore::~PostgresStore() {
 }
 
 void PostgresStore::start() {
+  if (const auto& missing = pg::libpqError(); !missing.empty()) {
+    throw std::runtime_error("the PostgreSQL store needs libpq: " + missing);
+  }
   pool_ = std::make_unique<pg::Pool>(
       url_, pool_size_,
       idle_tx_timeout_ms_ > 0 ? fmt::format("SET idle_in_transaction_session_timeout = {}", idle_tx_timeout_ms_)
