@@ -1,0 +1,295 @@
+#include "store/sqlite/wal_frame_vfs.hpp"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+
+namespace agentwire::store {
+namespace {
+
+constexpr int kFrameHeader = 24;  // WAL_FRAME_HDRSIZE in SQLite's wal.c
+
+std::atomic<uint64_t> frames_joined{0};
+
+// Lives where SQLite allocated the file (szOsFile bytes); the default VFS's file follows it.
+// Plain data: SQLite hands over raw memory and never runs constructors.
+struct WalFile {
+  sqlite3_file base;
+  sqlite3_file* real;
+  sqlite3_int64 held_offset;
+  int held;  // 0, or kFrameHeader bytes in `header` not yet written
+  unsigned char header[kFrameHeader];
+  unsigned char* joined;  // header + page, sqlite3_malloc'd on the first joined write
+  int joined_capacity;
+};
+// The default VFS's file starts right after this one: keep it aligned for its pointers and int64s.
+static_assert(sizeof(WalFile) % alignof(sqlite3_int64) == 0 && sizeof(WalFile) % alignof(void*) == 0);
+
+WalFile* walFile(sqlite3_file* f) {
+  return reinterpret_cast<WalFile*>(f);
+}
+
+const sqlite3_io_methods& real(WalFile* f) {
+  return *f->real->pMethods;
+}
+
+// Writes a held header; the file is then as SQLite wrote it.
+int release(WalFile* f) {
+  if (f->held == 0) return SQLITE_OK;
+  int n = f->held;
+  f->held = 0;
+  return real(f).xWrite(f->real, f->header, n, f->held_offset);
+}
+
+int walClose(sqlite3_file* file) {
+  WalFile* f = walFile(file);
+  int rc = release(f);
+  int closed = real(f).xClose(f->real);
+  sqlite3_free(f->joined);
+  f->joined = nullptr;
+  return rc != SQLITE_OK ? rc : closed;
+}
+
+int walRead(sqlite3_file* file, void* buf, int amt, sqlite3_int64 offset) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xRead(f->real, buf, amt, offset);
+}
+
+int walWrite(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 offset) {
+  WalFile* f = walFile(file);
+  if (f->held > 0 && offset == f->held_offset + f->held) {
+    const int total = f->held + amt;
+    if (total > f->joined_capacity) {
+      sqlite3_free(f->joined);
+      f->joined = static_cast<unsigned char*>(sqlite3_malloc(total));
+      f->joined_capacity = f->joined != nullptr ? total : 0;
+      if (f->joined == nullptr) {  // no memory for the join: write the two as SQLite asked
+        if (int rc = release(f); rc != SQLITE_OK) return rc;
+        return real(f).xWrite(f->real, buf, amt, offset);
+      }
+    }
+    std::memcpy(f->joined, f->header, static_cast<size_t>(f->held));
+    std::memcpy(f->joined + f->held, buf, static_cast<size_t>(amt));
+    const sqlite3_int64 at = f->held_offset;
+    f->held = 0;
+    frames_joined.fetch_add(1, std::memory_order_relaxed);
+    return real(f).xWrite(f->real, f->joined, total, at);
+  }
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  if (amt == kFrameHeader) {
+    std::memcpy(f->header, buf, kFrameHeader);
+    f->held_offset = offset;
+    f->held = kFrameHeader;
+    return SQLITE_OK;
+  }
+  return real(f).xWrite(f->real, buf, amt, offset);
+}
+
+int walTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xTruncate(f->real, size);
+}
+
+int walSync(sqlite3_file* file, int flags) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xSync(f->real, flags);
+}
+
+int walFileSize(sqlite3_file* file, sqlite3_int64* size) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xFileSize(f->real, size);
+}
+
+int walLock(sqlite3_file* file, int level) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xLock(f->real, level);
+}
+
+int walUnlock(sqlite3_file* file, int level) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xUnlock(f->real, level);
+}
+
+int walCheckReservedLock(sqlite3_file* file, int* out) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xCheckReservedLock(f->real, out);
+}
+
+int walFileControl(sqlite3_file* file, int op, void* arg) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xFileControl(f->real, op, arg);
+}
+
+int walSectorSize(sqlite3_file* file) {
+  WalFile* f = walFile(file);
+  return real(f).xSectorSize(f->real);
+}
+
+int walDeviceCharacteristics(sqlite3_file* file) {
+  WalFile* f = walFile(file);
+  return real(f).xDeviceCharacteristics(f->real);
+}
+
+// SQLite keeps shared memory and mappings on the database file, not on the WAL; these only
+// forward, should a version of SQLite ever ask.
+int walShmMap(sqlite3_file* file, int page, int size, int extend, void volatile** out) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xShmMap(f->real, page, size, extend, out);
+}
+
+int walShmLock(sqlite3_file* file, int offset, int n, int flags) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xShmLock(f->real, offset, n, flags);
+}
+
+void walShmBarrier(sqlite3_file* file) {
+  WalFile* f = walFile(file);
+  real(f).xShmBarrier(f->real);
+}
+
+int walShmUnmap(sqlite3_file* file, int del) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xShmUnmap(f->real, del);
+}
+
+int walFetch(sqlite3_file* file, sqlite3_int64 offset, int amt, void** out) {
+  WalFile* f = walFile(file);
+  if (int rc = release(f); rc != SQLITE_OK) return rc;
+  return real(f).xFetch(f->real, offset, amt, out);
+}
+
+int walUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* p) {
+  WalFile* f = walFile(file);
+  return real(f).xUnfetch(f->real, offset, p);
+}
+
+const sqlite3_io_methods kWalMethods = {
+    3,         walClose,      walRead,       walWrite,  walTruncate,   walSync,
+    walFileSize, walLock,     walUnlock,     walCheckReservedLock,     walFileControl,
+    walSectorSize, walDeviceCharacteristics, walShmMap, walShmLock,    walShmBarrier,
+    walShmUnmap, walFetch,    walUnfetch,
+};
+
+sqlite3_vfs* base(sqlite3_vfs* vfs) {
+  return static_cast<sqlite3_vfs*>(vfs->pAppData);
+}
+
+int vfsOpen(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+  sqlite3_vfs* b = base(vfs);
+  // Every file but the WAL is the default VFS's own file, in the memory SQLite gave us.
+  if ((flags & SQLITE_OPEN_WAL) == 0) return b->xOpen(b, name, file, flags, out_flags);
+  WalFile* f = walFile(file);
+  f->base.pMethods = nullptr;
+  f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+  f->held = 0;
+  f->held_offset = 0;
+  f->joined = nullptr;
+  f->joined_capacity = 0;
+  int rc = b->xOpen(b, name, f->real, flags, out_flags);
+  if (rc != SQLITE_OK) {
+    // SQLite closes a file whose open failed only through our pMethods, which stay null.
+    if (f->real->pMethods != nullptr) f->real->pMethods->xClose(f->real);
+    return rc;
+  }
+  f->base.pMethods = &kWalMethods;
+  return SQLITE_OK;
+}
+
+int vfsDelete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
+  return base(vfs)->xDelete(base(vfs), name, sync_dir);
+}
+
+int vfsAccess(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
+  return base(vfs)->xAccess(base(vfs), name, flags, out);
+}
+
+int vfsFullPathname(sqlite3_vfs* vfs, const char* name, int n, char* out) {
+  return base(vfs)->xFullPathname(base(vfs), name, n, out);
+}
+
+void* vfsDlOpen(sqlite3_vfs* vfs, const char* name) {
+  return base(vfs)->xDlOpen(base(vfs), name);
+}
+
+void vfsDlError(sqlite3_vfs* vfs, int n, char* out) {
+  base(vfs)->xDlError(base(vfs), n, out);
+}
+
+void (*vfsDlSym(sqlite3_vfs* vfs, void* lib, const char* name))(void) {
+  return base(vfs)->xDlSym(base(vfs), lib, name);
+}
+
+void vfsDlClose(sqlite3_vfs* vfs, void* lib) {
+  base(vfs)->xDlClose(base(vfs), lib);
+}
+
+int vfsRandomness(sqlite3_vfs* vfs, int n, char* out) {
+  return base(vfs)->xRandomness(base(vfs), n, out);
+}
+
+int vfsSleep(sqlite3_vfs* vfs, int us) {
+  return base(vfs)->xSleep(base(vfs), us);
+}
+
+int vfsCurrentTime(sqlite3_vfs* vfs, double* out) {
+  return base(vfs)->xCurrentTime(base(vfs), out);
+}
+
+int vfsGetLastError(sqlite3_vfs* vfs, int n, char* out) {
+  return base(vfs)->xGetLastError(base(vfs), n, out);
+}
+
+int vfsCurrentTimeInt64(sqlite3_vfs* vfs, sqlite3_int64* out) {
+  return base(vfs)->xCurrentTimeInt64(base(vfs), out);
+}
+
+constexpr const char* kName = "agentwire-wal-frames";
+
+}  // namespace
+
+const char* walFrameVfs() {
+  static std::once_flag once;
+  static sqlite3_vfs vfs{};
+  std::call_once(once, [] {
+    sqlite3_vfs* b = sqlite3_vfs_find(nullptr);
+    vfs.iVersion = 2;  // no system-call overrides (version 3): they would reach the default VFS's
+    vfs.szOsFile = static_cast<int>(sizeof(WalFile)) + b->szOsFile;
+    vfs.mxPathname = b->mxPathname;
+    vfs.zName = kName;
+    vfs.pAppData = b;
+    vfs.xOpen = vfsOpen;
+    vfs.xDelete = vfsDelete;
+    vfs.xAccess = vfsAccess;
+    vfs.xFullPathname = vfsFullPathname;
+    vfs.xDlOpen = vfsDlOpen;
+    vfs.xDlError = vfsDlError;
+    vfs.xDlSym = vfsDlSym;
+    vfs.xDlClose = vfsDlClose;
+    vfs.xRandomness = vfsRandomness;
+    vfs.xSleep = vfsSleep;
+    vfs.xCurrentTime = vfsCurrentTime;
+    vfs.xGetLastError = vfsGetLastError;
+    vfs.xCurrentTimeInt64 = vfsCurrentTimeInt64;
+    sqlite3_vfs_register(&vfs, 0);
+  });
+  return kName;
+}
+
+uint64_t walFramesJoined() {
+  return frames_joined.load(std::memory_order_relaxed);
+}
+
+}  // namespace agentwire::store
