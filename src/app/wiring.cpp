@@ -48,6 +48,7 @@ store::Store& addStore(lifecycle::Registry& registry, const core::Config& cfg) {
   }
   auto sqlite = std::make_unique<store::SqliteStore>(cfg.store.path, Deps{"config"});
   sqlite->setSyncFull(cfg.store.sync == "full");
+  sqlite->setCacheMb(cfg.store.cache_mb);
   return registry.add(std::move(sqlite));
 }
 // The built-in echo agent, the agents.llm_* and agents.process_command ones (named llm and

@@ -130,6 +130,7 @@ const std::vector<KeySpec>& specs() {
                 c.store.sync = oneOf("store.sync", v, {"normal", "full"});
               },
               [](const Config& c) { return c.store.sync; }},
+      AW_INT("store.cache_mb", store.cache_mb, 1, 65536),
       AW_INT("store.retention_events", store.retention_events, 1, 1000000000),
       AW_INT("store.retention_age_s", store.retention_age_s, 0, 20 * 365 * 86400),
       AW_STR("auth.secret", auth.secret, true),

@@ -56,6 +56,7 @@ struct Config {
     int pool_size = 4;               // postgres: connections
     std::string path = "var/agentwire.db";
     std::string sync = "normal";      // sqlite: normal (survives a process crash) or full (also a power loss)
+    int cache_mb = 16;                // sqlite: the writer's page cache (a leaf per active user and table)
     int retention_events = 10000;     // per user: older events are deleted
     int retention_age_s = 7 * 86400;  // per user: events older than this are deleted (0 = no bound)
   } store;

@@ -219,6 +219,11 @@ void SqliteStore::start() {
     if (path_ != ":memory:") owner_lock_ = lockSqliteOwner(path_);
     exec("PRAGMA journal_mode=WAL;");
     exec(sync_full_ ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
+    // Events are clustered by user: every active user keeps a leaf (and its parents) of the events
+    // B-tree hot, so the working set grows with active users, not with the database. SQLite's 2 MB
+    // default made the writer read 5-6 pages per chat run back from the WAL or the file at 100
+    // users; 8 MB none (performance.md).
+    exec(fmt::format("PRAGMA cache_size=-{};", int64_t{cache_mb_} * 1024).c_str());
     // Checkpoints run beside the writer, on their own connection (WalCheckpointer), so that no
     // commit waits for one. They copy the newest version of each page once: ten times SQLite's
     // default interval copies hot pages (stream heads, index interiors) a tenth as often, about
@@ -314,11 +319,17 @@ core::Result<std::vector<Thread>> SqliteStore::listThreads(const std::string& us
   });
 }
 
-core::Result<int64_t> SqliteStore::synchronousLevel() {
-  return guarded<int64_t>("read PRAGMA synchronous", false, [&] {
-    Stmt s(db_, prepared("PRAGMA synchronous"));
-    s.step();
-    return s.integer(0);
+core::Result<int64_t> SqliteStore::pragma(const std::string& name) {
+  return guarded<int64_t>("read a PRAGMA", false, [&] {
+    // Not through prepared(): its cache is keyed by literals' addresses.
+    sqlite3_stmt* st = nullptr;
+    const std::string sql = "PRAGMA " + name;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
   });
 }
 

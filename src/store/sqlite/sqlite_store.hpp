@@ -35,8 +35,12 @@ class SqliteStore final : public Store, public lifecycle::Component {
   // the process but the last ones may be lost on power loss or an OS crash. FULL (true): every
   // commit is synced before it returns, so an acked message survives a power loss too. Before start().
   void setSyncFull(bool full) { sync_full_ = full; }
-  // The connection's PRAGMA synchronous: 1 NORMAL, 2 FULL.
-  core::Result<int64_t> synchronousLevel();
+  // The writer connection's page cache, in MiB (SQLite allocates it as pages are read, up to this).
+  // Before start().
+  void setCacheMb(int mb) { cache_mb_ = mb; }
+  // The writer connection's value of PRAGMA `name` (synchronous: 1 NORMAL, 2 FULL; cache_size:
+  // negative = KiB). For tests.
+  core::Result<int64_t> pragma(const std::string& name);
 
   void start() override;
   void stop() override;
@@ -95,6 +99,7 @@ class SqliteStore final : public Store, public lifecycle::Component {
   std::pair<int64_t, int64_t> ackLocked(const std::string& user_id, int64_t seq);
 
   bool sync_full_ = false;
+  int cache_mb_ = 16;
   std::string path_;
   std::shared_ptr<spdlog::logger> log_;
   mutable std::mutex mutex_;

@@ -27,13 +27,27 @@ TEST(SqliteSyncTest, NormalByDefaultAndFullWhenAsked) {
   testing::TempDir dir;
   SqliteStore normal{dir.file("normal.db"), {}};
   normal.start();
-  EXPECT_EQ(normal.synchronousLevel().value(), 1);
+  EXPECT_EQ(normal.pragma("synchronous").value(), 1);
   normal.stop();
   SqliteStore full{dir.file("full.db"), {}};
   full.setSyncFull(true);
   full.start();
-  EXPECT_EQ(full.synchronousLevel().value(), 2);
+  EXPECT_EQ(full.pragma("synchronous").value(), 2);
   full.stop();
+}
+
+TEST(SqliteCacheTest, SixteenMegabytesByDefaultAndWhatIsAsked) {
+  // SQLite's own default (2 MB) is not enough for the leaf each active user keeps hot.
+  testing::TempDir dir;
+  SqliteStore defaults{dir.file("default.db"), {}};
+  defaults.start();
+  EXPECT_EQ(defaults.pragma("cache_size").value(), -16 * 1024);
+  defaults.stop();
+  SqliteStore small{dir.file("small.db"), {}};
+  small.setCacheMb(3);
+  small.start();
+  EXPECT_EQ(small.pragma("cache_size").value(), -3 * 1024);
+  small.stop();
 }
 
 // A database written before threads had an on_busy column (schema 3) opens, keeps its threads, and

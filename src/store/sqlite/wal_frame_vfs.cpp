@@ -177,10 +177,25 @@ int walUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* p) {
 }
 
 const sqlite3_io_methods kWalMethods = {
-    3,         walClose,      walRead,       walWrite,  walTruncate,   walSync,
-    walFileSize, walLock,     walUnlock,     walCheckReservedLock,     walFileControl,
-    walSectorSize, walDeviceCharacteristics, walShmMap, walShmLock,    walShmBarrier,
-    walShmUnmap, walFetch,    walUnfetch,
+    3,
+    walClose,
+    walRead,
+    walWrite,
+    walTruncate,
+    walSync,
+    walFileSize,
+    walLock,
+    walUnlock,
+    walCheckReservedLock,
+    walFileControl,
+    walSectorSize,
+    walDeviceCharacteristics,
+    walShmMap,
+    walShmLock,
+    walShmBarrier,
+    walShmUnmap,
+    walFetch,
+    walUnfetch,
 };
 
 sqlite3_vfs* base(sqlite3_vfs* vfs) {

@@ -38,8 +38,8 @@ std::string text(sqlite3* db, const char* sql) {
 sqlite3* open(const std::string& path, const char* vfs) {
   sqlite3* db = nullptr;
   EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0",
-                         nullptr, nullptr, nullptr),
+  EXPECT_EQ(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0", nullptr,
+                         nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
   return db;
@@ -113,7 +113,8 @@ TEST(WalFrameVfsTest, EveryCommitSurvivesTheProcessBeingKilled) {
     int32_t committed = 0;
     if (sqlite3_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT)", nullptr, nullptr, nullptr) == SQLITE_OK) {
       for (int i = 0; i < 50; ++i) {
-        if (sqlite3_exec(db, "INSERT INTO t(x) VALUES (hex(randomblob(300)))", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        if (sqlite3_exec(db, "INSERT INTO t(x) VALUES (hex(randomblob(300)))", nullptr, nullptr, nullptr) !=
+            SQLITE_OK) {
           break;
         }
         ++committed;
