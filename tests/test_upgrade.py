@@ -132,14 +132,16 @@ class UpgradeTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(len(waiting), 1, pending)
         await bob.request("approve_tool", {"approval_id": waiting[0]["approval_id"], "decision": "approve"}, id_="ok",
                           want="approval_recorded")
-        done = await bob.recv_until(lambda f: f.get("run_id") == parked[0] and f["type"] in TERMINAL)
+        # first(): the resumed run may end before the reply to approve_tool arrives (its frames are
+        # then already received, while waiting for that reply).
+        done = await bob.first(lambda f: f.get("run_id") == parked[0] and f["type"] in TERMINAL)
         self.assertEqual(done["type"], "agent_completed", done)
         # And chat goes on, after the old heads.
         ack = await alice.request("user_message", {"content": "after the upgrade"}, id_="m", want="ack")
         run_id = ack["data"]["run_id"]
-        asked = await alice.recv_until(lambda f: f.get("run_id") == run_id and f["type"] == "tool_approval_requested")
+        asked = await alice.first(lambda f: f.get("run_id") == run_id and f["type"] == "tool_approval_requested")
         await alice.send("approve_tool", {"approval_id": asked["data"]["approval_id"], "decision": "approve"}, "ok2")
-        done = await alice.recv_until(lambda f: f.get("run_id") == run_id and f["type"] in TERMINAL)
+        done = await alice.first(lambda f: f.get("run_id") == run_id and f["type"] in TERMINAL)
         self.assertEqual(done["type"], "agent_completed")
         self.assertGreater(done["seq"], streams[("fx_alice",)]["last_seq"])
         await alice.close()
