@@ -44,7 +44,8 @@ class OnBusyTest(unittest.IsolatedAsyncioTestCase):
         return t["data"]["thread_id"], run
 
     async def end_of(self, c, run_id):
-        return await c.recv_until(lambda f: f["type"] in TERMINAL and f.get("run_id") == run_id)
+        # first(): a run can end before the reply to the request that ended it (stop_agent) arrives.
+        return await c.first(lambda f: f["type"] in TERMINAL and f.get("run_id") == run_id)
 
     async def test_enqueue_waits_and_interrupt_stops_the_earlier_runs_in_order(self):
         c = await self.connect("olga")
