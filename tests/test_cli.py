@@ -1,6 +1,7 @@
 """The command line: check-config, configuration errors, refusing unsafe binds."""
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import unittest
@@ -119,6 +120,27 @@ class CliTest(unittest.TestCase):
         srv.start(wait_ready=False)
         self.assertNotEqual(srv.wait_exit(), 0)
         self.assertIn("the PostgreSQL store needs libpq: libpq.so.5 cannot be loaded", srv.logs())
+
+    def test_tells_systemd_when_ready_alive_and_stopping(self):
+        # The notify protocol of a Type=notify unit with WatchdogSec=, spoken as systemd would hear it.
+        os.makedirs(harness.TMP_ROOT, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=harness.TMP_ROOT) as d:
+            path = os.path.join(d, "notify")
+            manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            manager.bind(path)
+            manager.settimeout(20)
+            srv = harness.Server(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+            srv.start()
+            try:
+                said = []
+                while said.count("WATCHDOG=1") < 2 or "READY=1" not in said:
+                    said.append(manager.recv(256).decode())
+                self.assertIn("READY=1", said)
+            finally:
+                srv.stop()
+            while "STOPPING=1" not in said:
+                said.append(manager.recv(256).decode())
+            manager.close()
 
     def test_version(self):
         r = harness.run_cli("--version")

@@ -2,6 +2,7 @@
 
 #include "app/metrics_wiring.hpp"
 #include "app/startup_history.hpp"
+#include "app/systemd_notify.hpp"
 #include "app/web_assets.hpp"
 #include "app/wiring.hpp"
 #include "core/logging.hpp"
@@ -18,7 +19,6 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <fmt/format.h>
-#include <systemd/sd-daemon.h>
 #include <boost/json.hpp>
 
 #include <condition_variable>
@@ -35,15 +35,15 @@ namespace {
 class Watchdog {
  public:
   Watchdog() {
-    uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
-    thread_ = std::jthread([usec](const std::stop_token& st) {
+    auto interval = serviceWatchdogInterval();
+    if (!interval) return;
+    thread_ = std::jthread([half = *interval / 2](const std::stop_token& st) {
       std::mutex m;
       std::condition_variable_any cv;
       std::unique_lock lock(m);
       while (!st.stop_requested()) {
-        sd_notify(0, "WATCHDOG=1");
-        cv.wait_for(lock, st, std::chrono::microseconds(usec / 2), [] { return false; });
+        notifyServiceManager("WATCHDOG=1");
+        cv.wait_for(lock, st, half, [] { return false; });
       }
     });
   }
@@ -207,14 +207,14 @@ int runServer(const core::Config& cfg) {
   for (const auto& span : trace.spans()) clean = clean && span.outcome == "ok";
   history.finish(true, clean);
   log->info("ready in {:.2f} ms", trace.sinceOriginMs());
-  sd_notify(0, "READY=1");
+  notifyServiceManager("READY=1");
   Watchdog watchdog;
 
   int sig = 0;
   sigwait(&signals, &sig);
   log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   registry.beginShutdown();  // readiness is false from here on
-  sd_notify(0, "STOPPING=1");
+  notifyServiceManager("STOPPING=1");
   if (cfg.server.shutdown_delay_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(cfg.server.shutdown_delay_ms));
   }

@@ -233,8 +233,10 @@ void SqliteStore::start() {
     // stops here with a clear error instead of sharing it.
     // An in-memory database is this connection's alone: no file to own.
     if (path_ != ":memory:") owner_lock_ = lockSqliteOwner(path_);
-    exec("PRAGMA journal_mode=WAL;");
+    // The sync level first: switching a new file to WAL is itself a rollback-journal transaction,
+    // which syncs less at NORMAL.
     exec(sync_full_ ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
+    exec("PRAGMA journal_mode=WAL;");
     // Events are clustered by user: every active user keeps a leaf (and its parents) of the events
     // B-tree hot, so the working set grows with active users, not with the database. SQLite's 2 MB
     // default made the writer read 5-6 pages per chat run back from the WAL or the file at 100
