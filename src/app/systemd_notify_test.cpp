@@ -20,8 +20,10 @@ class NotifySocket {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, name.data(), name.size());
-    if (abstract) addr.sun_path[0] = '\0';
-    else ::unlink(name.c_str());
+    if (abstract)
+      addr.sun_path[0] = '\0';
+    else
+      ::unlink(name.c_str());
     path_ = abstract ? "" : name;
     EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr),
                    static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size())),
