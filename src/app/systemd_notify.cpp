@@ -16,7 +16,9 @@ bool notifyServiceManager(const std::string& state) {
   const std::size_t len = std::strlen(path);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if ((path[0] != '/' && path[0] != '@') || len < 2 || len >= sizeof addr.sun_path) return false;
+  // A path needs its terminating NUL inside sun_path; an abstract name ("@…") does not.
+  const std::size_t room = path[0] == '@' ? sizeof addr.sun_path : sizeof addr.sun_path - 1;
+  if ((path[0] != '/' && path[0] != '@') || len < 2 || len > room) return false;
   std::memcpy(addr.sun_path, path, len);
   if (path[0] == '@') addr.sun_path[0] = '\0';  // the abstract namespace
   const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);

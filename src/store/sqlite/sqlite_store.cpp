@@ -342,10 +342,14 @@ core::Result<int64_t> SqliteStore::pragma(const std::string& name) {
     // Not through prepared(): its cache is keyed by literals' addresses.
     sqlite3_stmt* st = nullptr;
     const std::string sql = "PRAGMA " + name;
-    int64_t v = 0;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-      v = sqlite3_column_int64(st, 0);
+    int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+      std::string why = sqlite3_errmsg(db_);
+      sqlite3_finalize(st);
+      throw SqliteFailure(rc == SQLITE_DONE ? SQLITE_ERROR : rc, sql + ": " + (rc == SQLITE_DONE ? "no value" : why));
     }
+    int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
   });

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -18,6 +19,11 @@ std::atomic<uint64_t> frames_joined{0};
 struct WalFile {
   sqlite3_file base;
   sqlite3_file* real;
+  // The end of what SQLite has written since the WAL's header: a frame header written there is a
+  // new frame, whose page comes next. One written below it is a rewrite (walRewriteChecksums
+  // rewrites the headers of earlier frames, the commit frame's last, and then touches the file no
+  // more): held, it would stay in memory after the commit returned.
+  sqlite3_int64 end;
   sqlite3_int64 held_offset;
   int held;  // 0, or kFrameHeader bytes in `header` not yet written
   unsigned char header[kFrameHeader];
@@ -35,12 +41,24 @@ const sqlite3_io_methods& real(WalFile* f) {
   return *f->real->pMethods;
 }
 
-// Writes a held header; the file is then as SQLite wrote it.
+// Writes a held header; the file is then as SQLite wrote it. Kept held if the write fails, so the
+// next operation tries again and reports the error too.
 int release(WalFile* f) {
   if (f->held == 0) return SQLITE_OK;
-  int n = f->held;
-  f->held = 0;
-  return real(f).xWrite(f->real, f->header, n, f->held_offset);
+  int rc = real(f).xWrite(f->real, f->header, f->held, f->held_offset);
+  if (rc == SQLITE_OK) f->held = 0;
+  return rc;
+}
+
+// Writes through to the default VFS, keeping `end`.
+int writeThrough(WalFile* f, const void* buf, int amt, sqlite3_int64 offset) {
+  int rc = real(f).xWrite(f->real, buf, amt, offset);
+  if (rc == SQLITE_OK) {
+    // The WAL's own header, at 0, starts it again (a restart): frames are written over the old ones.
+    if (offset == 0) f->end = 0;
+    f->end = std::max(f->end, offset + amt);
+  }
+  return rc;
 }
 
 int walClose(sqlite3_file* file) {
@@ -68,30 +86,33 @@ int walWrite(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 offset)
       f->joined_capacity = f->joined != nullptr ? total : 0;
       if (f->joined == nullptr) {  // no memory for the join: write the two as SQLite asked
         if (int rc = release(f); rc != SQLITE_OK) return rc;
-        return real(f).xWrite(f->real, buf, amt, offset);
+        return writeThrough(f, buf, amt, offset);
       }
     }
     std::memcpy(f->joined, f->header, static_cast<size_t>(f->held));
     std::memcpy(f->joined + f->held, buf, static_cast<size_t>(amt));
-    const sqlite3_int64 at = f->held_offset;
+    int rc = writeThrough(f, f->joined, total, f->held_offset);
+    if (rc != SQLITE_OK) return rc;
     f->held = 0;
     frames_joined.fetch_add(1, std::memory_order_relaxed);
-    return real(f).xWrite(f->real, f->joined, total, at);
+    return SQLITE_OK;
   }
   if (int rc = release(f); rc != SQLITE_OK) return rc;
-  if (amt == kFrameHeader) {
+  if (amt == kFrameHeader && offset >= f->end && f->end > 0) {
     std::memcpy(f->header, buf, kFrameHeader);
     f->held_offset = offset;
     f->held = kFrameHeader;
     return SQLITE_OK;
   }
-  return real(f).xWrite(f->real, buf, amt, offset);
+  return writeThrough(f, buf, amt, offset);
 }
 
 int walTruncate(sqlite3_file* file, sqlite3_int64 size) {
   WalFile* f = walFile(file);
   if (int rc = release(f); rc != SQLITE_OK) return rc;
-  return real(f).xTruncate(f->real, size);
+  int rc = real(f).xTruncate(f->real, size);
+  if (rc == SQLITE_OK) f->end = std::min(f->end, size);
+  return rc;
 }
 
 int walSync(sqlite3_file* file, int flags) {
@@ -211,6 +232,7 @@ int vfsOpen(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int fla
   f->real = reinterpret_cast<sqlite3_file*>(f + 1);
   f->held = 0;
   f->held_offset = 0;
+  f->end = 0;
   f->joined = nullptr;
   f->joined_capacity = 0;
   int rc = b->xOpen(b, name, f->real, flags, out_flags);
