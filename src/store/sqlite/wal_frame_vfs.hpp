@@ -15,8 +15,8 @@ namespace agentwire::store {
 // through), and a held header is written before any other operation on the file (read, sync,
 // truncate, size, close, file control, a write elsewhere). So every sync and every read sees the
 // file as SQLite wrote it, and a commit is in the file (the OS's cache) when SQLite returns from
-// it, as before: a process crash loses nothing SQLite called committed. Other files (the database, its shared memory, temporary files) are the default VFS's
-// own, with no layer in between.
+// it, as before: a process crash loses nothing SQLite called committed. Other files (the database,
+// its shared memory, temporary files) are the default VFS's own, with no layer in between.
 const char* walFrameVfs();
 
 // Frames written by one pwrite since the process started (for tests and the A/B).
