@@ -28,9 +28,7 @@ AnalyticsComponent::AnalyticsComponent(const core::Config& config, std::vector<s
       log_(core::logger("analytics")) {
   if (!config_.enabled) return;
   std::filesystem::path spool_dir = config_.spool_dir;
-  if (spool_dir.empty()) {
-    spool_dir = std::filesystem::path(config.store.path).parent_path() / "analytics-spool";
-  }
+  if (spool_dir.empty()) spool_dir = std::filesystem::path(config.dataDir()) / "analytics-spool";
   sink_ = std::make_unique<ClickHouseSink>(ClickHouseSink::Options{
       config_.url, config_.database, config_.user, config_.password,
       std::chrono::milliseconds(config_.connect_timeout_ms), std::chrono::milliseconds(config_.request_timeout_ms)});

@@ -76,11 +76,11 @@ int runServer(const core::Config& cfg) {
   // A file size limit reached (RLIMIT_FSIZE) is a failed write (EFBIG), handled like a full disk.
   std::signal(SIGXFSZ, SIG_IGN);
 
+  const std::string data_dir = cfg.dataDir();
   std::error_code dir_ec;
-  if (!cfg.dataDir().empty()) std::filesystem::create_directories(cfg.dataDir(), dir_ec);  // reported by config
+  if (!data_dir.empty()) std::filesystem::create_directories(data_dir, dir_ec);  // reported by config
   // Not kept when the store is in memory (an empty path: counted in this process only).
-  StartupHistory history(cfg.dataDir().empty() ? std::string()
-                                               : (std::filesystem::path(cfg.dataDir()) / "startups").string());
+  StartupHistory history(data_dir.empty() ? std::string() : (std::filesystem::path(data_dir) / "startups").string());
   history.begin();
 
   lifecycle::StartupTrace trace;

@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace agentwire::core {
 
 SharedLibrary::SharedLibrary(const char* soname) : handle_(dlopen(soname, RTLD_NOW | RTLD_LOCAL)) {
@@ -20,6 +23,11 @@ void* SharedLibrary::address(const char* name) {
     error_ = why != nullptr ? why : std::string("no symbol ") + name;
   }
   return a;
+}
+
+void abortWithoutLibrary(const char* library, const std::string& error) {
+  std::fprintf(stderr, "agentwire: a %s call without %s: %s\n", library, library, error.c_str());
+  std::abort();
 }
 
 }  // namespace agentwire::core

@@ -31,4 +31,8 @@ class SharedLibrary {
   std::string error_;
 };
 
+// For a call that takes a handle only the library can have made, reached while the library could
+// not be loaded: a bug, not a missing package. Prints which library and why, and aborts.
+[[noreturn]] void abortWithoutLibrary(const char* library, const std::string& error);
+
 }  // namespace agentwire::core

@@ -7,8 +7,6 @@
 #include <curl/curl.h>
 
 #include <cstdarg>
-#include <cstdio>
-#include <cstdlib>
 
 namespace agentwire::net {
 namespace {
@@ -51,14 +49,10 @@ const Libcurl& libcurl() {
   return c;
 }
 
-// For the calls that take a handle or a list only libcurl can have made: reaching one unloaded
-// is a bug, not a missing package.
+// For the calls that take a handle or a list only libcurl can have made.
 const Libcurl& loaded() {
   const Libcurl& c = libcurl();
-  if (!c.error.empty()) {
-    std::fprintf(stderr, "agentwire: a libcurl call without libcurl: %s\n", c.error.c_str());
-    std::abort();
-  }
+  if (!c.error.empty()) core::abortWithoutLibrary("libcurl", c.error);
   return c;
 }
 

@@ -4,9 +4,6 @@
 
 #include <libpq-fe.h>
 
-#include <cstdio>
-#include <cstdlib>
-
 namespace agentwire::store::pg {
 namespace {
 
@@ -54,14 +51,10 @@ const Libpq& libpq() {
   return p;
 }
 
-// For the calls that take a connection or a result only libpq can have made: reaching one
-// unloaded is a bug, not a missing package.
+// For the calls that take a connection or a result only libpq can have made.
 const Libpq& loaded() {
   const Libpq& p = libpq();
-  if (!p.error.empty()) {
-    std::fprintf(stderr, "agentwire: a libpq call without libpq: %s\n", p.error.c_str());
-    std::abort();
-  }
+  if (!p.error.empty()) core::abortWithoutLibrary("libpq", p.error);
   return p;
 }
 
