@@ -123,6 +123,15 @@ Approval readApproval(const Stmt& s) {
                   s.integer(12), s.integer(13), s.integer(14), s.integer(15) != 0};
 }
 
+// SQLite counts the memory it allocates (sqlite3_memory_used) under one process-wide mutex, taken
+// on every malloc and free of every connection; nothing here reads the count. Only possible before
+// SQLite initialises, so it takes effect when the store is the first to use SQLite (as in the
+// server); otherwise it is a no-op.
+void disableMemoryStatistics() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
 }  // namespace
 
 // An flock on "<path>-lock", held while the store is open (a separate file: closing any other
@@ -199,25 +208,12 @@ void SqliteStore::exec(const char* sql) {
   }
 }
 
-namespace {
-
-// SQLite counts the memory it allocates (sqlite3_memory_used) under one process-wide mutex, taken
-// on every malloc and free of every connection; nothing here reads the count. Only possible before
-// SQLite initialises, so it takes effect when the store is the first to use SQLite (as in the
-// server); otherwise it is a no-op.
-void disableMemoryStatistics() {
-  static std::once_flag once;
-  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
-}
-
-}  // namespace
-
 void SqliteStore::start() {
   std::lock_guard lock(mutex_);
   auto parent = std::filesystem::path(path_).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   disableMemoryStatistics();
-  // The writer's WAL frames go out in one pwrite each instead of two (wal_frame_vfs.hpp). No mutex
+  // The writer's WAL frames go out in one pwrite per commit, not two per frame (wal_frame_vfs.hpp). No mutex
   // of SQLite's own on the connection: every use of it is under mutex_ already, and SQLite's would
   // be taken and released again on each bind, step, column and reset.
   if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

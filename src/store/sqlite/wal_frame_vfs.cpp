@@ -11,24 +11,34 @@ namespace agentwire::store {
 namespace {
 
 constexpr int kFrameHeader = 24;  // WAL_FRAME_HDRSIZE in SQLite's wal.c
+// Held bytes are written once they reach this much, at the end of a frame: a large transaction
+// goes out in 1 MiB runs, and the memory held stays bounded.
+constexpr sqlite3_int64 kMaxHeld = sqlite3_int64{1} << 20;
+// The default VFS writes at most 128 KiB - 1 bytes per call (it masks the size with 0x1ffff in
+// seekAndWriteFd, and a larger write comes back short, as a full disk): a run is written in chunks.
+constexpr sqlite3_int64 kMaxWrite = 124 * 1024;
 
-std::atomic<uint64_t> frames_joined{0};
+std::atomic<uint64_t> frames_held{0};
+std::atomic<uint64_t> held_writes{0};
 
 // Lives where SQLite allocated the file (szOsFile bytes); the default VFS's file follows it.
 // Plain data: SQLite hands over raw memory and never runs constructors.
 struct WalFile {
   sqlite3_file base;
   sqlite3_file* real;
-  // The end of what SQLite has written since the WAL's header: a frame header written there is a
-  // new frame, whose page comes next. One written below it is a rewrite (walRewriteChecksums
-  // rewrites the headers of earlier frames, the commit frame's last, and then touches the file no
-  // more): held, it would stay in memory after the commit returned.
+  // The end of what SQLite has written since the WAL's header (held bytes included): a frame
+  // header written there is a new frame. One written below it is a rewrite (walRewriteChecksums
+  // rewrites the headers of earlier frames at a commit), which goes straight through.
   sqlite3_int64 end;
+  // Frames appended since the last write to the file: `held` bytes from `held_offset`, always
+  // ending at `end`. Written when a commit frame is complete, at kMaxHeld, and before any other
+  // operation on the file.
   sqlite3_int64 held_offset;
-  int held;  // 0, or kFrameHeader bytes in `header` not yet written
-  unsigned char header[kFrameHeader];
-  unsigned char* joined;  // header + page, sqlite3_malloc'd on the first joined write
-  int joined_capacity;
+  sqlite3_int64 held;
+  sqlite3_int64 commit_at;  // the held commit frame's offset while its page is awaited, else -1
+  int frames;               // frame headers among the held bytes
+  unsigned char* buffer;    // sqlite3_malloc'd on the first held frame, kept until close
+  sqlite3_int64 capacity;
 };
 // The default VFS's file starts right after this one: keep it aligned for its pointers and int64s.
 static_assert(sizeof(WalFile) % alignof(sqlite3_int64) == 0 && sizeof(WalFile) % alignof(void*) == 0);
@@ -41,13 +51,60 @@ const sqlite3_io_methods& real(WalFile* f) {
   return *f->real->pMethods;
 }
 
-// Writes a held header; the file is then as SQLite wrote it. Kept held if the write fails, so the
-// next operation tries again and reports the error too.
+// A frame header whose "database size after commit" field is set ends a transaction (the WAL
+// file format: bytes 4-7, zero for every other frame).
+bool isCommitHeader(const void* header) {
+  const auto* h = static_cast<const unsigned char*>(header);
+  return (h[4] | h[5] | h[6] | h[7]) != 0;
+}
+
+// Writes the held frames; the file is then as SQLite wrote it. If a write fails, frames SQLite was
+// told were written stay held (what was not written of them), so the next operation tries again
+// and reports the error too; but a commit frame is dropped with its failed write: SQLite rolls
+// that transaction back, and a later retry must not complete a transaction SQLite reported failed.
 int release(WalFile* f) {
-  if (f->held == 0) return SQLITE_OK;
-  int rc = real(f).xWrite(f->real, f->header, f->held, f->held_offset);
-  if (rc == SQLITE_OK) f->held = 0;
+  sqlite3_int64 done = 0;
+  int rc = SQLITE_OK;
+  while (done < f->held && rc == SQLITE_OK) {
+    const auto n = static_cast<int>(std::min(kMaxWrite, f->held - done));
+    rc = real(f).xWrite(f->real, f->buffer + done, n, f->held_offset + done);
+    if (rc == SQLITE_OK) {
+      done += n;
+      held_writes.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (rc == SQLITE_OK) {
+    frames_held.fetch_add(static_cast<uint64_t>(f->frames), std::memory_order_relaxed);
+    f->held = 0;
+    f->frames = 0;
+  } else {
+    std::memmove(f->buffer, f->buffer + done, static_cast<size_t>(f->held - done));
+    f->held_offset += done;
+    f->held -= done;
+    if (f->commit_at >= 0) {
+      f->held = std::max<sqlite3_int64>(0, f->commit_at - f->held_offset);
+      f->end = f->commit_at;
+    }
+  }
+  f->commit_at = -1;
   return rc;
+}
+
+// Appends to the held bytes; false when there is no memory for them (nothing held changed).
+bool hold(WalFile* f, const void* buf, int amt) {
+  const sqlite3_int64 need = f->held + amt;
+  if (need > f->capacity) {
+    const sqlite3_int64 grown =
+        std::max(need, std::min(kMaxHeld + 65536, std::max<sqlite3_int64>(65536, 2 * f->capacity)));
+    auto* bigger = static_cast<unsigned char*>(sqlite3_realloc64(f->buffer, static_cast<sqlite3_uint64>(grown)));
+    if (bigger == nullptr) return false;
+    f->buffer = bigger;
+    f->capacity = grown;
+  }
+  std::memcpy(f->buffer + f->held, buf, static_cast<size_t>(amt));
+  f->held += amt;
+  f->end = std::max(f->end, f->held_offset + f->held);
+  return true;
 }
 
 // Writes through to the default VFS, keeping `end`.
@@ -65,8 +122,9 @@ int walClose(sqlite3_file* file) {
   WalFile* f = walFile(file);
   int rc = release(f);
   int closed = real(f).xClose(f->real);
-  sqlite3_free(f->joined);
-  f->joined = nullptr;
+  sqlite3_free(f->buffer);
+  f->buffer = nullptr;
+  f->capacity = 0;
   return rc != SQLITE_OK ? rc : closed;
 }
 
@@ -76,33 +134,37 @@ int walRead(sqlite3_file* file, void* buf, int amt, sqlite3_int64 offset) {
   return real(f).xRead(f->real, buf, amt, offset);
 }
 
+// SQLite writes a frame as its header (24 bytes) and then its page, right after the previous
+// frame. Those are held and written together: in one write per transaction, once its commit frame
+// is complete (before SQLite publishes the commit in the shared memory, so any other connection
+// that sees it finds it in the file), or earlier if the held bytes reach kMaxHeld. Frames of a
+// transaction not yet committed (a spill) may stay held longer: no other connection reads past the
+// last commit, and this connection's own reads write them first.
 int walWrite(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 offset) {
   WalFile* f = walFile(file);
+  const bool header = amt == kFrameHeader;
   if (f->held > 0 && offset == f->held_offset + f->held) {
-    const int total = f->held + amt;
-    if (total > f->joined_capacity) {
-      sqlite3_free(f->joined);
-      f->joined = static_cast<unsigned char*>(sqlite3_malloc(total));
-      f->joined_capacity = f->joined != nullptr ? total : 0;
-      if (f->joined == nullptr) {  // no memory for the join: write the two as SQLite asked
-        if (int rc = release(f); rc != SQLITE_OK) return rc;
-        return writeThrough(f, buf, amt, offset);
-      }
+    const sqlite3_int64 at = offset;
+    if (!hold(f, buf, amt)) {  // no memory: write what is held, then this as SQLite asked
+      if (int rc = release(f); rc != SQLITE_OK) return rc;
+      return writeThrough(f, buf, amt, offset);
     }
-    std::memcpy(f->joined, f->header, static_cast<size_t>(f->held));
-    std::memcpy(f->joined + f->held, buf, static_cast<size_t>(amt));
-    int rc = writeThrough(f, f->joined, total, f->held_offset);
-    if (rc != SQLITE_OK) return rc;
-    f->held = 0;
-    frames_joined.fetch_add(1, std::memory_order_relaxed);
+    if (header) {
+      ++f->frames;
+      if (isCommitHeader(buf)) f->commit_at = at;
+      return SQLITE_OK;
+    }
+    if (f->commit_at >= 0 || f->held >= kMaxHeld) return release(f);
     return SQLITE_OK;
   }
   if (int rc = release(f); rc != SQLITE_OK) return rc;
-  if (amt == kFrameHeader && offset >= f->end && f->end > 0) {
-    std::memcpy(f->header, buf, kFrameHeader);
+  if (header && offset >= f->end && f->end > 0) {
     f->held_offset = offset;
-    f->held = kFrameHeader;
-    return SQLITE_OK;
+    if (hold(f, buf, amt)) {
+      f->frames = 1;
+      f->commit_at = isCommitHeader(buf) ? offset : -1;
+      return SQLITE_OK;
+    }
   }
   return writeThrough(f, buf, amt, offset);
 }
@@ -230,11 +292,13 @@ int vfsOpen(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int fla
   WalFile* f = walFile(file);
   f->base.pMethods = nullptr;
   f->real = reinterpret_cast<sqlite3_file*>(f + 1);
-  f->held = 0;
-  f->held_offset = 0;
   f->end = 0;
-  f->joined = nullptr;
-  f->joined_capacity = 0;
+  f->held_offset = 0;
+  f->held = 0;
+  f->commit_at = -1;
+  f->frames = 0;
+  f->buffer = nullptr;
+  f->capacity = 0;
   int rc = b->xOpen(b, name, f->real, flags, out_flags);
   if (rc != SQLITE_OK) {
     // SQLite closes a file whose open failed only through our pMethods, which stay null.
@@ -325,8 +389,8 @@ const char* walFrameVfs() {
   return kName;
 }
 
-uint64_t walFramesJoined() {
-  return frames_joined.load(std::memory_order_relaxed);
+WalFrameWrites walFrameWrites() {
+  return WalFrameWrites{frames_held.load(std::memory_order_relaxed), held_writes.load(std::memory_order_relaxed)};
 }
 
 }  // namespace agentwire::store

@@ -6,20 +6,30 @@ namespace agentwire::store {
 
 // The name of an SQLite VFS (registered on the first call; thread-safe) that is the default one
 // ("unix") except for WAL files: SQLite writes each WAL frame as two pwrite()s, its 24-byte header
-// and then the page right after it; this one holds the header back and writes both with the
-// page's write. The writer makes about 14 frames per chat run, and a system call costs here what
-// a page of memcpy costs many times over (performance.md).
+// and then its page, frame after frame; this one holds the frames a transaction appends and writes
+// them with one pwrite when the commit frame is complete. The writer commits groups of a few to a
+// few hundred frames, and a system call costs here what many pages of memcpy cost
+// (performance.md).
 //
-// What SQLite sees does not change: only a new frame's header is held (a 24-byte write at the end
-// of what was written; the checksum rewrite of earlier frames' headers at a commit goes straight
-// through), and a held header is written before any other operation on the file (read, sync,
+// What SQLite sees does not change: only new frames are held (bytes appended at the end of what
+// was written, starting with a frame header; the checksum rewrite of earlier frames' headers at a
+// commit, and a page rewritten in place, go straight through), the commit frame's page write
+// writes them before it returns (so before SQLite publishes the commit in the WAL index, and before
+// COMMIT returns), and held bytes are written before any other operation on the file (read, sync,
 // truncate, size, close, file control, a write elsewhere). So every sync and every read sees the
 // file as SQLite wrote it, and a commit is in the file (the OS's cache) when SQLite returns from
-// it, as before: a process crash loses nothing SQLite called committed. Other files (the database,
-// its shared memory, temporary files) are the default VFS's own, with no layer in between.
+// it, as before: a process crash loses nothing SQLite called committed. Frames of a transaction
+// that has not committed may stay in memory (no other connection reads past the last commit).
+// Other files (the database, its shared memory, temporary files) are the default VFS's own, with
+// no layer in between.
 const char* walFrameVfs();
 
-// Frames written by one pwrite since the process started (for tests and the A/B).
-uint64_t walFramesJoined();
+// Since the process started: frames written through the held path, and the writes that carried
+// them (for tests and the A/B).
+struct WalFrameWrites {
+  uint64_t frames = 0;
+  uint64_t writes = 0;
+};
+WalFrameWrites walFrameWrites();
 
 }  // namespace agentwire::store

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,17 +49,55 @@ sqlite3* open(const std::string& path, const char* vfs) {
   return db;
 }
 
-TEST(WalFrameVfsTest, WritesEachFrameWithItsHeaderAndAnotherConnectionReadsThemBack) {
+TEST(WalFrameVfsTest, WritesEachCommitOnceAndAnotherConnectionSeesEveryCommitAtOnce) {
+  // The frames of a commit are held until its commit frame is complete, then written at once,
+  // before SQLite publishes the commit: a connection through the default VFS that reads after
+  // each commit must find it whole in the file (were frames still held, it would read a short or
+  // stale page).
   testing::TempDir dir;
   auto path = dir.file("frames.db");
   sqlite3* writer = open(path, walFrameVfs());
   exec(writer, "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT)");
-  const uint64_t before = walFramesJoined();
-  for (int i = 0; i < 100; ++i) exec(writer, "INSERT INTO t(x) VALUES (hex(randomblob(500)))");
-  EXPECT_GE(walFramesJoined() - before, 100u) << "a frame or more per commit";
+  sqlite3* reader = open(path, nullptr);
+  const WalFrameWrites before = walFrameWrites();
+  for (int i = 1; i <= 100; ++i) {
+    // Every tenth commit is several pages (overflow pages of a large row).
+    exec(writer, i % 10 == 0 ? "INSERT INTO t(x) VALUES (hex(randomblob(20000)))"
+                             : "INSERT INTO t(x) VALUES (hex(randomblob(500)))");
+    ASSERT_EQ(scalar(reader, "SELECT count(*) FROM t"), i);
+    ASSERT_EQ(scalar(reader, "SELECT sum(length(x)) FROM t"), 1000 * i + 39000 * (i / 10));
+  }
+  const WalFrameWrites after = walFrameWrites();
+  EXPECT_EQ(after.writes - before.writes, 100u) << "one write per commit";
+  EXPECT_GE(after.frames - before.frames, 100u + 10 * 10)
+      << "a frame or more per commit, ten or more for the large rows";
+  EXPECT_EQ(text(reader, "PRAGMA integrity_check"), "ok");
+  sqlite3_close(reader);
+  sqlite3_close(writer);
+}
+
+TEST(WalFrameVfsTest, ALargeTransactionGoesOutInBoundedWrites) {
+  // 8 MB in one transaction, with a cache large enough not to spill: the frames are held up to
+  // 1 MiB at a time and written in chunks the default VFS takes (124 KiB), not one write per frame.
+  testing::TempDir dir;
+  auto path = dir.file("large.db");
+  sqlite3* writer = open(path, walFrameVfs());
+  exec(writer, "PRAGMA cache_size=-65536");
+  exec(writer, "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT)");
+  const WalFrameWrites before = walFrameWrites();
+  exec(writer, "BEGIN");
+  for (int i = 0; i < 2000; ++i) exec(writer, "INSERT INTO t(x) VALUES (hex(randomblob(2000)))");
+  exec(writer, "COMMIT");
+  const WalFrameWrites after = walFrameWrites();
+  const uint64_t frames = after.frames - before.frames;
+  const uint64_t writes = after.writes - before.writes;
+  const uint64_t bytes = frames * (24 + 4096);
+  EXPECT_GE(frames, 2000u);
+  EXPECT_GE(writes, bytes / (124 * 1024)) << "no write above the default VFS's limit";
+  EXPECT_LE(writes, bytes / (124 * 1024) + bytes / (1 << 20) + 2) << "full chunks but the last of each 1 MiB run";
 
   sqlite3* reader = open(path, nullptr);
-  EXPECT_EQ(scalar(reader, "SELECT count(*) FROM t"), 100);
+  EXPECT_EQ(scalar(reader, "SELECT count(*) FROM t"), 2000);
   EXPECT_EQ(text(reader, "PRAGMA integrity_check"), "ok");
   sqlite3_close(reader);
   sqlite3_close(writer);
@@ -67,7 +107,7 @@ TEST(WalFrameVfsTest, SpilledRolledBackAndRewrittenFramesStayConsistent) {
   // A transaction larger than the page cache spills frames into the WAL before its commit; a
   // rollback leaves them there unused; a page written twice in one transaction is rewritten in
   // place (page only, no header) and the checksums of the frames after it are written again
-  // (headers only, after reading the frames back). All through the held-header path.
+  // (headers only, after reading the frames back). All through the held-frames path.
   testing::TempDir dir;
   auto path = dir.file("spill.db");
   sqlite3* writer = open(path, walFrameVfs());
@@ -138,8 +178,8 @@ bool run(sqlite3* db, const char* sql) {
 }
 
 TEST(WalFrameVfsTest, EveryCommitSurvivesTheProcessBeingKilled) {
-  // The header is held in memory until its page comes: a commit must be whole in the file when
-  // SQLite returns from it. A child commits and is killed; every row it committed is there.
+  // Frames are held in memory until their commit frame is complete: a commit must be whole in the
+  // file when SQLite returns from it. A child commits and is killed; every row it committed is there.
   testing::TempDir dir;
   auto path = dir.file("killed.db");
   int32_t committed = runThenKill([&] {
@@ -162,7 +202,8 @@ TEST(WalFrameVfsTest, ACommitThatRewroteSpilledPagesSurvivesTheProcessBeingKille
   // commit SQLite rewrites those frames' pages in place and then the headers (checksums) of every
   // frame from the first rewritten one to the commit frame: 24-byte writes below the WAL's end, the
   // commit frame's last, after which SQLite writes nothing more. Held, that last header would stay in
-  // memory, and a kill would lose the transaction (the frame's old checksum breaks the chain).
+  // memory, and a kill would lose the transaction (the frame's old checksum breaks the chain): only
+  // frames appended at the end are held.
   testing::TempDir dir;
   auto path = dir.file("rewritten.db");
   int32_t committed = runThenKill([&] {
@@ -178,6 +219,43 @@ TEST(WalFrameVfsTest, ACommitThatRewroteSpilledPagesSurvivesTheProcessBeingKille
   sqlite3* db = open(path, nullptr);
   EXPECT_EQ(scalar(db, "SELECT count(*) FROM t"), 300);
   EXPECT_EQ(scalar(db, "SELECT count(*) FROM t WHERE x = 'rewritten'"), 100);
+  EXPECT_EQ(text(db, "PRAGMA integrity_check"), "ok");
+  sqlite3_close(db);
+}
+
+TEST(WalFrameVfsTest, ACommitWhoseWriteFailedIsNotWrittenLater) {
+  // A commit whose held frames cannot be written (here the file size limit, as a full disk) fails,
+  // and SQLite rolls it back; the frames before its commit frame stay held (SQLite was told they
+  // were written) and are written at the next operation, but the commit frame is dropped: written
+  // later, it would make a transaction that SQLite reported as failed whole in the WAL, and a
+  // recovery after a crash would apply it. A child fills the WAL up to the limit, raises it, makes
+  // the layer write what it holds (a checkpoint reads the WAL) and is killed.
+  testing::TempDir dir;
+  auto path = dir.file("full.db");
+  int32_t committed = runThenKill([&] {
+    std::signal(SIGXFSZ, SIG_IGN);
+    sqlite3* db = openInChild(path, "");
+    if (!run(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT)") || !run(db, "INSERT INTO t(x) VALUES ('first')")) {
+      return -2;
+    }
+    struct stat wal {};
+    if (stat((path + "-wal").c_str(), &wal) != 0) return -3;
+    rlimit limit{};
+    getrlimit(RLIMIT_FSIZE, &limit);
+    const rlim_t unlimited = limit.rlim_cur;
+    limit.rlim_cur = static_cast<rlim_t>(wal.st_size) + 40000;
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return -4;
+    int32_t n = 1;
+    // Rows of several pages each: the failing commit holds frames before its commit frame.
+    while (n < 100 && run(db, "INSERT INTO t(x) VALUES (hex(randomblob(6000)))")) ++n;
+    limit.rlim_cur = unlimited;
+    if (n == 100 || setrlimit(RLIMIT_FSIZE, &limit) != 0) return -5;
+    if (!run(db, "PRAGMA wal_checkpoint(PASSIVE)")) return -6;
+    return n;
+  });
+  ASSERT_GT(committed, 1) << "the child's code for what went wrong: " << committed;
+  sqlite3* db = open(path, nullptr);
+  EXPECT_EQ(scalar(db, "SELECT count(*) FROM t"), committed) << "the failed commit came back";
   EXPECT_EQ(text(db, "PRAGMA integrity_check"), "ok");
   sqlite3_close(db);
 }
