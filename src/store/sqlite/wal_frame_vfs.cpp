@@ -58,10 +58,13 @@ bool isCommitHeader(const void* header) {
   return (h[4] | h[5] | h[6] | h[7]) != 0;
 }
 
-// Writes the held frames; the file is then as SQLite wrote it. If a write fails, frames SQLite was
-// told were written stay held (what was not written of them), so the next operation tries again
-// and reports the error too; but a commit frame is dropped with its failed write: SQLite rolls
-// that transaction back, and a later retry must not complete a transaction SQLite reported failed.
+// Writes the held frames; the file is then as SQLite wrote it. If a write fails:
+// - at a commit (its commit frame is held), what is left is dropped: SQLite rolls the whole
+//   transaction back after a failed commit, so those frames are garbage, and written by a later
+//   retry they could complete a transaction that SQLite reported as failed;
+// - otherwise (a spill's frames, flushed before a read), what is left stays held, so the next
+//   operation tries again and reports the error too: SQLite may roll back only the statement and
+//   go on with the transaction, whose frames it was told were written.
 int release(WalFile* f) {
   sqlite3_int64 done = 0;
   int rc = SQLITE_OK;
@@ -77,14 +80,14 @@ int release(WalFile* f) {
     frames_held.fetch_add(static_cast<uint64_t>(f->frames), std::memory_order_relaxed);
     f->held = 0;
     f->frames = 0;
+  } else if (f->commit_at >= 0) {
+    f->end = f->held_offset + done;
+    f->held = 0;
+    f->frames = 0;
   } else {
     std::memmove(f->buffer, f->buffer + done, static_cast<size_t>(f->held - done));
     f->held_offset += done;
     f->held -= done;
-    if (f->commit_at >= 0) {
-      f->held = std::max<sqlite3_int64>(0, f->commit_at - f->held_offset);
-      f->end = f->commit_at;
-    }
   }
   f->commit_at = -1;
   return rc;

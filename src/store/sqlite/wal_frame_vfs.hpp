@@ -19,9 +19,16 @@ namespace agentwire::store {
 // truncate, size, close, file control, a write elsewhere). So every sync and every read sees the
 // file as SQLite wrote it, and a commit is in the file (the OS's cache) when SQLite returns from
 // it, as before: a process crash loses nothing SQLite called committed. Frames of a transaction
-// that has not committed may stay in memory (no other connection reads past the last commit).
-// Other files (the database, its shared memory, temporary files) are the default VFS's own, with
-// no layer in between.
+// that has not committed may stay in memory (no other connection reads past the last commit). A
+// commit whose write fails drops what is held (SQLite rolls it back), so no later write completes
+// it; as with the default VFS, a commit whose frames were written but whose sync then failed
+// (synchronous=FULL) is reported failed yet whole in the WAL.
+//
+// For the WAL of one writing connection (the store's writer): held frames are written at that
+// connection's next operation on the file, which would overwrite another writer's frames written
+// in between. Other connections (checkpointer, readers, backups) use the default VFS. Other files
+// (the database, its shared memory, temporary files) are the default VFS's own, with no layer in
+// between.
 const char* walFrameVfs();
 
 // Since the process started: frames written through the held path, and the writes that carried

@@ -225,11 +225,12 @@ TEST(WalFrameVfsTest, ACommitThatRewroteSpilledPagesSurvivesTheProcessBeingKille
 
 TEST(WalFrameVfsTest, ACommitWhoseWriteFailedIsNotWrittenLater) {
   // A commit whose held frames cannot be written (here the file size limit, as a full disk) fails,
-  // and SQLite rolls it back; the frames before its commit frame stay held (SQLite was told they
-  // were written) and are written at the next operation, but the commit frame is dropped: written
-  // later, it would make a transaction that SQLite reported as failed whole in the WAL, and a
-  // recovery after a crash would apply it. A child fills the WAL up to the limit, raises it, makes
-  // the layer write what it holds (a checkpoint reads the WAL) and is killed.
+  // and SQLite rolls it back. What the layer held of it is dropped: written later, it would make a
+  // transaction that SQLite reported as failed whole in the WAL, and a recovery after a crash would
+  // apply it; and kept for a retry, it would fail every read on the connection while the disk is
+  // full. A child fills the WAL up to the limit, reads everything back from the WAL with the limit
+  // still there, raises it, makes the layer write whatever it holds (a checkpoint reads the WAL)
+  // and is killed.
   testing::TempDir dir;
   auto path = dir.file("full.db");
   int32_t committed = runThenKill([&] {
@@ -248,6 +249,13 @@ TEST(WalFrameVfsTest, ACommitWhoseWriteFailedIsNotWrittenLater) {
     int32_t n = 1;
     // Rows of several pages each: the failing commit holds frames before its commit frame.
     while (n < 100 && run(db, "INSERT INTO t(x) VALUES (hex(randomblob(6000)))")) ++n;
+    // The page cache emptied, the count reads the table's pages from the WAL.
+    if (!run(db, "PRAGMA shrink_memory")) return -7;
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &st, nullptr);
+    const bool read = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == n;
+    sqlite3_finalize(st);
+    if (!read) return -8;
     limit.rlim_cur = unlimited;
     if (n == 100 || setrlimit(RLIMIT_FSIZE, &limit) != 0) return -5;
     if (!run(db, "PRAGMA wal_checkpoint(PASSIVE)")) return -6;
