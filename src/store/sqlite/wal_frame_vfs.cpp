@@ -146,30 +146,23 @@ int walRead(sqlite3_file* file, void* buf, int amt, sqlite3_int64 offset) {
 int walWrite(sqlite3_file* file, const void* buf, int amt, sqlite3_int64 offset) {
   WalFile* f = walFile(file);
   const bool header = amt == kFrameHeader;
-  if (f->held > 0 && offset == f->held_offset + f->held) {
-    const sqlite3_int64 at = offset;
-    if (!hold(f, buf, amt)) {  // no memory: write what is held, then this as SQLite asked
-      if (int rc = release(f); rc != SQLITE_OK) return rc;
-      return writeThrough(f, buf, amt, offset);
-    }
-    if (header) {
-      ++f->frames;
-      if (isCommitHeader(buf)) f->commit_at = at;
-      return SQLITE_OK;
-    }
-    if (f->commit_at >= 0 || f->held >= kMaxHeld) return release(f);
+  if (f->held == 0 || offset != f->held_offset + f->held) {
+    // Not an append to what is held: that goes out first; a new frame's header starts holding again.
+    if (int rc = release(f); rc != SQLITE_OK) return rc;
+    if (!header || offset < f->end || f->end == 0) return writeThrough(f, buf, amt, offset);
+    f->held_offset = offset;
+  }
+  if (!hold(f, buf, amt)) {  // no memory: write what is held, then this as SQLite asked
+    if (int rc = release(f); rc != SQLITE_OK) return rc;
+    return writeThrough(f, buf, amt, offset);
+  }
+  if (header) {
+    ++f->frames;
+    if (isCommitHeader(buf)) f->commit_at = offset;
     return SQLITE_OK;
   }
-  if (int rc = release(f); rc != SQLITE_OK) return rc;
-  if (header && offset >= f->end && f->end > 0) {
-    f->held_offset = offset;
-    if (hold(f, buf, amt)) {
-      f->frames = 1;
-      f->commit_at = isCommitHeader(buf) ? offset : -1;
-      return SQLITE_OK;
-    }
-  }
-  return writeThrough(f, buf, amt, offset);
+  if (f->commit_at >= 0 || f->held >= kMaxHeld) return release(f);
+  return SQLITE_OK;
 }
 
 int walTruncate(sqlite3_file* file, sqlite3_int64 size) {
